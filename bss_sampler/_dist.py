@@ -1,0 +1,40 @@
+"""Rank and world helpers and the one all-reduce; no-ops without a process group."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+def is_distributed() -> bool:
+    """True under an initialised process group with more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    """Number of ranks of the default process group (1 without one)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    """This process's rank in the default process group (0 without one)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over all ranks, returning a new tensor on ``tensor``'s device.
+
+    The input is never modified. Without a process group this is a copy. NCCL reduces on the
+    current CUDA device; every other backend (gloo) on the CPU.
+    """
+    if not is_distributed():
+        return tensor.clone()
+    comm_device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )
+    buffer = tensor.to(comm_device, copy=True)
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    return buffer.to(tensor.device)

@@ -1,0 +1,93 @@
+"""Seeded epoch orders and distributed sharding, as pure functions.
+
+* :func:`shuffled_prefix`: the heuristic scheduler's epoch (Eq. 8): the first ``count`` entries of
+  a ranking, in a uniformly random order.
+* :func:`weighted_permutation`: the learned scheduler's epoch (Eq. 10-11): a permutation of all
+  items drawn without replacement with probabilities ``softmax(logits)`` (a Plackett-Luce draw).
+  It uses exponential keys (Efraimidis-Spirakis, equivalently Gumbel-top-k) and one sort, so it
+  has no ``torch.multinomial`` limit of 2^24 categories and costs ``O(N log N)``.
+* :func:`shard`: the share of one rank, exactly as ``torch.utils.data.DistributedSampler`` cuts it.
+
+Every function takes an explicit CPU ``torch.Generator``; none touches the global RNG. Given the
+same inputs and generator state, every process computes the same order, which is what lets ranks
+agree without communicating.
+
+>>> import torch
+>>> g = epoch_generator(seed=0, epoch=0)
+>>> sorted(weighted_permutation(torch.zeros(5), g).tolist())
+[0, 1, 2, 3, 4]
+>>> shard(torch.arange(5), num_replicas=2, rank=1, drop_last=False).tolist()
+[1, 3, 0]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["epoch_generator", "shard", "shard_size", "shuffled_prefix", "weighted_permutation"]
+
+_MASK32 = 0xFFFFFFFF
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, epoch)``, each taken modulo ``2**32``.
+
+    Distinct pairs give distinct streams (unlike ``seed + epoch``).
+    """
+    return torch.Generator().manual_seed(((seed & _MASK32) << 32) | (epoch & _MASK32))
+
+
+def shuffled_prefix(ranking: Tensor, count: int, generator: torch.Generator) -> Tensor:
+    """The first ``count`` entries of ``ranking`` in a uniformly random order (Eq. 8).
+
+    Args:
+        ranking: int64 tensor ``(N,)``, the samples from most to least preferred.
+        count: how many of the leading samples this epoch uses, ``1 <= count <= N``.
+        generator: CPU generator; consumed by one ``randperm(count)``.
+    """
+    return ranking[:count][torch.randperm(count, generator=generator)]
+
+
+def weighted_permutation(logits: Tensor, generator: torch.Generator) -> Tensor:
+    """A permutation of ``range(N)`` drawn without replacement with ``p = softmax(logits)``.
+
+    The first item is ``i`` with probability ``p_i``; each next item is drawn from the remaining
+    ones with renormalised probabilities (Eq. 11 with Eq. 10). Implementation: ``i`` is ranked by
+    the key ``log(E_i) - logits_i`` with ``E_i ~ Exp(1)``, ascending; ``-log(E_i)`` is a standard
+    Gumbel variable, so this is the Gumbel-top-k trick taken to ``k = N``.
+
+    Args:
+        logits: float tensor ``(N,)`` of finite log-weights (``s / T`` for softmax probabilities,
+            ``log w`` for weights ``w``).
+        generator: CPU generator; consumed by ``N`` exponential draws.
+
+    Returns:
+        int64 tensor ``(N,)``.
+    """
+    keys = torch.empty(logits.shape, dtype=torch.float32).exponential_(generator=generator)
+    keys.log_().sub_(logits)
+    return torch.argsort(keys)
+
+
+def shard_size(total: int, num_replicas: int, drop_last: bool) -> int:
+    """How many indices each rank gets from an epoch of ``total``, as in ``DistributedSampler``."""
+    if drop_last:
+        return total // num_replicas
+    return -(-total // num_replicas)
+
+
+def shard(order: Tensor, num_replicas: int, rank: int, drop_last: bool) -> Tensor:
+    """The share of ``rank`` in the global ``order``, exactly as ``DistributedSampler`` cuts it.
+
+    Without ``drop_last`` the order is padded by repeating its beginning to a multiple of
+    ``num_replicas``; with it, the tail is trimmed. Rank ``r`` then takes every
+    ``num_replicas``-th index starting at ``r``. The shares of all ranks are disjoint (apart from
+    the padding) and cover the epoch.
+    """
+    per_rank = shard_size(len(order), num_replicas, drop_last)
+    total = per_rank * num_replicas
+    if total > len(order):
+        repeats = -(-total // len(order))
+        order = order.repeat(repeats)
+    return order[rank:total:num_replicas]
