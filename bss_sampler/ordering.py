@@ -27,15 +27,23 @@ from torch import Tensor
 
 __all__ = ["epoch_generator", "shard", "shard_size", "shuffled_prefix", "weighted_permutation"]
 
-_MASK32 = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A CPU generator seeded from ``(seed, epoch)``, each taken modulo ``2**32``.
+    """A CPU generator seeded from ``(seed, epoch)`` through a SplitMix64 hash.
 
-    Distinct pairs give distinct streams (unlike ``seed + epoch``).
+    Distinct pairs give unrelated streams (unlike ``seed + epoch``, where ``(0, 1)`` and
+    ``(1, 0)`` coincide); every bit of both reaches the 32-bit seed of the CPU generator.
     """
-    return torch.Generator().manual_seed(((seed & _MASK32) << 32) | (epoch & _MASK32))
+    return torch.Generator().manual_seed(_splitmix64(_splitmix64(seed & _MASK64) + epoch))
 
 
 def shuffled_prefix(ranking: Tensor, count: int, generator: torch.Generator) -> Tensor:

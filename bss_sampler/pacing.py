@@ -39,11 +39,15 @@ class PacingFunction(Protocol):
 
 def root_pacing(epoch: int, *, lambda0: float, t_grow: float) -> float:
     """``min(1, sqrt((1 - lambda0^2) / t_grow * t + lambda0^2))`` (Eq. 7)."""
+    if epoch >= t_grow:  # exactly 1, whatever the rounding
+        return 1.0
     return min(1.0, math.sqrt((1.0 - lambda0**2) / t_grow * epoch + lambda0**2))
 
 
 def linear_pacing(epoch: int, *, lambda0: float, t_grow: float) -> float:
     """``min(1, lambda0 + (1 - lambda0) * t / t_grow)``."""
+    if epoch >= t_grow:
+        return 1.0
     return min(1.0, lambda0 + (1.0 - lambda0) * epoch / t_grow)
 
 
@@ -53,6 +57,8 @@ def baby_step_pacing(epoch: int, *, lambda0: float, t_grow: float) -> float:
     ``K = ceil((1 - lambda0) / lambda0)`` equal steps of at most ``lambda0`` each, the last one at
     ``t_grow``.
     """
+    if epoch >= t_grow:
+        return 1.0
     steps = max(1, math.ceil((1.0 - lambda0) / lambda0 - 1e-9))
     return min(1.0, lambda0 + (1.0 - lambda0) * math.floor(steps * epoch / t_grow) / steps)
 

@@ -16,9 +16,9 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader, DistributedSampler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import PairDataset, PairModel  # noqa: E402
+from conftest import PairDataset, PairModel
 
-from bss_sampler import BalanceScorer, HeuristicCurriculumSampler, LearnedBalanceSampler  # noqa: E402
+from bss_sampler import BalanceScorer, HeuristicCurriculumSampler, LearnedBalanceSampler
 
 WORLD = 2
 

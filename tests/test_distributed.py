@@ -29,7 +29,9 @@ def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
         [sys.executable, str(WORKER), str(out), _free_port()],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]

@@ -91,11 +91,11 @@ def test_min_max_constant_is_zero():
 def test_matches_reference(n, modalities, classes, alpha, seed, criteria):
     g = torch.Generator().manual_seed(seed)
     multi = torch.randn(n, classes, generator=g, dtype=torch.float64) * 3
-    unis = [torch.randn(n, classes, generator=g, dtype=torch.float64) * 3 for _ in range(modalities)]
+    unis = [
+        torch.randn(n, classes, generator=g, dtype=torch.float64) * 3 for _ in range(modalities)
+    ]
     y = torch.randint(0, classes, (n,), generator=g)
-    got = balance_score(
-        prediction_similarity(unis), balance_loss(multi, unis, y, alpha), criteria
-    )
+    got = balance_score(prediction_similarity(unis), balance_loss(multi, unis, y, alpha), criteria)
     want = reference_scores(multi.tolist(), [u.tolist() for u in unis], y.tolist(), alpha, criteria)
     assert torch.allclose(got.double(), torch.tensor(want, dtype=torch.float64), atol=1e-4)
     assert got.min() >= -1 and got.max() <= 1

@@ -155,9 +155,10 @@ def test_sharding_covers_epoch_disjointly(cls, replicas, drop_last):
     else:
         assert set(flat) == set(epoch) and len(flat) - len(epoch) < replicas
     interleaved = [shares[k % replicas][k // replicas] for k in range(len(flat))]
-    assert interleaved[: len(epoch) - (len(epoch) % replicas if drop_last else 0)] == epoch[
-        : len(interleaved)
-    ]
+    assert (
+        interleaved[: len(epoch) - (len(epoch) % replicas if drop_last else 0)]
+        == epoch[: len(interleaved)]
+    )
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
@@ -169,7 +170,9 @@ def test_resume_after_k_indices(cls, k):
     head = [next(it) for _ in range(k)]
     state = s.state_dict()
     rest = list(it)
-    fresh = cls(range(N), **({"lambda0": 1.0, "t_grow": 5} if cls is HeuristicCurriculumSampler else {}))
+    fresh = cls(
+        range(N), **({"lambda0": 1.0, "t_grow": 5} if cls is HeuristicCurriculumSampler else {})
+    )
     fresh.load_state_dict(state)
     fresh.set_epoch(2)  # the training loop's call for the resumed epoch keeps the position
     assert list(fresh) == rest and head + rest == list(s)
@@ -186,16 +189,20 @@ def test_resume_through_dataloader_and_torch_save(cls, tmp_path):
     seen = [next(batches).tolist() for _ in range(3)]
     torch.save(s.state_dict(), tmp_path / "s.pt")
     rest = [b.tolist() for b in batches]
-    fresh = cls(range(N), **({"lambda0": 0.3, "t_grow": 5} if cls is HeuristicCurriculumSampler else {}))
+    fresh = cls(
+        range(N), **({"lambda0": 0.3, "t_grow": 5} if cls is HeuristicCurriculumSampler else {})
+    )
     fresh.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
     assert [b.tolist() for b in DataLoader(range(N), batch_size=4, sampler=fresh)] == rest
-    assert sum(seen + rest, []) == list(s)
+    assert [i for b in seen + rest for i in b] == list(s)
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
 def test_state_dict_from_another_dataset_or_config(cls):
     state = make(cls).state_dict()
-    with pytest.raises(ValueError, match="dataset of 50 samples, this sampler's data_source has 49"):
+    with pytest.raises(
+        ValueError, match="dataset of 50 samples, this sampler's data_source has 49"
+    ):
         cls(range(N - 1)).load_state_dict(state)
     other = make(cls, alpha=0.5)
     with pytest.raises(ValueError, match="saved with alpha=0.2, this sampler has alpha=0.5"):
@@ -235,12 +242,24 @@ def test_update_scores_end_to_end(cls, model, dataset):
         (LearnedBalanceSampler, {"update_every": 0}, "update_every must be an int >= 1, got 0"),
         (LearnedBalanceSampler, {"probabilities": "exp"}, "probabilities must be one of"),
         (LearnedBalanceSampler, {"order": "imbalanced_first"}, "order must be one of"),
-        (LearnedBalanceSampler, {"preset": "code"}, r"preset must be one of \['official', 'paper'\]"),
+        (
+            LearnedBalanceSampler,
+            {"preset": "code"},
+            r"preset must be one of \['official', 'paper'\]",
+        ),
         (LearnedBalanceSampler, {"alpha": 2}, r"alpha must lie in \[0, 1\], got 2"),
-        (LearnedBalanceSampler, {"num_replicas": 2, "rank": 5}, r"rank must lie in \[0, 1\].* got 5"),
+        (
+            LearnedBalanceSampler,
+            {"num_replicas": 2, "rank": 5},
+            r"rank must lie in \[0, 1\].* got 5",
+        ),
         (LearnedBalanceSampler, {"num_replicas": 2, "rank": -1}, r"rank must lie in \[0, 1\]"),
         (LearnedBalanceSampler, {"num_replicas": 0, "rank": 0}, "num_replicas must be an int >= 1"),
-        (LearnedBalanceSampler, {"num_replicas": 2}, "num_replicas and rank must be given together"),
+        (
+            LearnedBalanceSampler,
+            {"num_replicas": 2},
+            "num_replicas and rank must be given together",
+        ),
         (LearnedBalanceSampler, {"seed": 1.5}, "seed must be an int, got 1.5"),
     ],
 )
@@ -265,7 +284,9 @@ def test_bad_scores_and_epochs(cls):
 def test_callable_pacing_out_of_range():
     s = HeuristicCurriculumSampler(range(4), pacing=lambda t: 1.5)
     s.set_scores(torch.zeros(4))
-    with pytest.raises(ValueError, match=r"pacing\(0\) must return a fraction in \(0, 1\], got 1.5"):
+    with pytest.raises(
+        ValueError, match=r"pacing\(0\) must return a fraction in \(0, 1\], got 1.5"
+    ):
         len(s)
 
 

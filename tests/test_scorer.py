@@ -29,10 +29,13 @@ def test_two_modalities_by_hand():
     # similarities: identical -> 1; [.75,.25]·[.5,.5] -> .5/(.7906*.7071) = .8944; mirrored -> .6
     sim = [1.0, 0.5 / (math.sqrt(0.625) * math.sqrt(0.5)), 0.375 / 0.625]
     ce75, ce50, ce25 = -math.log(0.75), math.log(2), -math.log(0.25)
-    loss = [0.5 * ce50 + 0.5 * (ce75 + ce75), 0.5 * ce50 + 0.5 * (ce75 + ce50),
-            0.5 * ce50 + 0.5 * (ce25 + ce75)]
+    loss = [
+        0.5 * ce50 + 0.5 * (ce75 + ce75),
+        0.5 * ce50 + 0.5 * (ce75 + ce50),
+        0.5 * ce50 + 0.5 * (ce25 + ce75),
+    ]
     norm = lambda xs: [(x - min(xs)) / (max(xs) - min(xs)) for x in xs]  # noqa: E731
-    want = [s - l for s, l in zip(norm(sim), norm(loss))]  # in batch order: indices 2, 0, 1
+    want = [a - b for a, b in zip(norm(sim), norm(loss))]  # in batch order: indices 2, 0, 1
     got = scorer.compute()
     assert got.dtype == torch.float32 and got.device.type == "cpu"
     assert got[[2, 0, 1]].tolist() == pytest.approx(want, abs=1e-6)

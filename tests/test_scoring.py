@@ -54,7 +54,9 @@ def test_custom_forward_and_mapping_output(dataset):
             z = self.lin(a)
             return {"multimodal": z, "unimodal": {"a": z, "v": z * 0.5}}
 
-    got = score_dataset(DictModel(), DataLoader(dataset, batch_size=9), len(dataset), progress=False)
+    got = score_dataset(
+        DictModel(), DataLoader(dataset, batch_size=9), len(dataset), progress=False
+    )
     assert got.shape == (len(dataset),)
 
     def forward(model, batch):
@@ -62,7 +64,10 @@ def test_custom_forward_and_mapping_output(dataset):
         return multi, unis, targets, batch["index"]
 
     again = score_dataset(
-        DictModel(), DataLoader(dataset, batch_size=9), len(dataset), forward=forward,
+        DictModel(),
+        DataLoader(dataset, batch_size=9),
+        len(dataset),
+        forward=forward,
         progress=False,
     )
     assert again.shape == got.shape

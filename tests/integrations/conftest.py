@@ -22,17 +22,26 @@ if str(RECIPES) not in sys.path:
 def _run(args: Sequence[str], *, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run ``python *args`` in the recipes' folder, one thread per process; fail with its output."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, *args], cwd=RECIPES, env=env, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=RECIPES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited with {result.returncode}:\n"
-                    f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(args)} exited with {result.returncode}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
 def _torchrun(script: str, *args: str, nproc: int = 2) -> subprocess.CompletedProcess[str]:
-    return _run(["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                 script, *args])
+    return _run(
+        ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", script, *args]
+    )
 
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]

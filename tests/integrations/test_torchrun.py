@@ -15,14 +15,14 @@ def test_ranks_match_one_process_and_resume_continues_exactly(
     tmp_path: Path, torchrun: Callable[..., object]
 ) -> None:
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    torchrun("torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(full),
-             "--checkpoint-at", CHECKPOINT_AT)
+    torchrun(
+        "torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(full), "--checkpoint-at", CHECKPOINT_AT
+    )
     records = verify_run(full, "learned", ToyAV(64), world_size=2)
     assert [entry["length"] for entry in records[0]] == [32, 32, 32]
 
     # a fresh pair of processes that only has the step-10 checkpoint (as after a kill)
-    torchrun("torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(resumed),
-             "--resume", str(full))
+    torchrun("torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(resumed), "--resume", str(full))
     assert (resumed / "record-rank0.json").read_text() == (full / "record-rank0.json").read_text()
     assert (resumed / "record-rank1.json").read_text() == (full / "record-rank1.json").read_text()
     final = torch.load(full / "final-model.pt", weights_only=True)
