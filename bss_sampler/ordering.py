@@ -75,7 +75,11 @@ def weighted_permutation(logits: Tensor, generator: torch.Generator) -> Tensor:
     """
     keys = torch.empty(logits.shape, dtype=torch.float32).exponential_(generator=generator)
     keys.log_().sub_(logits)
-    return torch.argsort(keys)
+    # Sort the float32 keys as int32 with the same order (negative floats have their magnitude
+    # bits flipped): the integer radix sort takes about half the time of a float sort.
+    bits = keys.view(torch.int32)
+    bits.bitwise_xor_((bits >> 31) & 0x7FFFFFFF)
+    return torch.sort(bits, stable=True).indices
 
 
 def shard_size(total: int, num_replicas: int, drop_last: bool) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from itertools import chain
 from typing import Any, Callable, Union
 
 import torch
@@ -32,6 +33,7 @@ __all__ = ["HeuristicCurriculumSampler", "LearnedBalanceSampler"]
 Pacing = Union[str, Callable[[int], float]]
 
 _STATE_VERSION = 1
+_CHUNK = 1 << 16
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -82,8 +84,9 @@ class _ScoredSampler(Sampler[int]):
         self.epoch = 0
         self._scores: Tensor | None = None
         self._resume = 0  # indices of this epoch already yielded before a checkpoint
-        self._start = 0
-        self._local: list[int] = []
+        self._order = torch.empty(0, dtype=torch.long)
+        self._chunk_end = 0
+        self._chunk: Iterator[int] = iter(())
         self._iterator: Iterator[int] | None = None
 
     @staticmethod
@@ -196,15 +199,27 @@ class _ScoredSampler(Sampler[int]):
         order = self._global_order(epoch_generator(self.seed, self.epoch))
         if self.num_replicas is not None and self.rank is not None:
             order = shard(order, self.num_replicas, self.rank, self.drop_last)
-        self._start, self._resume = self._resume, 0
-        self._local = order[self._start :].tolist()
-        self._iterator = iter(self._local)
+        start, self._resume = self._resume, 0
+        self._order = order
+        self._chunk_end = start
+        self._chunk = iter(())
+        # Python ints are made one chunk at a time (36 bytes each), not for the whole epoch;
+        # chain() keeps the per-index cost in C.
+        self._iterator = chain.from_iterable(
+            map(self._make_chunk, range(start, len(order), _CHUNK))
+        )
         return self._iterator
 
+    def _make_chunk(self, begin: int) -> Iterator[int]:
+        self._chunk_end = min(begin + _CHUNK, len(self._order))
+        self._chunk = iter(self._order[begin : self._chunk_end].tolist())
+        return self._chunk
+
     def _yielded(self) -> int:
+        """Indices of this epoch handed out so far (position of the running iterator)."""
         if self._iterator is None:
             return self._resume
-        return self._start + len(self._local) - operator.length_hint(self._iterator)
+        return self._chunk_end - operator.length_hint(self._chunk)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

@@ -193,26 +193,36 @@ class BalanceScorer:
         n, classes = self.num_samples, multi.shape[1]
         bad_index = (idx < 0) | (idx >= n)
         bad_target = (targets < 0) | (targets >= classes)
-        finite = torch.stack([multi.isfinite().all(-1)] + [u.isfinite().all(-1) for u in uni])
-        if idx.device.type == "cpu":  # checking is free on the host: fail at the faulty batch
-            self._raise_now(idx, bad_index, targets, bad_target, finite, classes)
-        safe_idx = torch.where(bad_index, 0, idx)
-        safe_targets = torch.where(bad_target, 0, targets)
-        valid = finite.all(0) & ~bad_target & ~bad_index
-        sim = prediction_similarity(uni)
-        loss = balance_loss(multi, uni, safe_targets, self.alpha)
+        # A row holds NaN or inf iff its float32 sum does (logits never approach 1e38).
+        finite = torch.stack([z.float().sum(-1) for z in (multi, *uni)]).isfinite()
         buffer, bad_count = self._buffers(idx.device)
+        if self._check_eagerly(idx.device):
+            self._raise_now(idx, bad_index, targets, bad_target, finite, classes)
+            sim = prediction_similarity(uni)
+            ones = torch.ones_like(sim)
+            rows = torch.stack([sim, balance_loss(multi, uni, targets, self.alpha), ones])
+            buffer[:_NONFINITE].index_add_(1, idx, rows.to(buffer.dtype))
+            return
+        all_finite = finite.all(0)
+        valid = all_finite & ~bad_target & ~bad_index
+        safe_idx = torch.where(bad_index, 0, idx)
+        loss = balance_loss(multi, uni, torch.where(bad_target, 0, targets), self.alpha)
         rows = torch.stack(
             [
-                torch.where(valid, sim, 0.0),
+                torch.where(valid, prediction_similarity(uni), 0.0),
                 torch.where(valid, loss, 0.0),
                 valid.float(),
-                (~finite.all(0) & ~bad_index).float(),
+                (~all_finite & ~bad_index).float(),
                 (bad_target & ~bad_index).float(),
             ]
-        ).to(buffer.dtype)
-        buffer.index_add_(1, safe_idx, rows)
+        )
+        buffer.index_add_(1, safe_idx, rows.to(buffer.dtype))
         bad_count.add_(bad_index.sum())
+
+    @staticmethod
+    def _check_eagerly(device: torch.device) -> bool:
+        """On the host a check costs no device sync: fail at the faulty batch there."""
+        return device.type == "cpu"
 
     def _raise_now(
         self,

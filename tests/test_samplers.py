@@ -304,3 +304,18 @@ def test_learned_sampler_beyond_multinomial_limit():
     share = list(s)
     assert len(share) == len(s) == (n + 1) // 2
     assert len(set(share)) == len(share)
+
+
+@pytest.mark.parametrize("k", [65_535, 65_536, 65_537, 150_000])
+def test_resume_across_chunk_boundaries(k):
+    n = 150_000
+    s = LearnedBalanceSampler(range(n))
+    s.set_scores(torch.zeros(n))
+    it = iter(s)
+    for _ in range(k):
+        next(it)
+    state = s.state_dict()
+    assert state["yielded"] == k
+    fresh = LearnedBalanceSampler(range(n))
+    fresh.load_state_dict(state)
+    assert list(fresh) == list(it)

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("lightning", reason="the `lightning` extra is not installed")
 
-from _toy import ToyAV, load_records, verify_run  # noqa: E402
+from _toy import ToyAV, load_records, verify_run
 
 
 def test_growing_curriculum_and_resume_from_epoch_checkpoint(

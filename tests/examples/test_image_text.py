@@ -1,0 +1,126 @@
+"""The image-text example (Twitter2015, Sarcasm) end to end on tiny fixtures, and its parts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from examples import image_text
+from examples.imtext.data import clean_text, read_split
+from examples.imtext.fixtures import make_image_text_fixture, make_tiny_bert
+from examples.vision.resnet import ResNet50
+from examples.vision.weights import adapt_input_channels, load_local_weights
+
+TINY = [
+    "--resnet-width", "0.0625", "--image-size", "32", "--max-length", "16", "--batch-size", "4",
+    "--epochs", "2", "--no-progress", "--quiet", "--device", "cpu", "--lambda0", "0.5",
+    "--update-every", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("imtext")
+    out = {k: make_image_text_fixture(k, base / k) for k in ("twitter2015", "sarcasm")}
+    return {**out, "bert": make_tiny_bert(base / "bert")}
+
+
+def run(roots: dict[str, Path], dataset: str, out: Path, *extra: str) -> list[dict[str, float]]:
+    argv = ["--dataset", dataset, "--root", str(roots[dataset]), "--bert", str(roots["bert"])]
+    return image_text.main([*argv, "--out", str(out), *TINY, *extra])
+
+
+@pytest.mark.parametrize(
+    ("dataset", "sampler"),
+    [
+        ("twitter2015", "random"),
+        ("twitter2015", "heuristic"),
+        ("twitter2015", "learned"),
+        ("sarcasm", "learned"),
+    ],
+)
+def test_end_to_end(roots: dict[str, Path], tmp_path: Path, dataset: str, sampler: str) -> None:
+    history = run(roots, dataset, tmp_path, "--sampler", sampler)
+    assert [row["epoch"] for row in history] == [1, 2]
+    for split in ("val", "test"):
+        for head in ("", "multi_", "image_", "text_"):
+            assert 0.0 <= history[-1][f"{split}_{head}acc"] <= 1.0
+            assert 0.0 <= history[-1][f"{split}_{head}f1"] <= 1.0
+    assert math.isfinite(history[-1]["train_loss"])
+    assert json.loads((tmp_path / "best.json").read_text())["split"] == "val"
+    assert {"history.csv", "last.pt", "best.pt", "accuracy.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+
+
+def test_resume_matches_uninterrupted_run(roots: dict[str, Path], tmp_path: Path) -> None:
+    args = ("--sampler", "learned", "--scoring", "online")
+    full = run(roots, "sarcasm", tmp_path / "full", *args)
+    run(roots, "sarcasm", tmp_path / "part", *args, "--epochs", "1")
+    last = str(tmp_path / "part" / "last.pt")
+    resumed = run(roots, "sarcasm", tmp_path / "part", *args, "--resume", last)
+
+    def strip(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in row.items() if k != "time_s"} for row in rows]
+
+    assert strip(resumed) == strip(full)
+
+
+def test_sarcasm_without_validation_file_holds_out_train(
+    roots: dict[str, Path], tmp_path: Path
+) -> None:
+    root = tmp_path / "sarcasm"
+    make_image_text_fixture("sarcasm", root, per_class=4)
+    (root / "annotations" / "valid_data.json").unlink()
+    assert read_split("sarcasm", root, "val") is None
+    args = image_text.parse_args(
+        [
+            "--dataset",
+            "sarcasm",
+            "--root",
+            str(root),
+            "--bert",
+            str(roots["bert"]),
+            "--val-fraction",
+            "0.25",
+            *TINY,
+        ]
+    )
+    train, evals, score = image_text.load_data(args)
+    assert (len(train), len(evals["val"]), len(score)) == (6, 2, 6)
+    assert train.augment and not score.augment
+
+
+def test_twitter_rows_and_text_cleaning(roots: dict[str, Path]) -> None:
+    records = read_split("twitter2015", roots["twitter2015"], "train")
+    assert records is not None and len(records) == 6
+    assert all("$T$" not in r.text and r.image.is_file() for r in records)
+    assert [r.label for r in records] == [0, 0, 1, 1, 2, 2]
+    assert clean_text("A, b! c d", 3, strip_punctuation=True) == "a b c"
+    assert clean_text(" ".join(["w"] * 60), 50).count("w") == 50
+
+
+def test_paper_defaults() -> None:
+    args = image_text.parse_args(["--dataset", "sarcasm", "--root", "r", "--bert", "b"])
+    cfg = image_text.config_from_args(args)
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.alpha) == ("adam", 1e-5, 64, 0.2)
+
+
+def test_resnet50_names_and_local_weights(tmp_path: Path) -> None:
+    tiny = ResNet50(0.0625)
+    names = set(tiny.state_dict())
+    assert {"conv1.weight", "layer1.0.downsample.0.weight", "layer4.2.bn3.running_var"} <= names
+    assert tiny(torch.randn(2, 3, 32, 32)).shape == (2, tiny.out_features)
+    torch.save({"fc.weight": torch.zeros(3), **tiny.state_dict()}, tmp_path / "r.pth")
+    grey = ResNet50(0.0625, in_channels=1)
+    missing, skipped = load_local_weights(grey, tmp_path / "r.pth", verbose=False)
+    assert missing == [] and skipped == ["fc.weight"]
+    expected = adapt_input_channels(tiny.conv1.weight, 1)
+    assert torch.allclose(grey.conv1.weight, tiny.conv1.weight.sum(1, keepdim=True))
+    assert torch.equal(grey.conv1.weight, expected)

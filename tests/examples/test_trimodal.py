@@ -1,0 +1,109 @@
+"""The tri-modal example (NVGesture) end to end on a tiny fixture, and its parts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("cv2")
+
+from examples import trimodal
+from examples.gesture.data import ClipSpec, NVGestureDataset, flow_path, parse_line, read_list
+from examples.gesture.fixtures import make_nvgesture_fixture
+from examples.vision.i3d import I3D
+from examples.vision.video import farneback_flow, read_frames, write_video
+from examples.vision.weights import load_local_weights
+
+TINY = [
+    "--i3d-width", "0.0625", "--i3d-endpoint", "Mixed_4f", "--train-frames", "8",
+    "--test-frames", "11", "--frame-size", "36", "--crop", "32", "--epochs", "2",
+    "--no-progress", "--quiet", "--device", "cpu", "--lambda0", "0.5", "--update-every", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_nvgesture_fixture(tmp_path_factory.mktemp("nvgesture"))
+
+
+@pytest.mark.parametrize("sampler", ["random", "heuristic", "learned"])
+def test_end_to_end(root: Path, tmp_path: Path, sampler: str) -> None:
+    history = trimodal.main(["--root", str(root), "--out", str(tmp_path), *TINY,
+                             "--sampler", sampler])  # fmt: skip
+    assert [row["epoch"] for row in history] == [1, 2]
+    for head in ("", "multi_", "rgb_", "flow_", "depth_"):
+        assert 0.0 <= history[-1][f"test_{head}acc"] <= 1.0
+        assert 0.0 <= history[-1][f"test_{head}f1"] <= 1.0
+    assert math.isfinite(history[-1]["train_loss"])
+    assert {"history.csv", "last.pt", "best.pt", "accuracy.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+
+
+def test_paper_defaults() -> None:
+    cfg = trimodal.config_from_args(trimodal.parse_args(["--root", "r"]))
+    assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size) == ("sgd", 1e-2, 0.9, 2)
+
+
+def test_list_line_and_errors() -> None:
+    line = "path:./V/class_25/s1 depth:sk_depth:3:40 color:sk_color:2:41 label:25"
+    clip = parse_line(line, position=7)
+    assert (clip.path, clip.depth, clip.color, clip.label, clip.position) == (
+        "./V/class_25/s1",
+        (3, 40),
+        (2, 41),
+        24,
+        7,
+    )
+    with pytest.raises(ValueError, match=r"label must lie in \[1, 25\], got 26"):
+        parse_line(line.replace("label:25", "label:26"))
+    with pytest.raises(ValueError, match="list line lacks"):
+        parse_line("path:./V/x label:1")
+
+
+def test_items_align_modalities_and_are_seeded(root: Path) -> None:
+    clips = read_list(root, "train")
+    assert [c.label for c in clips] == [0, 0, 1, 1, 2, 2]
+    spec = ClipSpec(train_frames=5, test_frames=20, frame_size=36, crop=32)
+    train = NVGestureDataset(root, "train", spec=spec, seed=3)
+    item = train[2]
+    assert item["rgb"].shape == (3, 5, 32, 32) and item["flow"].shape == (2, 5, 32, 32)
+    assert item["depth"].shape == (1, 5, 32, 32) and int(item["target"]) == 1
+    assert item["flow"].abs().max() <= 1.0 and item["depth"].abs().max() <= 1.0
+    assert torch.equal(train[2]["rgb"], item["rgb"])
+    test = NVGestureDataset(root, "test", spec=spec)
+    assert test[0]["rgb"].shape[1] == 20  # 11 frames, the last one repeated
+
+
+def test_video_round_trip_and_flow(tmp_path: Path) -> None:
+    frames = np.zeros((4, 24, 32, 3), dtype=np.uint8)
+    frames[..., 0] = 220  # red: BGR order must come back as RGB
+    write_video(tmp_path / "v.avi", frames)
+    back = read_frames(tmp_path / "v.avi", 1, 3)
+    assert back.shape == (2, 24, 32, 3)
+    assert back[..., 0].mean() > 180 and back[..., 2].mean() < 40
+    flow = farneback_flow(read_frames(tmp_path / "v.avi"), size=(12, 16))
+    assert flow.shape == (12, 16, 2, 3) and flow.dtype == np.float32
+
+
+def test_flow_files_follow_the_list(root: Path) -> None:
+    clip = read_list(root, "test")[4]
+    flow = np.load(flow_path(root, "test", clip.position))
+    assert flow.shape == (24, 32, 2, clip.color[1] - clip.color[0] - 1)
+
+
+def test_i3d_full_size_and_depth_from_rgb_weights(tmp_path: Path) -> None:
+    assert I3D(3).out_features == 1024
+    rgb = I3D(3, width=0.0625, final_endpoint="Mixed_3c")
+    assert "Mixed_3c.b1b.conv3d.weight" in rgb.state_dict()
+    torch.save({**rgb.state_dict(), "logits.conv3d.weight": torch.zeros(1)}, tmp_path / "i.pt")
+    depth = I3D(1, width=0.0625, final_endpoint="Mixed_3c")
+    missing, skipped = load_local_weights(depth, tmp_path / "i.pt", verbose=False)
+    assert missing == [] and skipped == ["logits.conv3d.weight"]
+    w = rgb.Conv3d_1a_7x7.conv3d.weight
+    assert torch.allclose(depth.Conv3d_1a_7x7.conv3d.weight, w.sum(1, keepdim=True), atol=1e-6)
+    assert depth(torch.randn(2, 1, 4, 16, 16)).shape == (2, depth.out_features)
