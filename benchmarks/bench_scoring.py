@@ -1,0 +1,118 @@
+"""Cost of one scoring pass, against a bare ``torch.inference_mode()`` forward loop.
+
+Same model (a small two-view CNN with BatchNorm on ``load_digits`` top / bottom halves), same
+sequential ``DataLoader`` (batch 64, the mapping items of ``examples.common``), timed round-robin
+in one process; median of the repetitions. Three cases:
+
+* ``forward``: ``model.eval()`` and a bare forward loop under ``torch.inference_mode()``: the
+  floor any scoring pass pays (the baseline);
+* ``update_scores``: ``LearnedBalanceSampler.update_scores(model, loader)`` (scorer on the
+  model's device, one host copy at the end, global min-max normalisation);
+* ``released_style``: the released scripts' way, written out below as a reference: train mode,
+  autograd on, a host copy and ``tolist()`` per batch, min-max normalisation over Python lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+
+import _common
+import torch
+import torch.nn.functional as F
+from _tasks import cnn_classifier, digits_halves, unimodal_inputs
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from bss_sampler import LearnedBalanceSampler
+
+
+def bare_forward(model: nn.Module, loader: Iterable[Mapping[str, Tensor]]) -> None:
+    """The baseline: eval mode, inference mode, forward only, nothing kept."""
+    model.eval()
+    with torch.inference_mode():
+        for batch in loader:
+            model(**unimodal_inputs(dict(batch)))
+
+
+def released_style_scores(
+    model: nn.Module, loader: Iterable[Mapping[str, Tensor]], alpha: float = 0.2
+) -> Tensor:
+    """Balance scores computed the way the released scripts do it (reference, not the library).
+
+    Train mode with autograd on (BatchNorm statistics move), softmax cosine similarity (mean over
+    modality pairs), the Eq. 5 loss per sample, a host copy per batch into Python lists, then
+    min-max normalisation over the lists with no guard for ``max == min``.
+    """
+    model.train()
+    sims: list[float] = []
+    losses: list[float] = []
+    for batch in loader:
+        targets = batch["target"]
+        multi, uni = model(**unimodal_inputs(dict(batch)))
+        probs = [F.softmax(u, dim=1) for u in uni]
+        pairs = list(itertools.combinations(probs, 2))
+        sim = sum(F.cosine_similarity(a, b, dim=1) for a, b in pairs) / len(pairs)
+        loss = (1 - alpha) * F.cross_entropy(multi, targets, reduction="none")
+        loss = loss + alpha * sum(F.cross_entropy(u, targets, reduction="none") for u in uni)
+        sims += sim.detach().cpu().tolist()
+        losses += loss.detach().cpu().tolist()
+    s_min, s_max, l_min, l_max = min(sims), max(sims), min(losses), max(losses)
+    scores = [
+        (s - s_min) / (s_max - s_min) - (q - l_min) / (l_max - l_min) for s, q in zip(sims, losses)
+    ]
+    return torch.tensor(scores)
+
+
+def time_scoring(channels: int, repeats: int, batch_size: int) -> dict[str, object]:
+    """The three cases for a CNN of width ``channels``; ratios against ``forward``."""
+    torch.manual_seed(0)
+    splits = digits_halves(images=True)
+    model = cnn_classifier(splits, channels)
+    reference_model = copy.deepcopy(model)  # train mode moves BatchNorm statistics
+    loader = DataLoader(splits.train, batch_size=batch_size, shuffle=False)
+    sampler = LearnedBalanceSampler(splits.train)
+    cases: dict[str, Callable[[], object]] = {
+        "forward": lambda: bare_forward(model, loader),
+        "update_scores": lambda: sampler.update_scores(model, loader, progress=False),
+        "released_style": lambda: released_style_scores(reference_model, loader),
+    }
+    table = _common.ratio_table(_common.interleaved_timings(cases, repeats), "forward")
+    ours, ref = table["update_scores"]["median_s"], table["released_style"]["median_s"]
+    _common.print_table(f"scoring pass, width {channels},", table)
+    print(f"released-style scoring takes {ref / ours:.2f}x the time of update_scores", flush=True)
+    return {
+        "channels": channels,
+        "forward_ms_per_batch": 1e3 * table["forward"]["median_s"] / len(loader),
+        "timings": table,
+        "released_style_over_update_scores": ref / ours,
+    }
+
+
+def run(quick: bool, batch_size: int = 64) -> dict[str, object]:
+    repeats = 7 if quick else 21
+    payload = {
+        "benchmark": "scoring_pass",
+        "mode": "quick" if quick else "full",
+        "dataset": "load_digits top/bottom halves (1, 4, 8), train split",
+        "model": "two-view CNN (2 conv + BatchNorm per view, widths c and 2c), late fusion",
+        "batch_size": batch_size,
+        "widths": [time_scoring(c, repeats, batch_size) for c in (32, 96)],
+    }
+    _common.write_json("scoring_pass", payload)
+    return payload
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run(args.quick)
+
+
+if __name__ == "__main__":
+    main()

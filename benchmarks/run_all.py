@@ -1,0 +1,55 @@
+"""Run every benchmark and write ``benchmarks/results/*.json`` (+ PNG plots, ``quality.md``).
+
+    python benchmarks/run_all.py --quick   # about 10-15 minutes on 2 shared CPU cores
+    python benchmarks/run_all.py           # full: N up to 2**27, 10 seeds (hours on 2 cores)
+
+Run by hand, never as a timed test. Every speed figure is a ratio against a baseline timed in the
+same process (see ``_common.py``). Torch runs with one intra-op thread unless ``--threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _common  # noqa: F401  (puts the repository root on sys.path)
+import bench_order
+import bench_quality
+import bench_scoring
+import bench_training
+import torch
+from _tasks import DATASETS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: order,scoring,training,quality"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    skip = set(filter(None, args.skip.split(",")))
+    bench_quality.register_iprm_rows()
+    steps = {
+        "order": lambda: bench_order.run(args.quick),
+        "scoring": lambda: bench_scoring.run(args.quick),
+        "training": lambda: bench_training.run(args.quick),
+        "quality": lambda: bench_quality.run(
+            args.quick,
+            2 if args.quick else None,
+            list(bench_quality.QUALITY_METHODS),
+            list(DATASETS),
+        ),
+    }
+    for name, step in steps.items():
+        if name in skip:
+            continue
+        tic = time.perf_counter()
+        step()
+        print(f"== {name} done in {time.perf_counter() - tic:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

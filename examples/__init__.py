@@ -1,0 +1,1 @@
+"""Runnable examples of bss-sampler; ``examples.common`` holds what they share."""

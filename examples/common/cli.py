@@ -1,0 +1,104 @@
+"""Command-line flags shared by every example script, mapped one to one onto ``TrainConfig``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any
+
+from examples.common.evaluation import PREDICTIONS
+from examples.common.methods import METHODS
+from examples.common.sampling import SAMPLERS
+from examples.common.training import LR_SCHEDULES, OPTIMIZERS, ORDERS, TrainConfig
+
+__all__ = ["add_common_args", "config_from_args"]
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+
+
+def _flag(group: argparse._ArgumentGroup, name: str, help: str, **kwargs: Any) -> None:
+    """Add ``--name-with-dashes`` for the ``TrainConfig`` field ``name``, default from the field."""
+    group.add_argument(
+        "--" + name.replace("_", "-"), dest=name, default=_DEFAULTS[name], help=help, **kwargs
+    )
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the training flags (defaults: the paper's hyperparameters) and ``--out``."""
+    g = parser.add_argument_group("training")
+    _flag(g, "sampler", "training order: random, BSS-H or BSS-L", choices=SAMPLERS)
+    _flag(
+        g,
+        "preset",
+        "sampler preset: the paper's or the released code's",
+        choices=("paper", "official"),
+    )
+    _flag(g, "epochs", "training epochs T", type=int)
+    _flag(g, "lr", "learning rate", type=float)
+    _flag(g, "batch_size", "training batch size", type=int)
+    _flag(g, "eval_batch_size", "scoring/evaluation batch size (default: --batch-size)", type=int)
+    _flag(g, "optimizer", "optimiser", choices=OPTIMIZERS)
+    _flag(g, "momentum", "SGD momentum", type=float)
+    _flag(g, "weight_decay", "weight decay", type=float)
+    _flag(g, "lr_schedule", "per-epoch schedule", choices=LR_SCHEDULES)
+    _flag(g, "lr_step", "StepLR period in epochs", type=int)
+    _flag(g, "lr_gamma", "StepLR factor", type=float)
+    _flag(g, "method", "training method (step function)", choices=sorted(METHODS))
+    _flag(g, "alpha", "Eq. 5 weight of the unimodal losses", type=float)
+    _flag(
+        g,
+        "predict",
+        "test logits: Eq. 12 (all heads) or a released-code variant",
+        choices=PREDICTIONS,
+    )
+    g = parser.add_argument_group("BSS")
+    _flag(g, "order", "balanced samples first (paper) or last", choices=ORDERS)
+    _flag(
+        g,
+        "criteria",
+        "balance criteria (Table 3 ablation)",
+        nargs="+",
+        choices=("similarity", "loss"),
+    )
+    _flag(g, "beta", "Eq. 9 EMA weight (BSS-L; default: preset's, paper 0.6)", type=float)
+    _flag(
+        g,
+        "update_every",
+        "E, epochs between re-scorings (BSS-L; default: preset's, paper 5)",
+        type=int,
+    )
+    _flag(g, "temperature", "Eq. 10 softmax temperature (BSS-L)", type=float)
+    _flag(g, "lambda0", "Eq. 7 initial fraction (BSS-H)", type=float)
+    _flag(g, "t_grow", "Eq. 7 epochs to reach all samples (BSS-H)", type=int)
+    _flag(g, "pacing", "pacing function (BSS-H)", choices=("root", "linear", "baby_step"))
+    _flag(g, "rescore_every", "re-rank every N epochs (BSS-H; default: scored once)", type=int)
+    _flag(
+        g,
+        "scoring",
+        "extra scoring pass, or online from the training batches",
+        choices=("pass", "online"),
+    )
+    _flag(
+        g,
+        "score_train_mode",
+        "score in train mode like the released code (default: preset's)",
+        action="store_const",
+        const=True,
+    )
+    g = parser.add_argument_group("run")
+    _flag(g, "seed", "seed of the order and the model initialisation", type=int)
+    _flag(g, "device", "auto, cpu, cuda or cuda:N", type=str)
+    _flag(g, "amp", "mixed precision (fp16 on CUDA, bf16 on CPU)", action="store_true")
+    _flag(g, "workers", "DataLoader worker processes", type=int)
+    _flag(g, "drop_last", "drop the last incomplete batch", action="store_true")
+    _flag(g, "select_split", "split selecting the best epoch (test when absent)", type=str)
+    _flag(g, "resume", "resume from this last.pt", type=str)
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
+    g.add_argument("--quiet", dest="verbose", action="store_false", help="no per-epoch lines")
+    g.add_argument("--out", default=None, help="output folder (history, checkpoints, plots)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of parsed flags (attributes that are not config fields are ignored)."""
+    return TrainConfig(**{name: getattr(args, name) for name in _DEFAULTS if hasattr(args, name)})

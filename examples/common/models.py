@@ -1,0 +1,55 @@
+"""Late-fusion classifier: one encoder per modality, a concat head and one head per modality."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["LateFusionClassifier", "encoder_inputs", "mlp_encoder"]
+
+
+class LateFusionClassifier(nn.Module):
+    """``forward(**inputs) -> (multimodal_logits, [unimodal_logits, ...])``.
+
+    Each encoder maps its modality to a ``(B, feature_dims[name])`` embedding. The multimodal
+    head is a linear layer on the concatenated embeddings (paper Eq. 2 with ``g`` = concat); each
+    unimodal head is a linear layer on that modality's embedding. Unimodal logits come in the
+    order of ``encoders``. An encoder reads ``inputs[name]``, or the inputs named by its
+    ``input_keys`` attribute (e.g. BERT's ``input_ids`` and ``attention_mask``), see
+    :func:`encoder_inputs`.
+    """
+
+    def __init__(
+        self, encoders: Mapping[str, nn.Module], feature_dims: Mapping[str, int], num_classes: int
+    ) -> None:
+        super().__init__()
+        if len(encoders) < 2:
+            raise ValueError(f"encoders must hold at least 2 modalities, got {list(encoders)}")
+        if set(feature_dims) != set(encoders):
+            raise ValueError(
+                f"feature_dims must name {sorted(encoders)}, got {sorted(feature_dims)}"
+            )
+        self.encoders = nn.ModuleDict(encoders)
+        self.heads = nn.ModuleDict({k: nn.Linear(feature_dims[k], num_classes) for k in encoders})
+        self.fusion_head = nn.Linear(sum(feature_dims[k] for k in encoders), num_classes)
+
+    def forward(self, **inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
+        features = [e(*encoder_inputs(k, e, inputs)) for k, e in self.encoders.items()]
+        unimodal = [self.heads[k](f) for k, f in zip(self.encoders, features)]
+        return self.fusion_head(torch.cat(features, dim=1)), unimodal
+
+
+def encoder_inputs(name: str, encoder: nn.Module, inputs: Mapping[str, Tensor]) -> list[Tensor]:
+    """The positional inputs of modality ``name``'s encoder: ``inputs[k]`` for each ``k`` in
+    ``encoder.input_keys`` when the encoder has that attribute, else ``[inputs[name]]``."""
+    return [inputs[k] for k in getattr(encoder, "input_keys", (name,))]
+
+
+def mlp_encoder(in_features: int, hidden: int, depth: int = 2) -> nn.Sequential:
+    """``depth`` blocks of ``Linear -> ReLU`` ending at width ``hidden``."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(in_features if i == 0 else hidden, hidden), nn.ReLU()]
+    return nn.Sequential(*layers)
