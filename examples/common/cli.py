@@ -74,6 +74,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _flag(g, "rescore_every", "re-rank every N epochs (BSS-H; default: scored once)", type=int)
     _flag(
         g,
+        "warmup_epochs",
+        "random order for the first k epochs, then score and start BSS (0: the paper)",
+        type=int,
+    )
+    _flag(
+        g,
         "scoring",
         "extra scoring pass, or online from the training batches",
         choices=("pass", "online"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class TrainConfig:
     t_grow: int = 40  #: Eq. 7 epochs until all samples are in (heuristic)
     pacing: str = "root"  #: heuristic pacing: ``root``, ``linear`` or ``baby_step``
     rescore_every: int | None = None  #: heuristic re-ranking period (None: scored once)
+    warmup_epochs: int = 0  #: random order, no scoring, for this many epochs; BSS starts after
     scoring: str = "pass"  #: ``pass`` (extra sequential pass) or ``online`` (training outputs)
     score_train_mode: bool | None = None  #: score in train mode; None: preset's (official: on)
     seed: int = 0
@@ -97,6 +98,11 @@ class TrainConfig:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs must lie in [0, epochs - 1] = [0, {self.epochs - 1}], "
+                f"got {self.warmup_epochs}"
+            )
         if self.scoring not in ("pass", "online"):
             raise ValueError(f"scoring must be 'pass' or 'online', got {self.scoring!r}")
         if self.scoring == "online" and self.sampler == "heuristic" and self.rescore_every:
@@ -144,10 +150,24 @@ class _Run:
     train_loader: DataLoader[Any]
     score_loader: DataLoader[Any]
     scorer: BalanceScorer | None
+    warmup_sampler: Any  #: the random order of the warm-up epochs (``sampler`` when random)
+    warmup_loader: DataLoader[Any]
 
     @property
     def bss(self) -> BSSSampler | None:
         return None if self.cfg.sampler == "random" else self.sampler
+
+    def bss_epoch(self, epoch: int) -> int:
+        """Algorithm 1's epoch: it starts after the warm-up (negative during the warm-up)."""
+        return epoch - self.cfg.warmup_epochs
+
+    def epoch_loader(self, epoch: int) -> DataLoader[Any]:
+        """Set this epoch on the sampler that orders it and return that sampler's loader."""
+        if self.bss is None or self.bss_epoch(epoch) < 0:
+            self.warmup_sampler.set_epoch(epoch)
+            return self.warmup_loader
+        self.sampler.set_epoch(self.bss_epoch(epoch))
+        return self.train_loader
 
     @property
     def show(self) -> bool:
@@ -162,9 +182,15 @@ def _score_pass(run: _Run) -> None:
 
 
 def _update_scores(run: _Run, epoch: int) -> None:
-    """Re-score before ``epoch`` when the sampler asks: online from the last epoch, or a pass."""
-    bss = run.bss
-    if bss is None or epoch == 0 or not bss.needs_update(epoch):
+    """Score before ``epoch``: a pass when BSS starts (after the warm-up), then re-score when
+    the sampler asks (online from the last epoch, or a pass)."""
+    bss, t = run.bss, run.bss_epoch(epoch)
+    if bss is None or t < 0:
+        return
+    if t == 0:
+        _score_pass(run)
+        return
+    if not bss.needs_update(t):
         return
     if run.scorer is not None:
         bss.set_scores(run.scorer.compute())
@@ -172,16 +198,17 @@ def _update_scores(run: _Run, epoch: int) -> None:
         _score_pass(run)
 
 
-def _train_epoch(run: _Run, epoch: int) -> tuple[float, int]:
+def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float, int]:
     """One pass over this epoch's order; returns (mean loss, samples seen over all ranks)."""
     device = run.runtime.device
-    collect = run.scorer is not None and run.bss is not None and run.bss.needs_update(epoch + 1)
+    bss, t = run.bss, run.bss_epoch(epoch)
+    collect = run.scorer is not None and bss is not None and t >= 0 and bss.needs_update(t + 1)
     if collect:
         assert run.scorer is not None
         run.scorer.reset()
     run.train_model.train()
     total = torch.zeros(2, dtype=torch.float64, device=device)
-    batches = progress(run.train_loader, enabled=run.show, desc=f"epoch {epoch + 1}")
+    batches = progress(loader, enabled=run.show, desc=f"epoch {epoch + 1}")
     for batch in batches:
         inputs, targets, indices = split_batch(batch, device)
         with autocast(device, run.cfg.amp):
@@ -287,6 +314,11 @@ def _fit(
     optimizer = build_optimizer(model.parameters(), cfg)
     sampler = build_sampler(train_set, cfg, runtime)  # type: ignore[arg-type]
     online = cfg.scoring == "online" and cfg.sampler != "random"
+    warmup_sampler = sampler
+    if cfg.warmup_epochs and cfg.sampler != "random":  # random order, as in a random-order run
+        random_cfg = replace(cfg, sampler="random")
+        warmup_sampler = build_sampler(train_set, random_cfg, runtime)  # type: ignore[arg-type]
+    train_loader = make_train_loader(train_set, sampler, cfg, runtime)
     run = _Run(
         cfg=cfg,
         runtime=runtime,
@@ -297,7 +329,7 @@ def _fit(
         scheduler=build_scheduler(optimizer, cfg),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
         sampler=sampler,
-        train_loader=make_train_loader(train_set, sampler, cfg, runtime),
+        train_loader=train_loader,
         score_loader=make_eval_loader(score_set or train_set, cfg, runtime, shard=True),
         scorer=BalanceScorer(
             len(train_set),  # type: ignore[arg-type]
@@ -307,6 +339,10 @@ def _fit(
         )
         if online
         else None,
+        warmup_sampler=warmup_sampler,
+        warmup_loader=train_loader
+        if warmup_sampler is sampler
+        else make_train_loader(train_set, warmup_sampler, cfg, runtime),
     )
     eval_loaders = {k: make_eval_loader(v, cfg, runtime, shard=False) for k, v in eval_sets.items()}
     out = Path(out_dir) if out_dir is not None and runtime.is_main else None
@@ -325,17 +361,15 @@ def _fit(
         _restore(run, ckpt)
         history, best, start = list(ckpt["history"]), dict(ckpt["best"]), ckpt["epoch"] + 1
         log(f"resumed from {cfg.resume} after epoch {start}")
-    elif run.bss is not None:
-        _score_pass(run)
 
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()
         _update_scores(run, epoch)
-        sampler.set_epoch(epoch)
+        loader = run.epoch_loader(epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        loss, seen = _train_epoch(run, epoch)
+        loss, seen = _train_epoch(run, epoch, loader)
         if run.scheduler is not None:
             run.scheduler.step()
         row: dict[str, Any] = {

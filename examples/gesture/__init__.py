@@ -1,0 +1,1 @@
+"""Tri-modal example (NVGesture: RGB, optical flow, depth): dataset, flow maker, fixtures."""

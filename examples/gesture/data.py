@@ -1,0 +1,199 @@
+"""NVGesture (25 dynamic hand gestures) as RGB, optical-flow and depth clips.
+
+Layout under ``root`` (the dataset as released, plus precomputed flow):
+
+* ``nvgesture_{train,test}_correct_v2.lst``: one clip per line, e.g.
+  ``path:./Video_data/class_01/subject13_r0 depth:sk_depth:138:218 color:sk_color:138:218
+  duo_left:duo_left:161:254 label:1``; labels are 1-based (made 0-based here); ``S:E`` is the
+  gesture's frame range, read as frames ``S .. E - 1``.
+* ``<path>/sk_color.avi`` and ``<path>/sk_depth.avi``, read with OpenCV (BGR converted to RGB).
+* ``flow_data/{train,test}/<position>.npy``: float32 ``(H, W, 2, T)`` Farneback flow of the
+  colour frames ``S .. E - 1`` (``T = E - S - 1``), ``<position>`` the 0-based line number in
+  the list (the released code's convention). Make them with ``python -m examples.gesture.flow``.
+
+Items: ``{"rgb": (3, K, C, C), "flow": (2, K, C, C), "depth": (1, K, C, C), "target",
+"index"}``. Frames are resized to ``frame_size`` (256) and cropped to ``crop`` (224): a random
+crop and a random window of ``K`` consecutive frames (64) when training, the centre crop and the
+first ``K`` frames (80) when testing; a shorter clip repeats its last frame. The same window and
+crop apply to all three modalities. RGB is ImageNet-normalised, depth scaled to ``[-1, 1]``,
+flow clipped to +-20 pixels (of the resized frame) and divided by 20. No flip: left and right
+swipes are different classes. Training randomness comes from a generator seeded by
+``(seed, epoch, index)`` (call ``set_epoch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from examples.common.frames import IMAGENET_MEAN, IMAGENET_STD
+from examples.vision.transforms import item_generator, resize_clip
+from examples.vision.video import read_frames
+
+__all__ = [
+    "NUM_CLASSES",
+    "ClipSpec",
+    "NVClip",
+    "NVGestureDataset",
+    "flow_path",
+    "list_path",
+    "parse_line",
+    "read_list",
+]
+
+NUM_CLASSES = 25
+
+
+@dataclass(frozen=True)
+class NVClip:
+    """One line of a split list: folder, frame ranges ``[start, stop)`` and 0-based label."""
+
+    path: str
+    color: tuple[int, int]
+    depth: tuple[int, int]
+    label: int
+    position: int
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Frames per clip (training / testing) and the resize and crop sizes in pixels."""
+
+    train_frames: int = 64
+    test_frames: int = 80
+    frame_size: int = 256
+    crop: int = 224
+    flow_clip: float = 20.0
+
+
+def list_path(root: str | Path, split: str) -> Path:
+    """``root/nvgesture_{split}_correct_v2.lst``."""
+    return Path(root) / f"nvgesture_{split}_correct_v2.lst"
+
+
+def flow_path(root: str | Path, split: str, position: int) -> Path:
+    """``root/flow_data/{split}/{position}.npy``."""
+    return Path(root) / "flow_data" / split / f"{position}.npy"
+
+
+def parse_line(line: str, position: int = 0) -> NVClip:
+    """One list line as an :class:`NVClip`.
+
+    >>> c = parse_line("path:./Video_data/class_02/s1_r0 depth:sk_depth:10:90 "
+    ...                "color:sk_color:10:90 duo_left:duo_left:5:9 label:2")
+    >>> c.path, c.color, c.label
+    ('./Video_data/class_02/s1_r0', (10, 90), 1)
+    """
+    fields = dict(token.split(":", 1) for token in line.split())
+    missing = {"path", "color", "depth", "label"} - set(fields)
+    if missing:
+        raise ValueError(f"list line lacks {sorted(missing)}: {line!r}")
+
+    def frames(value: str) -> tuple[int, int]:
+        _, start, stop = value.rsplit(":", 2)
+        return int(start), int(stop)
+
+    label = int(fields["label"])
+    if not 1 <= label <= NUM_CLASSES:
+        raise ValueError(f"label must lie in [1, {NUM_CLASSES}], got {label} in {line!r}")
+    return NVClip(
+        fields["path"], frames(fields["color"]), frames(fields["depth"]), label - 1, position
+    )
+
+
+def read_list(root: str | Path, split: str) -> list[NVClip]:
+    """The clips of ``split`` (``train`` or ``test``) in list order."""
+    lines = list_path(root, split).read_text().splitlines()
+    return [parse_line(line, i) for i, line in enumerate(lines) if line.strip()]
+
+
+def _window(available: int, count: int, gen: torch.Generator | None) -> list[int]:
+    """``count`` consecutive positions (a random start when ``gen``), the last repeated."""
+    start = 0
+    if gen is not None and available > count:
+        start = int(torch.randint(0, available - count + 1, (1,), generator=gen))
+    return [min(start + i, available - 1) for i in range(count)]
+
+
+class NVGestureDataset(Dataset[dict[str, Tensor]]):
+    """NVGesture clips of one split (see the module docstring for the tensors)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        clips: Sequence[NVClip] | None = None,
+        *,
+        spec: ClipSpec | None = None,
+        train: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.clips = list(read_list(root, split) if clips is None else clips)
+        self.spec = spec or ClipSpec()
+        self.train = split == "train" if train is None else train
+        self.num_classes = NUM_CLASSES
+        self.seed, self.epoch = seed, 0
+
+    @property
+    def targets(self) -> list[int]:
+        return [c.label for c in self.clips]
+
+    def subset(self, positions: Sequence[int], *, train: bool | None = None) -> NVGestureDataset:
+        """A dataset over ``clips[positions]`` (re-indexed from 0), optionally another mode."""
+        return NVGestureDataset(
+            self.root,
+            self.split,
+            [self.clips[i] for i in positions],
+            spec=self.spec,
+            train=self.train if train is None else train,
+            seed=self.seed,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the training augmentations of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def _video(self, clip: NVClip, name: str, frames: tuple[int, int]) -> Tensor:
+        """``uint8 (3, n, H, W)`` frames of ``<path>/<name>.avi``."""
+        array = read_frames(self.root / clip.path / f"{name}.avi", *frames)
+        return torch.from_numpy(array).permute(3, 0, 1, 2)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        clip, spec = self.clips[index], self.spec
+        gen = item_generator(self.seed, self.epoch, index) if self.train else None
+        rgb = self._video(clip, "sk_color", clip.color)
+        depth = self._video(clip, "sk_depth", clip.depth)[:1]
+        flow = torch.from_numpy(np.load(flow_path(self.root, self.split, clip.position)))
+        flow = flow.permute(2, 3, 0, 1)  # (H, W, 2, T) -> (2, T, H, W)
+        count = spec.train_frames if self.train else spec.test_frames
+        window = _window(rgb.shape[1], count, gen)
+        size = (spec.frame_size, spec.frame_size)
+        scale = torch.tensor([spec.frame_size / flow.shape[3], spec.frame_size / flow.shape[2]])
+        flow = resize_clip(flow[:, [min(t, flow.shape[1] - 1) for t in window]], size)
+        flow = (flow * scale.view(2, 1, 1, 1)).clamp(-spec.flow_clip, spec.flow_clip)
+        modalities = {
+            "rgb": (resize_clip(rgb[:, window], size) / 255.0 - IMAGENET_MEAN.unsqueeze(1))
+            / IMAGENET_STD.unsqueeze(1),
+            "flow": flow / spec.flow_clip,
+            "depth": resize_clip(depth[:, [min(t, depth.shape[1] - 1) for t in window]], size)
+            / 127.5
+            - 1.0,
+        }
+        top = left = (spec.frame_size - spec.crop) // 2
+        if gen is not None:
+            top, left = torch.randint(0, spec.frame_size - spec.crop + 1, (2,), generator=gen)
+        rows = slice(int(top), int(top) + spec.crop)
+        cols = slice(int(left), int(left) + spec.crop)
+        item = {k: v[:, :, rows, cols].contiguous() for k, v in modalities.items()}
+        return {**item, "target": torch.tensor(clip.label), "index": torch.tensor(index)}

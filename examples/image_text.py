@@ -1,0 +1,110 @@
+"""Image-text classification with BSS: Twitter2015 or Sarcasm (paper Table 1).
+
+A ResNet50 image encoder (ImageNet weights from a local ``.pth``) and a BERT-base text encoder
+(loaded from a local directory; nothing is downloaded), pooled [CLS], a concat head and one
+linear head per modality, trained with the paper's joint loss (Eq. 5) and predicted with
+Eq. 12. Paper defaults: Adam, lr 1e-5, batch 64. The best epoch is selected on the validation
+split (Twitter2015 ``dev``, Sarcasm ``valid_data.json``) and test is reported at that epoch.
+See docs/examples/image_text.md for the layouts and the commands of the paper's rows.
+
+    python examples/image_text.py --dataset twitter2015 --root data/twitter2015 \\
+        --bert weights/bert-base-uncased --resnet50 weights/resnet50.pth --sampler learned
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
+
+from examples.common import add_common_args, config_from_args, fit, seed_everything
+from examples.common.plots import plot_history
+from examples.common.splits import stratified_split
+from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
+from examples.imtext.models import build_image_text_model, load_tokenizer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    parser.add_argument("--root", required=True, help="dataset folder (layouts in the docs)")
+    parser.add_argument("--bert", required=True, help="local bert-base-uncased directory")
+    parser.add_argument("--resnet50", help="local torchvision-style ResNet50 ImageNet .pth")
+    parser.add_argument("--resnet-width", type=float, default=1.0, help="ResNet50 width factor")
+    parser.add_argument("--image-size", type=int, help="image size (Twitter2015 384, Sarcasm 224)")
+    parser.add_argument("--max-length", type=int, help="BERT tokens (Twitter2015 30, Sarcasm 80)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="without a validation file (Sarcasm without valid_data.json), hold out this "
+        "stratified fraction of train for model selection (0: select on test)",
+    )
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
+    add_common_args(parser)
+    parser.set_defaults(optimizer="adam", lr=1e-5, batch_size=64, weight_decay=0.0)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = f"runs/image_text/{args.dataset}-{args.sampler}-seed{args.seed}"
+    return args
+
+
+def load_data(
+    args: argparse.Namespace,
+) -> tuple[ImageTextDataset, dict[str, ImageTextDataset], ImageTextDataset]:
+    """``(train, {"val", "test"}, train without augmentation for scoring)``."""
+    tokenizer = load_tokenizer(args.bert)
+    train_records = read_split(args.dataset, args.root, "train")
+    assert train_records is not None
+    val_records = read_split(args.dataset, args.root, "val")
+    if val_records is None and args.val_fraction > 0:
+        labels = [r.label for r in train_records]
+        rest, held = stratified_split(labels, args.val_fraction, args.split_seed)
+        val_records = [train_records[i] for i in held]
+        train_records = [train_records[i] for i in rest]
+        print(f"no validation file: held out {len(held)} training pairs for model selection")
+
+    def make(records: list[Record], train: bool) -> ImageTextDataset:
+        return ImageTextDataset(
+            args.dataset,
+            records,
+            tokenizer,
+            train=train,
+            image_size=args.image_size,
+            max_length=args.max_length,
+            seed=args.seed,
+        )
+
+    test_records = read_split(args.dataset, args.root, "test")
+    assert test_records is not None
+    evals = {"val": make(val_records, False)} if val_records is not None else {}
+    evals["test"] = make(test_records, False)
+    return make(train_records, True), evals, make(train_records, False)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    cfg = config_from_args(args)
+    train, evals, score_set = load_data(args)
+    print(
+        f"{args.dataset}: {len(train)} train pairs, "
+        + ", ".join(f"{len(v)} {k}" for k, v in evals.items())
+    )
+    seed_everything(cfg.seed)
+    model = build_image_text_model(
+        train.num_classes, args.bert, resnet50=args.resnet50, resnet_width=args.resnet_width
+    )
+    history = fit(model, train, evals, cfg, out_dir=args.out, score_set=score_set)
+    if int(os.environ.get("RANK", "0")) == 0:
+        plot_history(
+            history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset
+        )
+    return history
+
+
+if __name__ == "__main__":
+    main()

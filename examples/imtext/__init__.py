@@ -1,0 +1,1 @@
+"""Image-text examples (Twitter2015, Sarcasm): datasets, the ResNet50 + BERT model, fixtures."""
