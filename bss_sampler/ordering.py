@@ -25,7 +25,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["epoch_generator", "shard", "shard_size", "shuffled_prefix", "weighted_permutation"]
+__all__ = [
+    "epoch_generator",
+    "ranking",
+    "shard",
+    "shard_size",
+    "shuffled_prefix",
+    "weighted_permutation",
+]
 
 _MASK64 = (1 << 64) - 1
 
@@ -75,11 +82,32 @@ def weighted_permutation(logits: Tensor, generator: torch.Generator) -> Tensor:
     """
     keys = torch.empty(logits.shape, dtype=torch.float32).exponential_(generator=generator)
     keys.log_().sub_(logits)
-    # Sort the float32 keys as int32 with the same order (negative floats have their magnitude
-    # bits flipped): the integer radix sort takes about half the time of a float sort.
+    return _argsort_inplace(keys)
+
+
+def _argsort_inplace(keys: Tensor) -> Tensor:
+    """Stable ascending argsort of finite-or-infinite float32 ``keys``, overwriting them.
+
+    The keys are sorted as int32 with the same order (negative floats get their magnitude bits
+    flipped): the integer radix sort takes about half the time of a float sort.
+    """
+    keys.add_(0.0)  # -0.0 becomes +0.0, so that equal floats are equal integers
     bits = keys.view(torch.int32)
     bits.bitwise_xor_((bits >> 31) & 0x7FFFFFFF)
     return torch.sort(bits, stable=True).indices
+
+
+def ranking(scores: Tensor, descending: bool) -> Tensor:
+    """Indices of ``scores`` sorted (stably: ties keep the lower index first).
+
+    Args:
+        scores: finite float tensor ``(N,)``.
+        descending: highest score first (the heuristic scheduler's ``X_rank``, Eq. 8).
+    """
+    keys = scores.to(torch.float32, copy=True)
+    if descending:
+        keys.neg_()
+    return _argsort_inplace(keys)
 
 
 def shard_size(total: int, num_replicas: int, drop_last: bool) -> int:

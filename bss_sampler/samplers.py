@@ -22,7 +22,14 @@ from torch.utils.data import Sampler
 
 from . import _dist
 from .functional import CRITERIA
-from .ordering import epoch_generator, shard, shard_size, shuffled_prefix, weighted_permutation
+from .ordering import (
+    epoch_generator,
+    shard,
+    shard_size,
+    shuffled_prefix,
+    weighted_permutation,
+)
+from .ordering import ranking as rank_scores
 from .pacing import PACING_FUNCTIONS
 from .presets import get_preset
 from .scorer import check_alpha, check_criteria
@@ -416,7 +423,7 @@ class HeuristicCurriculumSampler(_ScoredSampler):
             raise RuntimeError("no balance scores yet: call update_scores or set_scores first")
         if self._ranking is None:
             descending = self.order == "balanced_first"
-            self._ranking = torch.sort(self._scores, descending=descending, stable=True).indices
+            self._ranking = rank_scores(self._scores, descending=descending)
         return self._ranking
 
     def _global_order(self, generator: torch.Generator) -> Tensor:

@@ -89,3 +89,14 @@ def test_shard_matches_distributed_sampler(n, replicas, drop_last):
     else:
         assert set(flat) == set(range(n))
         assert len(flat) - n < replicas
+
+
+def test_ranking_is_a_stable_sort_of_floats():
+    from bss_sampler.ordering import ranking
+
+    scores = torch.tensor([0.5, -0.0, 1.0, 0.0, -2.5, 0.5, float("inf"), -1e-30, 3e38])
+    for descending in (False, True):
+        want = torch.sort(scores + 0.0, descending=descending, stable=True).indices
+        assert torch.equal(ranking(scores, descending), want)
+    big = torch.randn(100_000, generator=torch.Generator().manual_seed(0)).round(decimals=2)
+    assert torch.equal(ranking(big, True), torch.sort(big, descending=True, stable=True).indices)
