@@ -179,7 +179,8 @@ class _ScoredSampler(Sampler[int]):
         """Select the epoch whose order the next ``iter()`` yields (0-based, explicit)."""
         _check_int("epoch", epoch, 0)
         if epoch != self.epoch:
-            self._resume = 0
+            self._resume = 0  # a checkpoint's position belongs to its own epoch only
+        self._iterator = None  # the next iter() starts this epoch (after a pending resume)
         self.epoch = epoch
 
     def _epoch_size(self) -> int:
@@ -278,6 +279,8 @@ class _ScoredSampler(Sampler[int]):
         mine = self._config()
         config = state["config"]
         for key, value in mine.items():
+            if key == "rank":  # ranks advance in lockstep: any rank's state resumes any other
+                continue
             if key not in config or config[key] != value:
                 raise ValueError(
                     f"state_dict was saved with {key}={config.get(key)!r}, this sampler has "
@@ -325,12 +328,15 @@ class HeuristicCurriculumSampler(_ScoredSampler):
             the paper's Figure 1).
         rescore_every: re-rank every this many epochs (``needs_update``); ``None``: scored once
             before training, as in the paper.
-        alpha, criteria: of the measurer (Eq. 5-6), see :class:`bss_sampler.BalanceScorer`.
+        alpha: Eq. 5 weight of the unimodal losses in the scores.
+        criteria: Eq. 6 criteria, see :class:`bss_sampler.BalanceScorer`.
         preset: ``"paper"`` or ``"official"`` (pacing evaluated at ``epoch + 1``, scoring in
             train mode); see :mod:`bss_sampler.presets`.
         seed: seeds every epoch's order together with the epoch.
-        num_replicas, rank, drop_last: explicit sharding like ``DistributedSampler``; ``None``
+        num_replicas: number of ranks to shard over, like ``DistributedSampler``; ``None``
             yields the global order.
+        rank: this process's rank in ``[0, num_replicas - 1]``.
+        drop_last: trim the epoch to a multiple of ``num_replicas`` instead of padding it.
         train_mode: score in train mode; ``None`` takes the preset's choice.
 
     ``len(sampler)`` is the current epoch's count, so it grows with ``set_epoch``.
@@ -464,12 +470,15 @@ class LearnedBalanceSampler(_ScoredSampler):
             ``p ~ 1 + s + 0.01`` (raised to ``1 / T``); preset default.
         order: ``"balanced_first"`` (the paper) or ``"balanced_last"``: the same draw read
             backwards.
-        alpha, criteria: of the measurer (Eq. 5-6), see :class:`bss_sampler.BalanceScorer`.
+        alpha: Eq. 5 weight of the unimodal losses in the scores.
+        criteria: Eq. 6 criteria, see :class:`bss_sampler.BalanceScorer`.
         preset: ``"paper"`` or ``"official"`` (E=1, no EMA, linear probabilities, train-mode
             scoring); explicit arguments win over it. See :mod:`bss_sampler.presets`.
         seed: seeds every epoch's order together with the epoch.
-        num_replicas, rank, drop_last: explicit sharding like ``DistributedSampler``; ``None``
+        num_replicas: number of ranks to shard over, like ``DistributedSampler``; ``None``
             yields the global order.
+        rank: this process's rank in ``[0, num_replicas - 1]``.
+        drop_last: trim the epoch to a multiple of ``num_replicas`` instead of padding it.
         train_mode: score in train mode; ``None`` takes the preset's choice.
 
     >>> import torch

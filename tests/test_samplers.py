@@ -319,3 +319,36 @@ def test_resume_across_chunk_boundaries(k):
     fresh = LearnedBalanceSampler(range(n))
     fresh.load_state_dict(state)
     assert list(fresh) == list(it)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_checkpoint_after_a_full_epoch_starts_the_next_one(cls):
+    """The common pattern: finish epoch e, set_epoch(e + 1), save; resume yields all of e + 1."""
+    s = make(cls)
+    s.set_epoch(0)
+    list(s)
+    assert s.state_dict()["yielded"] == len(s)
+    s.set_epoch(1)
+    state = s.state_dict()
+    assert state["yielded"] == 0
+    fresh = make(cls)
+    fresh.load_state_dict(state)
+    assert list(fresh) == list(s) and len(list(fresh)) == len(s)
+    s.set_epoch(1)  # the same epoch again, after a complete pass: it restarts
+    assert s.state_dict()["yielded"] == 0
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_any_rank_resumes_from_another_ranks_state(cls):
+    """Ranks advance in lockstep, so a framework may save rank 0's state for every rank."""
+    r0, r1 = make(cls, num_replicas=2, rank=0), make(cls, num_replicas=2, rank=1)
+    it0, it1 = iter(r0), iter(r1)
+    for _ in range(3):
+        next(it0), next(it1)
+    fresh = make(cls, num_replicas=2, rank=1)
+    fresh.load_state_dict(r0.state_dict())
+    assert list(fresh) == list(it1)
+    with pytest.raises(
+        ValueError, match="saved with num_replicas=2, this sampler has num_replicas=3"
+    ):
+        make(cls, num_replicas=3, rank=1).load_state_dict(r0.state_dict())
