@@ -42,9 +42,10 @@ def prediction_similarity(unimodal_logits: Sequence[Tensor]) -> Tensor:
         ``M > 2`` modalities, the mean of the ``M (M - 1) / 2`` pairwise cosines, as the authors'
         tri-modal code does.
     """
-    probs = [torch.softmax(z.float(), dim=-1) for z in unimodal_logits]
-    pairs = [F.cosine_similarity(p, q, dim=-1) for p, q in combinations(probs, 2)]
-    return torch.stack(pairs).mean(dim=0)
+    # A softmax output has norm >= 1/sqrt(C) > 0, so no epsilon is needed.
+    unit = [F.normalize(torch.softmax(z.float(), dim=-1), dim=-1, eps=0.0) for z in unimodal_logits]
+    pairs = [(p * q).sum(-1) for p, q in combinations(unit, 2)]
+    return pairs[0] if len(pairs) == 1 else torch.stack(pairs).mean(dim=0)
 
 
 def balance_loss(
