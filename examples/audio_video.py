@@ -23,13 +23,9 @@ from examples.av.resnet import AudioEncoder, VisualEncoder
 from examples.common import (
     LateFusionClassifier,
     add_common_args,
-    config_from_args,
-    fit,
-    seed_everything,
 )
 from examples.common.audio import AudioSpec
-from examples.common.plots import plot_history
-from examples.common.splits import stratified_split
+from examples.common.script import default_out, hold_out_validation, run_example
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = f"runs/audio_video/{args.dataset}-{args.method}-{args.sampler}-seed{args.seed}"
+        args.out = default_out("audio_video", args)
     return args
 
 
@@ -97,11 +93,7 @@ def load_data(
     load = DATASETS[args.dataset].load
     train = load(args.root, "train", **opts)
     evals = {"test": load(args.root, "test", **opts)}
-    if args.val_fraction > 0:
-        rest, held = stratified_split(train.targets, args.val_fraction, args.split_seed)
-        evals = {"val": train.subset(held, train=False), **evals}
-        train = train.subset(rest)
-    return train, evals, train.subset(range(len(train)), train=False)
+    return hold_out_validation(train, evals, args.val_fraction, args.split_seed)
 
 
 def build_model(num_classes: int, width: int) -> LateFusionClassifier:
@@ -113,17 +105,10 @@ def build_model(num_classes: int, width: int) -> LateFusionClassifier:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
-    cfg = config_from_args(args)
-    train, evals, score_set = load_data(args)
-    print(
-        f"{args.dataset}: {len(train)} train clips, "
-        + ", ".join(f"{len(v)} {k}" for k, v in evals.items())
+    data = load_data(args)
+    return run_example(
+        args, data, lambda: build_model(data[0].num_classes, args.width), unit="clips"
     )
-    seed_everything(cfg.seed)
-    model = build_model(train.num_classes, args.width)
-    history = fit(model, train, evals, cfg, out_dir=args.out, score_set=score_set)
-    plot_history(history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset)
-    return history
 
 
 if __name__ == "__main__":

@@ -14,15 +14,16 @@ See docs/examples/image_text.md for the layouts and the commands of the paper's 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from examples.common import add_common_args, config_from_args, fit, seed_everything
-from examples.common.plots import plot_history
+from torch import nn
+
+from examples.common import add_common_args
+from examples.common.script import default_out, run_example
 from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
 from examples.imtext.models import build_image_text_model, load_tokenizer
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.set_defaults(optimizer="adam", lr=1e-5, batch_size=64, weight_decay=0.0)
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = f"runs/image_text/{args.dataset}-{args.sampler}-seed{args.seed}"
+        args.out = default_out("image_text", args)
     return args
 
 
@@ -88,22 +89,14 @@ def load_data(
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
-    cfg = config_from_args(args)
-    train, evals, score_set = load_data(args)
-    print(
-        f"{args.dataset}: {len(train)} train pairs, "
-        + ", ".join(f"{len(v)} {k}" for k, v in evals.items())
-    )
-    seed_everything(cfg.seed)
-    model = build_image_text_model(
-        train.num_classes, args.bert, resnet50=args.resnet50, resnet_width=args.resnet_width
-    )
-    history = fit(model, train, evals, cfg, out_dir=args.out, score_set=score_set)
-    if int(os.environ.get("RANK", "0")) == 0:
-        plot_history(
-            history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset
+    data = load_data(args)
+
+    def build() -> nn.Module:
+        return build_image_text_model(
+            data[0].num_classes, args.bert, resnet50=args.resnet50, resnet_width=args.resnet_width
         )
-    return history
+
+    return run_example(args, data, build, unit="pairs")
 
 
 if __name__ == "__main__":

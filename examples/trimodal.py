@@ -15,7 +15,6 @@ must be precomputed (``python -m examples.gesture.flow``). See docs/examples/tri
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from examples.common import (
     LateFusionClassifier,
     add_common_args,
-    config_from_args,
-    fit,
-    seed_everything,
 )
-from examples.common.plots import plot_history
-from examples.common.splits import stratified_split
+from examples.common.script import default_out, hold_out_validation, run_example
 from examples.gesture.data import NUM_CLASSES, ClipSpec, NVGestureDataset
 from examples.vision.i3d import ENDPOINTS, I3D
 
@@ -68,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.set_defaults(optimizer="sgd", lr=1e-2, batch_size=2)
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = f"runs/trimodal/{args.dataset}-{args.sampler}-seed{args.seed}"
+        args.out = default_out("trimodal", args)
     return args
 
 
@@ -79,11 +74,7 @@ def load_data(
     spec = ClipSpec(args.train_frames, args.test_frames, args.frame_size, args.crop)
     train = NVGestureDataset(args.root, "train", spec=spec, seed=args.seed)
     evals = {"test": NVGestureDataset(args.root, "test", spec=spec)}
-    if args.val_fraction > 0:
-        rest, held = stratified_split(train.targets, args.val_fraction, args.split_seed)
-        evals = {"val": train.subset(held, train=False), **evals}
-        train = train.subset(rest)
-    return train, evals, train.subset(range(len(train)), train=False)
+    return hold_out_validation(train, evals, args.val_fraction, args.split_seed)
 
 
 def build_model(args: argparse.Namespace) -> LateFusionClassifier:
@@ -105,20 +96,7 @@ def build_model(args: argparse.Namespace) -> LateFusionClassifier:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
-    cfg = config_from_args(args)
-    train, evals, score_set = load_data(args)
-    print(
-        f"{args.dataset}: {len(train)} train clips, "
-        + ", ".join(f"{len(v)} {k}" for k, v in evals.items())
-    )
-    seed_everything(cfg.seed)
-    model = build_model(args)
-    history = fit(model, train, evals, cfg, out_dir=args.out, score_set=score_set)
-    if int(os.environ.get("RANK", "0")) == 0:
-        plot_history(
-            history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset
-        )
-    return history
+    return run_example(args, load_data(args), lambda: build_model(args), unit="clips")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 pytest.importorskip("cv2")
 
 from examples import trimodal
+from examples.common import config_from_args
 from examples.gesture.data import ClipSpec, NVGestureDataset, flow_path, parse_line, read_list
 from examples.gesture.fixtures import make_nvgesture_fixture
 from examples.vision.i3d import I3D
@@ -45,7 +46,7 @@ def test_end_to_end(root: Path, tmp_path: Path, sampler: str) -> None:
 
 
 def test_paper_defaults() -> None:
-    cfg = trimodal.config_from_args(trimodal.parse_args(["--root", "r"]))
+    cfg = config_from_args(trimodal.parse_args(["--root", "r"]))
     assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size) == ("sgd", 1e-2, 0.9, 2)
 
 
