@@ -549,26 +549,32 @@ class LearnedBalanceSampler(_ScoredSampler):
             self._scores = (1.0 - self.beta) * self._scores + self.beta * scores
         self.num_updates += 1
 
-    def log_weights(self) -> Tensor:
-        """``log p`` up to a constant: ``s / T`` (softmax) or ``log(1 + s + 0.01) / T`` (linear)."""
+    def _untempered_log_weights(self) -> Tensor:
+        """``T log p`` up to a constant: ``s`` (softmax, no copy) or ``log(1 + s + 0.01)``."""
         if self._scores is None:
             raise RuntimeError("no balance scores yet: call update_scores or set_scores first")
         if self.probabilities == "softmax":
-            return self._scores / self.temperature
+            return self._scores
         weights = 1.0 + self._scores + 0.01
         if (weights <= 0).any():
             raise ValueError(
                 "probabilities='linear' needs scores > -1.01 (weights 1 + s + 0.01 > 0), got "
                 f"min score {self._scores.min().item():.4g}"
             )
-        return weights.log() / self.temperature
+        return weights.log_()
+
+    def log_weights(self) -> Tensor:
+        """``log p`` up to a constant: ``s / T`` (softmax) or ``log(1 + s + 0.01) / T`` (linear)."""
+        return self._untempered_log_weights() / self.temperature
 
     def sampling_probabilities(self) -> Tensor:
         """``p(x_i)`` of Eq. 10 (or its linear variant): float32 ``(N,)`` summing to 1."""
         return torch.softmax(self.log_weights(), dim=0)
 
     def _global_order(self, generator: torch.Generator) -> Tensor:
-        order = weighted_permutation(self.log_weights(), generator)
+        order = weighted_permutation(
+            self._untempered_log_weights(), generator, temperature=self.temperature
+        )
         return order.flip(0) if self.order == "balanced_last" else order
 
     def _config(self) -> dict[str, Any]:

@@ -100,3 +100,11 @@ def test_ranking_is_a_stable_sort_of_floats():
         assert torch.equal(ranking(scores, descending), want)
     big = torch.randn(100_000, generator=torch.Generator().manual_seed(0)).round(decimals=2)
     assert torch.equal(ranking(big, True), torch.sort(big, descending=True, stable=True).indices)
+
+
+def test_weighted_permutation_temperature_scales_the_logits():
+    logits = torch.tensor([0.3, -1.0, 2.0, 0.0, 1.1])
+    for temperature in (0.5, 2.0):
+        a = weighted_permutation(logits, epoch_generator(4, 2), temperature=temperature)
+        b = weighted_permutation(logits / temperature, epoch_generator(4, 2))
+        assert torch.equal(a, b)
