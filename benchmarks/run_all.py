@@ -1,6 +1,7 @@
-"""Run every benchmark and write ``benchmarks/results/*.json`` (+ PNG plots, ``quality.md``).
+"""Run every benchmark: ``benchmarks/results/*.json`` (+ PNGs, ``quality.md``, ``when.md``).
 
-    python benchmarks/run_all.py --quick   # about 10-15 minutes on 2 shared CPU cores
+    python benchmarks/run_all.py --quick   # cost + quality, about 10-15 minutes on 2 CPU cores
+    python benchmarks/run_all.py --quick --with when   # adds the ordering study (+ ~10 min)
     python benchmarks/run_all.py           # full: N up to 2**27, 10 seeds (hours on 2 cores)
 
 Run by hand, never as a timed test. Every speed figure is a ratio against a baseline timed in the
@@ -17,6 +18,7 @@ import bench_order
 import bench_quality
 import bench_scoring
 import bench_training
+import bench_when
 import torch
 from _tasks import DATASETS
 
@@ -28,9 +30,12 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="comma-separated: order,scoring,training,quality"
     )
+    parser.add_argument(
+        "--with", dest="extra", default="", help="comma-separated optional studies: when"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    skip = set(filter(None, args.skip.split(",")))
+    skip = set(filter(None, args.skip.split(","))) | ({"when"} - set(args.extra.split(",")))
     bench_quality.register_iprm_rows()
     steps = {
         "order": lambda: bench_order.run(args.quick),
@@ -42,6 +47,7 @@ def main() -> None:
             list(bench_quality.QUALITY_METHODS),
             list(DATASETS),
         ),
+        "when": lambda: bench_when.run(args.quick, None, 1),
     }
     for name, step in steps.items():
         if name in skip:
