@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping, Sequence, Sized
+from itertools import chain
 from typing import Any, Callable, Optional, Tuple  # noqa: UP035 (runtime alias on 3.9)
 
 import torch
@@ -42,7 +43,7 @@ _RESERVED_KEYS = (*_TARGET_KEYS, "index")
 
 
 def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
+    for tensor in chain(model.parameters(), model.buffers()):  # lazily: the first one
         return tensor.device
     return torch.device("cpu")
 
