@@ -9,6 +9,7 @@ compared across machines.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -41,6 +42,16 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 # The benchmarks import ``bss_sampler`` and ``examples.common`` from the checkout they live in.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+
+def run_cli(run: Callable[[bool], object], description: str, quick_help: str) -> None:
+    """The command line of a benchmark script: ``--quick`` and ``--threads``, then ``run``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run(args.quick)
 
 
 def machine_info() -> dict[str, Any]:

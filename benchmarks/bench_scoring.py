@@ -14,7 +14,6 @@ in one process; median of the repetitions. Three cases:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping
@@ -106,12 +105,7 @@ def run(quick: bool, batch_size: int = 64) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    run(args.quick)
+    _common.run_cli(run, __doc__.splitlines()[0], "fewer repetitions")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Each case builds a fresh model from the same seed; the figure is the median wall
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -69,12 +68,7 @@ def run(quick: bool, channels: int = 32) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 epochs, 3 repetitions")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    run(args.quick)
+    _common.run_cli(run, __doc__.splitlines()[0], "10 epochs, 3 repetitions")
 
 
 if __name__ == "__main__":
