@@ -24,6 +24,7 @@ from typing import Callable, Protocol
 
 __all__ = [
     "PACING_FUNCTIONS",
+    "EpochFraction",
     "PacingFunction",
     "baby_step_pacing",
     "linear_pacing",
@@ -71,3 +72,4 @@ PACING_FUNCTIONS: dict[str, PacingFunction] = {
 """Registry of named pacing functions; ``HeuristicCurriculumSampler(pacing=...)`` takes a key."""
 
 EpochFraction = Callable[[int], float]
+"""A custom pacing function: ``epoch -> fraction in (0, 1]`` (``HeuristicCurriculumSampler``)."""

@@ -14,7 +14,7 @@ import math
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from itertools import chain
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import torch
 from torch import Tensor, nn
@@ -30,14 +30,14 @@ from .ordering import (
     weighted_permutation,
 )
 from .ordering import ranking as rank_scores
-from .pacing import PACING_FUNCTIONS
+from .pacing import PACING_FUNCTIONS, EpochFraction
 from .presets import get_preset
 from .scorer import check_alpha, check_criteria
 from .scoring import Forward, score_dataset
 
 __all__ = ["HeuristicCurriculumSampler", "LearnedBalanceSampler"]
 
-Pacing = Union[str, Callable[[int], float]]
+Pacing = Union[str, EpochFraction]
 
 _STATE_VERSION = 1
 _CHUNK = 1 << 16
