@@ -7,6 +7,11 @@ import torch.distributed as dist
 from torch import Tensor
 
 
+def is_initialized() -> bool:
+    """True under an initialised default process group (of any size)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def is_distributed() -> bool:
     """True under an initialised process group with more than one rank."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

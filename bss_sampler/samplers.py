@@ -1,18 +1,35 @@
 """The two public samplers: heuristic curriculum (Eq. 7-8) and learned balance (Eq. 9-11).
 
 Both share a small private base that owns what every sampler here needs: the scores, the epoch,
-the seed, the optional distributed shard and the checkpoint state. An epoch's global order is a
-pure function of ``(seed, epoch, scores)``, computed with a CPU generator on every rank; the
-global RNG is never touched. ``num_replicas=None`` yields the global order (so that Lightning's or
-Accelerate's wrappers can shard it); explicit ``num_replicas``/``rank`` shard it exactly like
-``torch.utils.data.DistributedSampler``.
+the seed, the distributed shard and the checkpoint state. An epoch's global order is a pure
+function of ``(seed, epoch, scores)``, computed with a CPU generator on every rank; the global RNG
+is never touched.
+
+The contract, in the words of ``torch.utils.data.DistributedSampler`` where it has them:
+
+* **Sharding.** As ``DistributedSampler``: under an initialised process group the sampler shards
+  by the group's world size and rank unless ``num_replicas``/``rank`` are given;
+  ``global_order=True`` yields the whole order on every rank instead, for wrappers that shard it
+  themselves (Accelerate's ``prepare``).
+* **Epochs.** ``set_epoch(epoch)`` before every epoch. Each ``iter()`` is independent: it draws
+  its epoch's order once and keeps it, whatever happens to the sampler afterwards.
+* **Scores.** ``update_scores``/``set_scores`` before an epoch has started apply to that epoch;
+  once it has started (or was resumed mid-way) they apply from the next ``set_epoch``. The sampler
+  records the epoch its newest scores are for, so ``needs_update(epoch)`` is false for an epoch
+  that was already scored, also after a resume.
+* **Checkpoints.** ``state_dict(consumed=n)`` saves the position ``n`` samples into the loader's
+  current pass; ``state_dict()`` alone saves the position of the sampler's own iterator, which is
+  exact only where the loader does not read ahead (``num_workers=0``, or torchdata's
+  ``StatefulDataLoader``, which snapshots at dispatch and commits at consumption).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+import warnings
+import weakref
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence, Sized
 from itertools import chain
 from typing import Any, Union
 
@@ -21,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import Sampler
 
 from . import _dist
+from ._checks import check_bool, check_choice, check_int, check_real
 from .functional import CRITERIA
 from .ordering import (
     epoch_generator,
@@ -39,20 +57,63 @@ __all__ = ["HeuristicCurriculumSampler", "LearnedBalanceSampler"]
 
 Pacing = Union[str, EpochFraction]
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _CHUNK = 1 << 16
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+_FINGERPRINT_EPOCHS = 128  # epochs whose sizes identify a custom pacing callable in checkpoints
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
+class _Pass:
+    """One ``iter()`` over an epoch's share: its own order and how far it has got.
 
+    The indices are made one chunk of Python ints at a time (36 bytes each) rather than for the
+    whole epoch, and ``chain`` keeps the per-index cost in C. The position is read from the
+    current chunk's list iterator, so it costs nothing per index.
+    """
 
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    __slots__ = ("_chunk", "_chunk_end", "_final", "_order", "completed", "iterator", "start")
+
+    def __init__(self, order: Tensor, start: int) -> None:
+        self._order: Tensor | None = order
+        self.start = start
+        self._chunk_end = start
+        self._chunk: Iterator[int] = iter(())
+        self._final: int | None = None
+        self.completed = False
+        self.iterator: weakref.ref[Iterator[int]] | None = None
+
+    def _make_chunk(self, begin: int) -> Iterator[int]:
+        assert self._order is not None
+        self._chunk_end = min(begin + _CHUNK, len(self._order))
+        self._chunk = iter(self._order[begin : self._chunk_end].tolist())
+        return self._chunk
+
+    def indices(self) -> Generator[int, None, None]:
+        assert self._order is not None
+        chunks = map(self._make_chunk, range(self.start, len(self._order), _CHUNK))
+        try:
+            yield from chain.from_iterable(chunks)
+            self.completed = True
+        finally:
+            self.close()
+
+    @property
+    def alive(self) -> bool:
+        """Not exhausted, and its iterator still referenced by someone (a loader, say)."""
+        return self._final is None and self.iterator is not None and self.iterator() is not None
+
+    def position(self) -> int:
+        """How many of the epoch's share's indices precede the next one this pass yields."""
+        if self._final is not None:
+            return self._final
+        return self._chunk_end - operator.length_hint(self._chunk)
+
+    def close(self) -> None:
+        """Freeze the position and free the order (the pass ended or was dropped)."""
+        if self._final is None:
+            self._final = self.position()
+            self._order, self._chunk = None, iter(())
 
 
 class _ScoredSampler(Sampler[int]):
@@ -71,74 +132,127 @@ class _ScoredSampler(Sampler[int]):
         seed: int,
         num_replicas: int | None,
         rank: int | None,
+        global_order: bool,
         drop_last: bool,
         train_mode: bool | None,
     ) -> None:
         super().__init__()
+        if not isinstance(data_source, Sized):
+            raise ValueError(
+                f"data_source must be a sized dataset (len() is used), got {type(data_source)!r}"
+            )
         self.num_samples = len(data_source)
         if self.num_samples < 1:
             raise ValueError("data_source must hold at least one sample, got an empty one")
         self.preset = get_preset(preset)
-        self.order = _check_choice("order", order, self._orders)
+        self.order = check_choice("order", order, self._orders)
         self.alpha = check_alpha(alpha)
         self.criteria = check_criteria(criteria)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
-        self.seed = seed
-        self.drop_last = bool(drop_last)
-        self.train_mode = self.preset.train_mode if train_mode is None else bool(train_mode)
-        self.num_replicas, self.rank = self._resolve_shard(num_replicas, rank)
+        self.seed = check_int("seed", seed)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.train_mode = (
+            self.preset.train_mode if train_mode is None else check_bool("train_mode", train_mode)
+        )
+        self.global_order = check_bool("global_order", global_order)
+        self.num_replicas, self.rank = self._resolve_shard(num_replicas, rank, self.global_order)
         self.epoch = 0
-        self._scores: Tensor | None = None
-        self._resume = 0  # indices of this epoch already yielded before a checkpoint
-        self._order = torch.empty(0, dtype=torch.long)
-        self._chunk_end = 0
-        self._chunk: Iterator[int] = iter(())
-        self._iterator: Iterator[int] | None = None
+        self._scores: Tensor | None = None  # what the current epoch's order is drawn from
+        self._next_scores: Tensor | None = None  # newer scores, for the next epoch
+        self._scores_epoch = -1  # the epoch the newest scores are for
+        self._start = 0  # where this epoch's first pass starts (a checkpoint's position)
+        self._passes: list[_Pass] = []  # this epoch's iterators, oldest first
+        self._warned_repeat = False
 
     @staticmethod
-    def _resolve_shard(num_replicas: int | None, rank: int | None) -> tuple[int | None, int | None]:
-        if num_replicas is None and rank is None:
-            return None, None
-        if num_replicas is None or rank is None:
-            if not _dist.is_distributed():
+    def _resolve_shard(
+        num_replicas: int | None, rank: int | None, global_order: bool
+    ) -> tuple[int, int]:
+        if global_order:
+            if num_replicas is not None or rank is not None:
                 raise ValueError(
-                    "num_replicas and rank must be given together when no process group is "
-                    f"initialised, got num_replicas={num_replicas!r}, rank={rank!r}"
+                    "global_order=True yields the whole order on every rank: leave num_replicas "
+                    f"and rank out, got num_replicas={num_replicas!r}, rank={rank!r}"
                 )
-            num_replicas = _dist.world_size() if num_replicas is None else num_replicas
-            rank = _dist.rank() if rank is None else rank
-        _check_int("num_replicas", num_replicas, 1)
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            return 1, 0
+        if (num_replicas is None) != (rank is None) and not _dist.is_initialized():
             raise ValueError(
-                f"rank must lie in [0, {num_replicas - 1}] (num_replicas - 1), got {rank!r}"
+                "num_replicas and rank must be given together when no process group is "
+                f"initialised, got num_replicas={num_replicas!r}, rank={rank!r}"
             )
-        return num_replicas, rank
+        replicas = _dist.world_size() if num_replicas is None else num_replicas
+        replicas = check_int("num_replicas", replicas, 1)
+        rank = _dist.rank() if rank is None else rank
+        rank = check_int("rank", rank)
+        if not 0 <= rank < replicas:
+            raise ValueError(f"rank must lie in [0, {replicas - 1}] (num_replicas - 1), got {rank}")
+        return replicas, rank
 
     # -- scores ---------------------------------------------------------------------------------
     @property
     def scores(self) -> Tensor | None:
-        """The balance scores the epoch orders are drawn from (a copy), or ``None``."""
-        return None if self._scores is None else self._scores.clone()
+        """The newest balance scores (a copy), or ``None``: what the next epoch draws from."""
+        newest = self._next_scores if self._next_scores is not None else self._scores
+        return None if newest is None else newest.clone()
+
+    @property
+    def scores_epoch(self) -> int | None:
+        """The epoch the newest scores were set for (``None`` before any scores)."""
+        return None if self._scores_epoch < 0 else self._scores_epoch
+
+    def _started(self) -> bool:
+        """Whether this epoch's order is in use (iterated, resumed, or already superseded)."""
+        return bool(self._passes) or self._start > 0 or self._next_scores is not None
 
     def set_scores(self, scores: Tensor | Sequence[float]) -> Tensor:
         """Use ``scores`` (one per sample, higher = more balanced), e.g. from an online scorer.
 
-        Returns the scores now in use (for the learned sampler, after the EMA of Eq. 9).
+        Before the current epoch has started they apply to it; once it has started (or was
+        resumed mid-way) they apply from the next ``set_epoch``, so a started epoch never changes
+        its order. Returns the newest scores (for the learned sampler, after the EMA of Eq. 9).
         """
-        values = torch.as_tensor(scores).detach().to("cpu", torch.float32)
+        values = self._check_scores(scores)
+        if self._started():
+            newest = self._next_scores if self._next_scores is not None else self._scores
+            self._next_scores = self._blend(newest, values)
+            self._scores_epoch = self.epoch + 1
+            return self._next_scores.clone()
+        self._scores = self._blend(self._scores, values)
+        self._scores_epoch = self.epoch
+        self._scores_changed()
+        return self._scores.clone()
+
+    def _check_scores(self, scores: Tensor | Sequence[float]) -> Tensor:
+        if scores is None or isinstance(scores, (str, bytes)):
+            raise ValueError(
+                f"scores must be a tensor or sequence of {self.num_samples} numbers, got {scores!r}"
+            )
+        try:
+            values = torch.as_tensor(scores).detach()
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"scores must be a tensor or sequence of {self.num_samples} numbers, got "
+                f"{type(scores).__name__}: {error}"
+            ) from None
+        if values.dtype == torch.bool or values.is_complex():
+            raise ValueError(f"scores must be real numbers, got dtype {values.dtype}")
         if values.shape != (self.num_samples,):
             raise ValueError(
                 f"scores must have shape ({self.num_samples},) (one per sample), "
                 f"got {tuple(values.shape)}"
             )
+        values = values.to("cpu", torch.float64)
         bad = ~values.isfinite()
         if bad.any():
             first = bad.nonzero().flatten()[:5].tolist()
             raise ValueError(f"scores must be finite, got NaN or inf at indices {first}")
-        self._apply_scores(values.clone())
-        assert self._scores is not None
-        return self._scores.clone()
+        big = values.abs() > _FLOAT32_MAX
+        if big.any():
+            first = big.nonzero().flatten()[:5].tolist()
+            raise ValueError(
+                f"scores must fit in float32 (|s| <= {_FLOAT32_MAX:.4g}), got "
+                f"{values[big][:5].tolist()} at indices {first}"
+            )
+        return values.to(torch.float32)
 
     def update_scores(
         self,
@@ -151,9 +265,9 @@ class _ScoredSampler(Sampler[int]):
     ) -> Tensor:
         """Score every sample with one pass of ``model`` over ``loader`` and use the scores.
 
-        See :func:`bss_sampler.score_dataset` for the batch conventions; ``loader`` must visit
-        the dataset exactly once (under ``torchrun``: each rank its unshuffled share). Every rank
-        ends with identical scores. Returns the scores now in use.
+        See `bss_sampler.score_dataset` for the batch conventions; ``loader`` must visit the
+        dataset exactly once (under ``torchrun``: each rank its unshuffled share). Every rank
+        ends with identical scores. They apply as in `set_scores`. Returns the newest scores.
         """
         scores = score_dataset(
             model,
@@ -167,82 +281,171 @@ class _ScoredSampler(Sampler[int]):
         )
         return self.set_scores(scores)
 
-    def _apply_scores(self, scores: Tensor) -> None:
+    def _blend(self, old: Tensor | None, new: Tensor) -> Tensor:
+        """The scores in use once ``new`` arrives: the heuristic replaces, the learned averages."""
+        return new
+
+    def _scores_changed(self) -> None:
+        """Forget what was derived from the current epoch's scores."""
+
+    def _scheduled(self, epoch: int) -> bool:
         raise NotImplementedError
 
     def needs_update(self, epoch: int) -> bool:
-        """Whether Algorithm 1 re-scores before ``epoch``."""
-        raise NotImplementedError
+        """Whether Algorithm 1 scores before ``epoch``: no scores yet, or a scheduled re-scoring
+        that has not happened for ``epoch`` (false again once it has, also after a resume)."""
+        epoch = check_int("epoch", epoch, 0)
+        if self._scores is None:
+            return True
+        return self._scheduled(epoch) and self._scores_epoch != epoch
 
     # -- epochs ---------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next ``iter()`` yields (0-based, explicit)."""
-        _check_int("epoch", epoch, 0)
-        if epoch != self.epoch:
-            self._resume = 0  # a checkpoint's position belongs to its own epoch only
-        self._iterator = None  # the next iter() starts this epoch (after a pending resume)
-        self.epoch = epoch
+        """Select the epoch whose order the next ``iter()`` yields (0-based, explicit).
 
-    def _epoch_size(self) -> int:
+        The current epoch (a resumed one included) keeps its position: calling it again is a
+        no-op. Another epoch starts from its beginning with the newest scores.
+        """
+        epoch = check_int("epoch", epoch, 0)
+        if epoch == self.epoch:
+            return
+        self.epoch = epoch
+        self._start = 0
+        self._passes = []
+        if self._next_scores is not None:
+            self._scores, self._next_scores = self._next_scores, None
+            self._scores_changed()
+
+    def _epoch_size(self, epoch: int) -> int:
         return self.num_samples
 
     def _global_order(self, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
 
-    def _sharded(self, total: int) -> int:
-        if self.num_replicas is None:
-            return total
-        return shard_size(total, self.num_replicas, self.drop_last)
+    def epoch_length(self, epoch: int | None = None) -> int:
+        """Indices this rank receives in the whole of ``epoch`` (default: the current one).
+
+        Known ahead of time (it depends on the pacing, not on the scores), e.g. to plan a
+        learning-rate schedule; see also `total_batches`.
+        """
+        epoch = self.epoch if epoch is None else check_int("epoch", epoch, 0)
+        return shard_size(self._epoch_size(epoch), self.num_replicas, self.drop_last)
+
+    def total_batches(self, num_epochs: int, batch_size: int, *, drop_last: bool = False) -> int:
+        """Batches a ``DataLoader(batch_size=..., drop_last=...)`` over this sampler yields in
+        epochs ``0 .. num_epochs - 1`` on this rank (e.g. ``total_steps`` of ``OneCycleLR``).
+
+        Warns when ``drop_last`` leaves an epoch without any batch (a heuristic epoch smaller
+        than a batch).
+        """
+        num_epochs = check_int("num_epochs", num_epochs, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        drop_last = check_bool("drop_last", drop_last)
+        lengths = [self.epoch_length(t) for t in range(num_epochs)]
+        if drop_last:
+            empty = [t for t, n in enumerate(lengths) if n < batch_size]
+            if empty:
+                warnings.warn(
+                    f"{type(self).__name__}: epochs {empty[:10]} have fewer samples per rank "
+                    f"({lengths[empty[0]]} in epoch {empty[0]}) than batch_size={batch_size}, "
+                    "so a DataLoader with drop_last=True yields no batch in them",
+                    stacklevel=2,
+                )
+            return sum(n // batch_size for n in lengths)
+        return sum(-(-n // batch_size) for n in lengths)
+
+    def _completed(self) -> bool:
+        return any(p.completed for p in self._passes)
 
     def __len__(self) -> int:
-        """Indices this rank receives in the current epoch."""
-        return self._sharded(self._epoch_size())
+        """Indices the loader's pass yields: the current epoch's, less a resumed position."""
+        return self.epoch_length() - (0 if self._completed() else self._start)
 
-    def __iter__(self) -> Iterator[int]:
+    def _require_scores(self) -> None:
         if self._scores is None:
             raise RuntimeError(
                 f"{type(self).__name__} has no balance scores yet: call "
                 "sampler.update_scores(model, loader) (or set_scores(scores)) before iterating"
             )
+
+    def epoch_indices(self) -> Tensor:
+        """This rank's whole share of the current epoch, in order: int64 ``(epoch_length(),)``.
+
+        What an ``iter()`` from the epoch's start yields, for logging or inspection; it creates
+        no iterator, so it moves no checkpoint position and is never a "second pass".
+        """
+        self._require_scores()
         order = self._global_order(epoch_generator(self.seed, self.epoch))
-        if self.num_replicas is not None and self.rank is not None:
-            order = shard(order, self.num_replicas, self.rank, self.drop_last)
-        start, self._resume = self._resume, 0
-        self._order = order
-        self._chunk_end = start
-        self._chunk = iter(())
-        # Python ints are made one chunk at a time (36 bytes each), not for the whole epoch;
-        # chain() keeps the per-index cost in C.
-        self._iterator = chain.from_iterable(
-            map(self._make_chunk, range(start, len(order), _CHUNK))
-        )
-        return self._iterator
+        return shard(order, self.num_replicas, self.rank, self.drop_last)
 
-    def _make_chunk(self, begin: int) -> Iterator[int]:
-        self._chunk_end = min(begin + _CHUNK, len(self._order))
-        self._chunk = iter(self._order[begin : self._chunk_end].tolist())
-        return self._chunk
+    def __iter__(self) -> Iterator[int]:
+        self._require_scores()
+        start = self._start
+        if self._completed():
+            start = 0
+            if not self._warned_repeat:
+                self._warned_repeat = True
+                warnings.warn(
+                    f"{type(self).__name__} yields epoch {self.epoch} a second time: the same "
+                    "order repeats. Call sampler.set_epoch(epoch) before every epoch",
+                    stacklevel=2,
+                )
+        run = _Pass(self.epoch_indices(), start)
+        iterator = run.indices()
+        run.iterator = weakref.ref(iterator)
+        self._passes = [p for p in self._passes if p.alive or p.completed or p.position() > p.start]
+        self._passes.append(run)
+        return iterator
 
-    def _yielded(self) -> int:
-        """Indices of this epoch handed out so far (position of the running iterator)."""
-        if self._iterator is None:
-            return self._resume
-        return self._chunk_end - operator.length_hint(self._chunk)
+    def _reference_pass(self) -> _Pass | None:
+        """The pass a checkpoint describes: the oldest live one (the loader's), else the one
+        that got furthest."""
+        for run in self._passes:
+            if run.alive:
+                return run
+        ended = [run for run in self._passes if run.position() > run.start or run.completed]
+        return max(ended, key=_Pass.position, default=None)
+
+    def _position(self, consumed: int | None) -> int:
+        run = self._reference_pass()
+        if consumed is None:
+            return self._start if run is None else run.position()
+        consumed = check_int("consumed", consumed, 0)
+        start = self._start if run is None else run.start
+        limit = self.epoch_length() - start
+        if consumed > limit:
+            raise ValueError(
+                f"consumed must lie in [0, {limit}] (the samples of epoch {self.epoch} this pass "
+                f"yields on this rank), got {consumed}: count the samples the training loop took "
+                "from the loader in this epoch's pass"
+            )
+        return start + consumed
 
     # -- checkpoints ----------------------------------------------------------------------------
+    def _pacing_id(self) -> Any:
+        return None
+
     def _config(self) -> dict[str, Any]:
         return {
             "order": self.order,
             "alpha": self.alpha,
             "criteria": ",".join(self.criteria),
             "preset": self.preset.name,
-            "num_replicas": -1 if self.num_replicas is None else self.num_replicas,
-            "rank": -1 if self.rank is None else self.rank,
+            "seed": self.seed,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
             "drop_last": self.drop_last,
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        """Scores, epoch, indices already yielded this epoch, seed and config.
+    def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
+        """Scores, epoch, position in it, seed and config, as plain values.
+
+        Args:
+            consumed: how many samples the training loop has taken from the loader in this
+                epoch's pass (this rank's, counted from where the pass started). Give it when the
+                ``DataLoader`` has workers: they read indices ahead of training, so the sampler's
+                own count is ahead of what was trained. ``None``: the sampler's own count, exact
+                for ``num_workers=0`` and for torchdata's ``StatefulDataLoader``.
 
         Plain tensors, ints, floats, bools and strings only: ``torch.save`` needs no pickle.
         """
@@ -252,21 +455,42 @@ class _ScoredSampler(Sampler[int]):
             "num_samples": self.num_samples,
             "seed": self.seed,
             "epoch": self.epoch,
-            "yielded": self._yielded(),
+            "yielded": self._position(consumed),
+            "scores_epoch": self._scores_epoch,
             "config": self._config(),
         }
         if self._scores is not None:
             state["scores"] = self._scores.clone()
+        if self._next_scores is not None:
+            state["next_scores"] = self._next_scores.clone()
         return state
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`; the next ``iter()`` yields exactly the rest of that epoch.
+    def _load_scores(self, state: Mapping[str, Any], key: str) -> Tensor | None:
+        scores = state.get(key)
+        if scores is None:
+            return None
+        if not isinstance(scores, Tensor) or scores.shape != (self.num_samples,):
+            raise ValueError(
+                f"state_dict[{key!r}] must be a tensor of shape ({self.num_samples},), got "
+                f"{getattr(scores, 'shape', type(scores).__name__)}"
+            )
+        return scores.to("cpu", torch.float32).clone()
 
-        Raises ``ValueError`` on a state from another sampler type, dataset length or config.
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict`; the next ``iter()`` yields exactly the rest of that epoch.
+
+        All or nothing: on any error the sampler is left as it was. Raises ``ValueError`` on a
+        state from another sampler type, version, dataset length, seed or config (the rank may
+        differ: ranks advance in lockstep, so any rank's state resumes any other).
         """
         for key in ("version", "sampler", "num_samples", "seed", "epoch", "yielded", "config"):
             if key not in state:
                 raise KeyError(f"state_dict lacks the field {key!r}")
+        if state["version"] not in _READABLE_VERSIONS:
+            raise ValueError(
+                f"state_dict['version'] must be one of {list(_READABLE_VERSIONS)} (this is "
+                f"bss-sampler's state format {_STATE_VERSION}), got {state['version']!r}"
+            )
         if state["sampler"] != type(self).__name__:
             raise ValueError(
                 f"state_dict is from a {state['sampler']}, not a {type(self).__name__}"
@@ -276,39 +500,48 @@ class _ScoredSampler(Sampler[int]):
                 f"state_dict is for a dataset of {state['num_samples']} samples, this sampler's "
                 f"data_source has {self.num_samples}"
             )
-        mine = self._config()
-        config = state["config"]
-        for key, value in mine.items():
-            if key == "rank":  # ranks advance in lockstep: any rank's state resumes any other
+        config = {**state["config"], "seed": state["seed"]}
+        for key, value in self._config().items():
+            if key == "rank" or (key not in state["config"] and state["version"] == 1):
                 continue
             if key not in config or config[key] != value:
                 raise ValueError(
                     f"state_dict was saved with {key}={config.get(key)!r}, this sampler has "
                     f"{key}={value!r}"
                 )
-        epoch = _check_int("state_dict['epoch']", state["epoch"], 0)
-        scores = state.get("scores")
-        if scores is not None and (
-            not isinstance(scores, Tensor) or scores.shape != (self.num_samples,)
-        ):
+        epoch = check_int("state_dict['epoch']", state["epoch"], 0)
+        scores = self._load_scores(state, "scores")
+        next_scores = self._load_scores(state, "next_scores")
+        scores_epoch = check_int("state_dict['scores_epoch']", state.get("scores_epoch", epoch), -1)
+        extra = self._check_extra(state)
+        yielded = check_int("state_dict['yielded']", state["yielded"], 0)
+        length = shard_size(self._epoch_size(epoch), self.num_replicas, self.drop_last)
+        if yielded > length:
             raise ValueError(
-                f"state_dict['scores'] must be a tensor of shape ({self.num_samples},)"
+                f"state_dict['yielded'] must lie in [0, {length}] for epoch {epoch}, got {yielded}"
             )
-        self.seed = state["seed"]
         self.epoch = epoch
-        self._scores = None if scores is None else scores.to("cpu", torch.float32).clone()
-        self._load_extra(state)
-        yielded = _check_int("state_dict['yielded']", state["yielded"], 0)
-        if yielded > len(self):
-            raise ValueError(
-                f"state_dict['yielded'] must lie in [0, {len(self)}] for epoch {epoch}, "
-                f"got {yielded}"
-            )
-        self._resume = yielded
-        self._iterator = None
+        self._scores, self._next_scores = scores, next_scores
+        self._scores_epoch = -1 if scores is None else scores_epoch
+        self._start = yielded
+        self._passes = []
+        self._scores_changed()
+        self._load_extra(extra)
 
-    def _load_extra(self, state: Mapping[str, Any]) -> None:
-        """Subclass state beyond the shared fields."""
+    def _check_extra(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate the subclass's own fields of ``state`` (nothing is assigned yet)."""
+        return {}
+
+    def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        """Assign what `_check_extra` validated."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (e.g. into ``spawn`` workers) without the iterators: a copy resumes from the
+        current position, as after `load_state_dict` of `state_dict`."""
+        state = self.__dict__.copy()
+        state["_start"] = self._position(None)
+        state["_passes"] = []
+        return state
 
 
 class HeuristicCurriculumSampler(_ScoredSampler):
@@ -325,22 +558,28 @@ class HeuristicCurriculumSampler(_ScoredSampler):
         pacing: ``"root"`` (Eq. 7), ``"linear"``, ``"baby_step"``, or a callable
             ``epoch -> fraction in (0, 1]`` (then ``lambda0`` and ``t_grow`` are unused).
         order: ``"balanced_first"`` (the paper) or ``"imbalanced_first"`` (the anti-curriculum of
-            the paper's Figure 1).
+            the paper's Figure 1: the scores negated).
         rescore_every: re-rank every this many epochs (``needs_update``); ``None``: scored once
             before training, as in the paper.
         alpha: Eq. 5 weight of the unimodal losses in the scores.
-        criteria: Eq. 6 criteria, see :class:`bss_sampler.BalanceScorer`.
+        criteria: Eq. 6 criteria, see `bss_sampler.BalanceScorer`.
         preset: ``"paper"`` or ``"official"`` (pacing evaluated at ``epoch + 1``, scoring in
-            train mode); see :mod:`bss_sampler.presets`.
+            train mode); see `bss_sampler.presets`.
         seed: seeds every epoch's order together with the epoch.
-        num_replicas: number of ranks to shard over, like ``DistributedSampler``; ``None``
-            yields the global order.
-        rank: this process's rank in ``[0, num_replicas - 1]``.
+        num_replicas: number of ranks to shard over; ``None``: the process group's world size
+            (1 without one), as ``DistributedSampler``.
+        rank: this process's rank in ``[0, num_replicas - 1]``; ``None``: the process group's.
+        global_order: yield the whole epoch on every rank, unsharded, for wrappers that shard it
+            themselves (Accelerate's ``prepare``); excludes ``num_replicas`` and ``rank``.
         drop_last: trim the epoch to a multiple of ``num_replicas`` instead of padding it.
         train_mode: score in train mode; ``None`` takes the preset's choice.
 
-    ``len(sampler)`` is the current epoch's count, so it grows with ``set_epoch``.
-
+    ``len(sampler)`` is the current epoch's count, so it grows with ``set_epoch``; `epoch_length`
+    and `total_batches` give the whole schedule ahead of time.
+    Warning:
+        Call ``set_epoch(epoch)`` before every epoch, as for ``DistributedSampler``: without it
+        the sampler stays at its first subset. A second pass over the same epoch warns once.
+        The training loop of `LearnedBalanceSampler` resumes exactly with this sampler too.
     >>> import torch
     >>> sampler = HeuristicCurriculumSampler(range(10), lambda0=0.3, t_grow=4)
     >>> _ = sampler.set_scores(torch.arange(10.0))
@@ -368,6 +607,7 @@ class HeuristicCurriculumSampler(_ScoredSampler):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        global_order: bool = False,
         drop_last: bool = False,
         train_mode: bool | None = None,
     ) -> None:
@@ -380,48 +620,48 @@ class HeuristicCurriculumSampler(_ScoredSampler):
             seed=seed,
             num_replicas=num_replicas,
             rank=rank,
+            global_order=global_order,
             drop_last=drop_last,
             train_mode=train_mode,
         )
-        if not (isinstance(lambda0, (int, float)) and 0.0 < lambda0 <= 1.0):
-            raise ValueError(f"lambda0 must lie in (0, 1], got {lambda0!r}")
-        if not (isinstance(t_grow, (int, float)) and math.isfinite(t_grow) and t_grow > 0):
-            raise ValueError(f"t_grow must be a positive number of epochs, got {t_grow!r}")
+        self.lambda0 = check_real("lambda0", lambda0, 0.0, 1.0, low_open=True)
+        self.t_grow = check_real(
+            "t_grow", t_grow, 0.0, low_open=True, expected="be a positive number of epochs"
+        )
         if isinstance(pacing, str):
-            _check_choice("pacing", pacing, list(PACING_FUNCTIONS))
+            check_choice("pacing", pacing, list(PACING_FUNCTIONS))
         elif not callable(pacing):
             raise ValueError(
                 f"pacing must be one of {list(PACING_FUNCTIONS)} or a callable, got {pacing!r}"
             )
-        if rescore_every is not None:
-            _check_int("rescore_every", rescore_every, 1)
-        self.lambda0 = float(lambda0)
-        self.t_grow = t_grow
         self.pacing = pacing
-        self.rescore_every = rescore_every
+        self.rescore_every = (
+            None if rescore_every is None else check_int("rescore_every", rescore_every, 1)
+        )
         self._ranking: Tensor | None = None
 
     def fraction(self, epoch: int | None = None) -> float:
         """``lambda(t)``: the fraction of ranked samples used at ``epoch`` (default: current)."""
-        t = (self.epoch if epoch is None else epoch) + self.preset.pacing_offset
+        t = (self.epoch if epoch is None else check_int("epoch", epoch, 0)) + (
+            self.preset.pacing_offset
+        )
         if isinstance(self.pacing, str):
             value = PACING_FUNCTIONS[self.pacing](t, lambda0=self.lambda0, t_grow=self.t_grow)
         else:
             value = self.pacing(t)
-        if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
-            raise ValueError(f"pacing({t}) must return a fraction in (0, 1], got {value!r}")
-        return float(value)
+        return check_real(
+            f"pacing({t})", value, 0.0, 1.0, low_open=True, expected="return a fraction in (0, 1]"
+        )
 
-    def needs_update(self, epoch: int) -> bool:
-        """True every ``rescore_every`` epochs; never when it is ``None`` (the paper)."""
+    def _scheduled(self, epoch: int) -> bool:
+        """Every ``rescore_every`` epochs; never when it is ``None`` (the paper)."""
         return self.rescore_every is not None and epoch % self.rescore_every == 0
 
-    def _apply_scores(self, scores: Tensor) -> None:
-        self._scores = scores
+    def _scores_changed(self) -> None:
         self._ranking = None
 
-    def _epoch_size(self) -> int:
-        return max(1, math.floor(self.num_samples * self.fraction()))
+    def _epoch_size(self, epoch: int) -> int:
+        return max(1, math.floor(self.num_samples * self.fraction(epoch)))
 
     def ranking(self) -> Tensor:
         """All samples from the first to the last to be admitted (ties: lower index first)."""
@@ -433,33 +673,33 @@ class HeuristicCurriculumSampler(_ScoredSampler):
         return self._ranking
 
     def _global_order(self, generator: torch.Generator) -> Tensor:
-        return shuffled_prefix(self.ranking(), self._epoch_size(), generator)
+        return shuffled_prefix(self.ranking(), self._epoch_size(self.epoch), generator)
+
+    def _pacing_id(self) -> Any:
+        if isinstance(self.pacing, str):
+            return self.pacing
+        name = getattr(self.pacing, "__qualname__", type(self.pacing).__qualname__)
+        module = getattr(self.pacing, "__module__", type(self.pacing).__module__)
+        sizes = ",".join(str(self._epoch_size(t)) for t in range(_FINGERPRINT_EPOCHS))
+        return f"{module}.{name}:{sizes}"
 
     def _config(self) -> dict[str, Any]:
-        pacing = (
-            self.pacing
-            if isinstance(self.pacing, str)
-            else getattr(self.pacing, "__qualname__", type(self.pacing).__name__)
-        )
         return {
             **super()._config(),
             "lambda0": self.lambda0,
             "t_grow": self.t_grow,
-            "pacing": pacing,
+            "pacing": self._pacing_id(),
             "rescore_every": -1 if self.rescore_every is None else self.rescore_every,
         }
-
-    def _load_extra(self, state: Mapping[str, Any]) -> None:
-        self._ranking = None
 
 
 class LearnedBalanceSampler(_ScoredSampler):
     """Every epoch a weighted permutation of all samples, balanced ones first (Eq. 9-11).
 
-    Each :meth:`update_scores`/:meth:`set_scores` call blends the new scores into the old with
-    the EMA of Eq. 9 (the first call sets them). Each epoch yields all ``N`` samples once, drawn
-    without replacement with ``p = softmax(s / temperature)`` (Eq. 10-11): an exact Plackett-Luce
-    draw via exponential keys, so high-scoring (balanced) samples tend to come first.
+    Each `update_scores`/`set_scores` call blends the new scores into the newest with the EMA of
+    Eq. 9 (the first call sets them). Each epoch yields all ``N`` samples once, drawn without
+    replacement with ``p = softmax(s / temperature)`` (Eq. 10-11): an exact Plackett-Luce draw
+    via exponential keys, so high-scoring (balanced) samples tend to come first.
 
     Args:
         data_source: the dataset (only its length is used).
@@ -468,19 +708,39 @@ class LearnedBalanceSampler(_ScoredSampler):
         temperature: ``T > 0`` of ``softmax(s / T)``; smaller is closer to sorted order.
         probabilities: ``"softmax"`` (Eq. 10) or ``"linear"``, the released code's
             ``p ~ 1 + s + 0.01`` (raised to ``1 / T``); preset default.
-        order: ``"balanced_first"`` (the paper) or ``"balanced_last"``: the same draw read
-            backwards.
+        order: ``"balanced_first"`` (the paper); ``"imbalanced_first"``: the draw with the scores
+            negated (``softmax(-s / T)``, or the released Twitter script's ``p ~ 1 - s + 0.01``);
+            ``"balanced_last"``: the ``"balanced_first"`` draw read backwards.
         alpha: Eq. 5 weight of the unimodal losses in the scores.
-        criteria: Eq. 6 criteria, see :class:`bss_sampler.BalanceScorer`.
+        criteria: Eq. 6 criteria, see `bss_sampler.BalanceScorer`.
         preset: ``"paper"`` or ``"official"`` (E=1, no EMA, linear probabilities, train-mode
-            scoring); explicit arguments win over it. See :mod:`bss_sampler.presets`.
+            scoring); explicit arguments win over it. See `bss_sampler.presets`.
         seed: seeds every epoch's order together with the epoch.
-        num_replicas: number of ranks to shard over, like ``DistributedSampler``; ``None``
-            yields the global order.
-        rank: this process's rank in ``[0, num_replicas - 1]``.
+        num_replicas: number of ranks to shard over; ``None``: the process group's world size
+            (1 without one), as ``DistributedSampler``.
+        rank: this process's rank in ``[0, num_replicas - 1]``; ``None``: the process group's.
+        global_order: yield the whole epoch on every rank, unsharded, for wrappers that shard it
+            themselves (Accelerate's ``prepare``); excludes ``num_replicas`` and ``rank``.
         drop_last: trim the epoch to a multiple of ``num_replicas`` instead of padding it.
         train_mode: score in train mode; ``None`` takes the preset's choice.
+    A training loop (Algorithm 1) that resumes exactly from a checkpoint taken at any step, with
+    any ``num_workers``::
 
+        loader = DataLoader(train_set, batch_size=64, sampler=sampler, num_workers=2)
+        for epoch in range(start_epoch, epochs):      # start_epoch: the checkpoint's epoch
+            if sampler.needs_update(epoch):            # before epoch 0, then on schedule
+                sampler.update_scores(model, score_loader)
+            sampler.set_epoch(epoch)
+            consumed = 0
+            for batch in loader:
+                ...                                    # forward, backward, step
+                consumed += len(batch[-1])
+                checkpoint = {"epoch": epoch, "sampler": sampler.state_dict(consumed=consumed)}
+
+    Warning:
+        Call ``set_epoch(epoch)`` before every epoch, as for ``DistributedSampler``: without it
+        every epoch repeats the same order (and the heuristic sampler stays at its first
+        subset). A second pass over the same epoch warns once.
     >>> import torch
     >>> sampler = LearnedBalanceSampler(range(4), temperature=0.01)
     >>> _ = sampler.set_scores(torch.tensor([0.0, 1.0, -1.0, 0.5]))
@@ -488,7 +748,7 @@ class LearnedBalanceSampler(_ScoredSampler):
     [1, 3, 0, 2]
     """
 
-    _orders = ("balanced_first", "balanced_last")
+    _orders = ("balanced_first", "imbalanced_first", "balanced_last")
 
     def __init__(
         self,
@@ -505,6 +765,7 @@ class LearnedBalanceSampler(_ScoredSampler):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        global_order: bool = False,
         drop_last: bool = False,
         train_mode: bool | None = None,
     ) -> None:
@@ -517,54 +778,62 @@ class LearnedBalanceSampler(_ScoredSampler):
             seed=seed,
             num_replicas=num_replicas,
             rank=rank,
+            global_order=global_order,
             drop_last=drop_last,
             train_mode=train_mode,
         )
-        beta = self.preset.beta if beta is None else beta
-        if not (isinstance(beta, (int, float)) and 0.0 <= beta <= 1.0):
-            raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
-        update_every = self.preset.update_every if update_every is None else update_every
-        if not (
-            isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
-        ):
-            raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-        self.beta = float(beta)
-        self.update_every = _check_int("update_every", update_every, 1)
-        self.temperature = float(temperature)
-        self.probabilities = _check_choice(
+        self.beta = check_real("beta", self.preset.beta if beta is None else beta, 0.0, 1.0)
+        self.update_every = check_int(
+            "update_every", self.preset.update_every if update_every is None else update_every, 1
+        )
+        self.temperature = check_real(
+            "temperature",
+            temperature,
+            0.0,
+            low_open=True,
+            expected="be a positive finite number",
+        )
+        self.probabilities = check_choice(
             "probabilities",
             self.preset.probabilities if probabilities is None else probabilities,
             ("softmax", "linear"),
         )
         self.num_updates = 0
 
-    def needs_update(self, epoch: int) -> bool:
-        """True when ``epoch`` is a multiple of ``update_every`` (``k = floor(t / E)`` of Eq. 9)."""
+    def _scheduled(self, epoch: int) -> bool:
+        """When ``epoch`` is a multiple of ``update_every`` (``k = floor(t / E)`` of Eq. 9)."""
         return epoch % self.update_every == 0
 
-    def _apply_scores(self, scores: Tensor) -> None:
-        if self._scores is None or self.num_updates == 0:
-            self._scores = scores
-        else:
-            self._scores = (1.0 - self.beta) * self._scores + self.beta * scores
+    def _blend(self, old: Tensor | None, new: Tensor) -> Tensor:
+        """Eq. 9: ``(1 - beta) s_old + beta s_new``; the first scores are taken as they are."""
         self.num_updates += 1
+        if old is None or self.num_updates == 1:
+            return new
+        return (1.0 - self.beta) * old + self.beta * new
 
     def _untempered_log_weights(self) -> Tensor:
-        """``T log p`` up to a constant: ``s`` (softmax, no copy) or ``log(1 + s + 0.01)``."""
+        """``T log p`` up to a constant: ``+-s`` (softmax) or ``log(1 +- s + 0.01)`` (linear)."""
         if self._scores is None:
             raise RuntimeError("no balance scores yet: call update_scores or set_scores first")
+        scores = -self._scores if self.order == "imbalanced_first" else self._scores
         if self.probabilities == "softmax":
-            return self._scores
-        weights = 1.0 + self._scores + 0.01
+            return scores
+        weights = 1.0 + scores + 0.01
         if (weights <= 0).any():
+            flipped = self.order == "imbalanced_first"
+            bound, sign = ("< 1.01", "-") if flipped else ("> -1.01", "+")
             raise ValueError(
-                "probabilities='linear' needs scores > -1.01 (weights 1 + s + 0.01 > 0), got "
-                f"min score {self._scores.min().item():.4g}"
+                f"probabilities='linear' needs scores {bound} (weights 1 {sign} s + 0.01 > 0), "
+                f"got scores from {self._scores.min().item():.4g} to "
+                f"{self._scores.max().item():.4g}"
             )
         return weights.log_()
 
     def log_weights(self) -> Tensor:
-        """``log p`` up to a constant: ``s / T`` (softmax) or ``log(1 + s + 0.01) / T`` (linear)."""
+        """``log p`` up to a constant: ``s / T`` (softmax) or ``log(1 + s + 0.01) / T`` (linear).
+
+        For the current epoch's scores; with ``order="imbalanced_first"`` the scores negated.
+        """
         return self._untempered_log_weights() / self.temperature
 
     def sampling_probabilities(self) -> Tensor:
@@ -586,9 +855,14 @@ class LearnedBalanceSampler(_ScoredSampler):
             "probabilities": self.probabilities,
         }
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
         """As the base state, plus ``num_updates`` (how many EMA steps of Eq. 9 were taken)."""
-        return {**super().state_dict(), "num_updates": self.num_updates}
+        return {**super().state_dict(consumed), "num_updates": self.num_updates}
 
-    def _load_extra(self, state: Mapping[str, Any]) -> None:
-        self.num_updates = _check_int("state_dict['num_updates']", state.get("num_updates", 0), 0)
+    def _check_extra(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "num_updates": check_int("state_dict['num_updates']", state.get("num_updates", 0), 0)
+        }
+
+    def _load_extra(self, extra: Mapping[str, Any]) -> None:
+        self.num_updates = extra["num_updates"]

@@ -58,16 +58,18 @@ def test_heuristic_official_preset_paces_at_epoch_plus_one():
 def test_heuristic_order_is_shuffled_per_epoch_and_seed():
     s = make(HeuristicCurriculumSampler, lambda0=1.0)
     first = list(s)
-    assert list(s) == first  # same epoch, same order
+    assert s.epoch_indices().tolist() == first  # same epoch, same order
     s.set_epoch(1)
-    assert list(s) != first and sorted(s) == sorted(first)
+    second = list(s)
+    assert second != first and sorted(second) == sorted(first)
     assert list(make(HeuristicCurriculumSampler, lambda0=1.0, seed=1)) != first
 
 
 def test_heuristic_rescoring_schedule():
     assert not make(HeuristicCurriculumSampler).needs_update(5)
-    s = make(HeuristicCurriculumSampler, rescore_every=5)
-    assert [s.needs_update(t) for t in range(7)] == [True, False, False, False, False, True, False]
+    assert HeuristicCurriculumSampler(range(N)).needs_update(0)  # no scores yet
+    s = make(HeuristicCurriculumSampler, rescore_every=5)  # scored for epoch 0 already
+    assert [s.needs_update(t) for t in range(7)] == [False, False, False, False, False, True, False]
 
 
 # -- learned ------------------------------------------------------------------------------------
@@ -116,7 +118,9 @@ def test_learned_ema_eq9():
 def test_learned_presets():
     paper = LearnedBalanceSampler(range(3))
     assert (paper.beta, paper.update_every, paper.probabilities) == (0.6, 5, "softmax")
-    assert [paper.needs_update(t) for t in range(6)] == [True, False, False, False, False, True]
+    assert [paper.needs_update(t) for t in range(6)] == [True] * 6  # no scores yet
+    paper.set_scores(torch.zeros(3))
+    assert [paper.needs_update(t) for t in range(11)] == [False] * 5 + [True] + [False] * 4 + [True]
     official = LearnedBalanceSampler(range(3), preset="official")
     assert (official.beta, official.update_every, official.probabilities) == (1.0, 1, "linear")
     assert official.train_mode
@@ -175,7 +179,8 @@ def test_resume_after_k_indices(cls, k):
     )
     fresh.load_state_dict(state)
     fresh.set_epoch(2)  # the training loop's call for the resumed epoch keeps the position
-    assert list(fresh) == rest and head + rest == list(s)
+    assert len(fresh) == len(rest)
+    assert list(fresh) == rest and head + rest == s.epoch_indices().tolist()
     fresh.set_epoch(3)
     s.set_epoch(3)
     assert list(fresh) == list(s)
@@ -194,7 +199,7 @@ def test_resume_through_dataloader_and_torch_save(cls, tmp_path):
     )
     fresh.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
     assert [b.tolist() for b in DataLoader(range(N), batch_size=4, sampler=fresh)] == rest
-    assert [i for b in seen + rest for i in b] == list(s)
+    assert [i for b in seen + rest for i in b] == s.epoch_indices().tolist()
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
@@ -241,7 +246,7 @@ def test_update_scores_end_to_end(cls, model, dataset):
         (LearnedBalanceSampler, {"temperature": 0}, "temperature must be a positive finite .* 0"),
         (LearnedBalanceSampler, {"update_every": 0}, "update_every must be an int >= 1, got 0"),
         (LearnedBalanceSampler, {"probabilities": "exp"}, "probabilities must be one of"),
-        (LearnedBalanceSampler, {"order": "imbalanced_first"}, "order must be one of"),
+        (LearnedBalanceSampler, {"order": "imbalanced_last"}, "order must be one of"),
         (
             LearnedBalanceSampler,
             {"preset": "code"},
@@ -333,9 +338,22 @@ def test_checkpoint_after_a_full_epoch_starts_the_next_one(cls):
     assert state["yielded"] == 0
     fresh = make(cls)
     fresh.load_state_dict(state)
-    assert list(fresh) == list(s) and len(list(fresh)) == len(s)
-    s.set_epoch(1)  # the same epoch again, after a complete pass: it restarts
-    assert s.state_dict()["yielded"] == 0
+    assert list(fresh) == s.epoch_indices().tolist() and len(fresh) == len(s)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_checkpoint_at_the_end_of_an_epoch_resumes_to_nothing(cls):
+    """Saved after the last batch and re-entered at the same epoch: nothing is trained twice."""
+    s = make(cls)
+    s.set_epoch(1)
+    list(s)
+    fresh = make(cls)
+    fresh.load_state_dict(s.state_dict())
+    fresh.set_epoch(1)
+    assert len(fresh) == 0 and list(fresh) == []
+    fresh.set_epoch(2)
+    s.set_epoch(2)
+    assert list(fresh) == list(s)
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
