@@ -1,0 +1,402 @@
+"""The sampler contract in the loops people write: resume with workers, re-scoring epochs,
+independent iterators, scores or epochs changed mid-epoch, process-group defaults, misuse.
+
+Each test is one way a run could silently train on the wrong samples.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader
+
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, _dist
+
+from .readme_loop import roundtrip, train
+
+SAMPLERS = [HeuristicCurriculumSampler, LearnedBalanceSampler]
+SLOW = settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def make(cls, n, **kwargs):
+    if cls is HeuristicCurriculumSampler:
+        kwargs.setdefault("lambda0", 0.4)
+        kwargs.setdefault("t_grow", 3)
+    return cls(range(n), **kwargs)
+
+
+def scored(cls, n, seed=0, **kwargs):
+    sampler = make(cls, n, **kwargs)
+    sampler.set_scores(torch.rand(n, generator=torch.Generator().manual_seed(seed)) * 2 - 1)
+    return sampler
+
+
+# -- 1. a plain DataLoader with workers: the loop counts what it consumed ------------------------
+@SLOW
+@given(
+    cls=st.sampled_from(SAMPLERS),
+    n=st.integers(5, 90),
+    batch_size=st.integers(1, 9),
+    workers=st.sampled_from([0, 2]),
+    replicas=st.integers(1, 3),
+    data=st.data(),
+)
+def test_resume_with_workers_loses_and_repeats_nothing(cls, n, batch_size, workers, replicas, data):
+    rank = data.draw(st.integers(0, replicas - 1), label="rank")
+    epoch = data.draw(st.integers(0, 4), label="epoch")
+    sampler = scored(cls, n, num_replicas=replicas, rank=rank)
+    sampler.set_epoch(epoch)
+    loader = DataLoader(range(n), batch_size=batch_size, sampler=sampler, num_workers=workers)
+    batches = len(loader)
+    stop = data.draw(st.integers(0, batches), label="stop")
+    consumed, seen, state = 0, [], None
+    for step, batch in enumerate(loader):
+        if step == stop:
+            state = roundtrip(sampler.state_dict(consumed=consumed))
+        seen.append(batch.tolist())
+        consumed += len(batch)
+    if state is None:  # checkpoint after the last batch
+        state = roundtrip(sampler.state_dict(consumed=consumed))
+    assert [i for b in seen for i in b] == sampler.epoch_indices().tolist()
+
+    fresh = make(cls, n, num_replicas=replicas, rank=rank)
+    fresh.load_state_dict(state)
+    fresh.set_epoch(epoch)  # the loop's call for the resumed epoch keeps the position
+    rest = [b.tolist() for b in DataLoader(range(n), batch_size=batch_size, sampler=fresh)]
+    assert [i for b in rest for i in b] == [i for b in seen[stop:] for i in b]
+
+
+def test_the_samplers_own_count_runs_ahead_with_workers():
+    """Why `consumed` exists: with workers the sampler has handed out prefetched indices."""
+    sampler = scored(LearnedBalanceSampler, 400)
+    loader = DataLoader(range(400), batch_size=32, sampler=sampler, num_workers=2)
+    batches = iter(loader)
+    for _ in range(3):
+        next(batches)
+    assert sampler.state_dict()["yielded"] > 96 == sampler.state_dict(consumed=96)["yielded"]
+    del batches
+
+
+def test_consumed_is_checked():
+    sampler = scored(LearnedBalanceSampler, 10, num_replicas=2, rank=0)
+    it = iter(sampler)
+    next(it)
+    with pytest.raises(ValueError, match=r"consumed must lie in \[0, 5\] .* got 6"):
+        sampler.state_dict(consumed=6)
+    with pytest.raises(ValueError, match="consumed must be an int >= 0, got -1"):
+        sampler.state_dict(consumed=-1)
+    assert sampler.state_dict(consumed=np.int64(2))["yielded"] == 2
+
+
+# -- 2. the README loop, resumed in a fresh process from a checkpoint at any step ---------------
+@SLOW
+@given(
+    cls=st.sampled_from(SAMPLERS),
+    n=st.integers(6, 30),
+    batch_size=st.integers(2, 7),
+    every=st.integers(1, 3),
+    workers=st.sampled_from([0, 2]),
+    data=st.data(),
+)
+def test_readme_loop_resumes_exactly_from_any_step(cls, n, batch_size, every, workers, data):
+    schedule = {"update_every": every} if cls is LearnedBalanceSampler else {"rescore_every": every}
+    config = {"n": n, "batch_size": batch_size, "workers": workers, "epochs": 4, **schedule}
+    full = train(cls, **config)
+    stop = data.draw(st.integers(1, len(full.steps) - 1), label="stop")
+    crashed = train(cls, **config, stop_at=stop)
+    assert crashed.steps == full.steps[:stop]
+    resumed = train(cls, **config, resume=roundtrip(crashed.checkpoint))
+    assert crashed.steps + resumed.steps == full.steps  # each step: (epoch, indices)
+    assert all(torch.equal(full.weights[k], resumed.weights[k]) for k in full.weights)
+    assert torch.equal(full.scores, resumed.scores)
+
+
+def test_a_rescoring_epoch_is_not_scored_twice_after_a_resume():
+    """E=2: a checkpoint inside epoch 2 must not take a second EMA step when resumed."""
+    config = {"n": 20, "batch_size": 4, "workers": 0, "epochs": 3, "update_every": 2}
+    full = train(LearnedBalanceSampler, **config)
+    stop = next(i for i, (epoch, _) in enumerate(full.steps) if epoch == 2) + 2
+    crashed = train(LearnedBalanceSampler, **config, stop_at=stop)
+    assert crashed.checkpoint["epoch"] == 2 and crashed.checkpoint["sampler"]["scores_epoch"] == 2
+    resumed = train(LearnedBalanceSampler, **config, resume=roundtrip(crashed.checkpoint))
+    assert resumed.updates == [] and crashed.steps + resumed.steps == full.steps
+
+
+# -- 3. iterators are independent ---------------------------------------------------------------
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_a_second_iterator_moves_neither_the_first_nor_the_position(cls):
+    sampler = scored(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 40)
+    want = sampler.epoch_indices().tolist()
+    loader_pass = iter(sampler)
+    head = [next(loader_pass) for _ in range(7)]
+    peek = iter(sampler)  # a logging hook looking at the order
+    assert next(peek) == want[0]
+    assert sampler.state_dict()["yielded"] == 7
+    assert list(peek) == want[1:]
+    assert sampler.state_dict()["yielded"] == 7
+    sampler.set_epoch(1)  # even another epoch: the running pass keeps its own order
+    assert head + list(loader_pass) == want
+
+
+def test_a_live_iterator_keeps_its_epoch_across_chunk_boundaries():
+    n = 70_000
+    sampler = LearnedBalanceSampler(range(n))
+    sampler.set_scores(torch.zeros(n))
+    first = iter(sampler)
+    got = [next(first) for _ in range(60_000)]
+    sampler.set_epoch(1)
+    other = iter(sampler)
+    next(other)
+    got.extend(first)
+    assert len(got) == n and len(set(got)) == n
+    sampler.set_epoch(0)
+    assert got == sampler.epoch_indices().tolist()
+
+
+# -- 4. scores or epoch changed while an epoch runs ---------------------------------------------
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_new_scores_mid_epoch_apply_from_the_next_epoch(cls):
+    sampler = scored(cls, 20, seed=1)
+    sampler.set_epoch(1)
+    want = sampler.epoch_indices().tolist()
+    it = iter(sampler)
+    head = [next(it) for _ in range(4)]
+    newest = sampler.set_scores(-torch.linspace(-1, 1, 20))
+    assert torch.equal(sampler.scores, newest) and sampler.scores_epoch == 2
+    state = roundtrip(sampler.state_dict())
+    sampler.set_epoch(1)  # the current epoch again: a no-op, the position stays
+    assert sampler.state_dict()["yielded"] == 4
+    rest = list(it)
+    assert head + rest == want
+    fresh = make(cls, 20)
+    fresh.load_state_dict(state)
+    assert list(fresh) == rest  # the resumed epoch keeps the order it started with
+    reference = make(cls, 20)
+    reference.set_scores(newest)
+    for s in (fresh, sampler, reference):
+        s.set_epoch(2)
+    assert list(fresh) == list(sampler) == list(reference)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_update_scores_mid_epoch_keeps_the_running_order(cls, model, dataset):
+    sampler = cls(dataset)
+    score_loader = DataLoader(dataset, batch_size=8)
+    sampler.update_scores(model, score_loader, progress=False)
+    want = sampler.epoch_indices().tolist()
+    it = iter(DataLoader(dataset, batch_size=4, sampler=sampler))
+    got = next(it)["index"].tolist()
+    torch.nn.init.normal_(model.head.weight)
+    sampler.update_scores(model, score_loader, progress=False)
+    got += [i for batch in it for i in batch["index"].tolist()]
+    assert got == want and sampler.scores_epoch == 1
+
+
+def test_learned_ema_counts_each_update_once_across_epochs():
+    sampler = LearnedBalanceSampler(range(3))
+    a, b = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([0.0, 1.0, 0.0])
+    sampler.set_scores(a)
+    it = iter(sampler)
+    next(it)
+    assert torch.allclose(sampler.set_scores(b), 0.4 * a + 0.6 * b)  # pending for epoch 1
+    assert torch.allclose(sampler.sampling_probabilities(), torch.softmax(a, 0))
+    sampler.set_epoch(1)
+    assert torch.allclose(sampler.sampling_probabilities(), torch.softmax(0.4 * a + 0.6 * b, 0))
+    state = sampler.state_dict()
+    assert state["num_updates"] == 2 and "next_scores" not in state
+
+
+# -- 5. under a process group the default shards by it -------------------------------------------
+@pytest.fixture
+def two_ranks(monkeypatch):
+    """Pretend this process is rank 1 of an initialised 2-process group."""
+    monkeypatch.setattr(_dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(_dist, "is_distributed", lambda: True)
+    monkeypatch.setattr(_dist, "world_size", lambda: 2)
+    monkeypatch.setattr(_dist, "rank", lambda: 1)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_process_group_default_shards_like_distributed_sampler(cls, two_ranks):
+    default = make(cls, 100)
+    assert (default.num_replicas, default.rank) == (2, 1)
+    assert (make(cls, 100, rank=0).num_replicas, make(cls, 100, num_replicas=4).rank) == (2, 1)
+    whole = make(cls, 100, global_order=True)
+    assert (whole.num_replicas, whole.rank) == (1, 0)
+    for s in (default, whole):
+        s.set_scores(torch.linspace(-1, 1, 100))
+    assert default.epoch_indices().tolist() == whole.epoch_indices().tolist()[1::2]
+    with pytest.raises(ValueError, match="global_order=True .* got num_replicas=2, rank=None"):
+        make(cls, 100, global_order=True, num_replicas=2)
+
+
+def test_without_a_process_group_the_default_is_the_whole_order():
+    sampler = make(LearnedBalanceSampler, 10)
+    assert (sampler.num_replicas, sampler.rank, len(sampler)) == (1, 0, 10)
+    with pytest.raises(ValueError, match="num_replicas and rank must be given together"):
+        make(LearnedBalanceSampler, 10, rank=1)
+
+
+# -- 6. a forgotten set_epoch warns ---------------------------------------------------------------
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_a_second_pass_over_the_same_epoch_warns_once(cls):
+    sampler = scored(cls, 20)
+    first = list(sampler)
+    with pytest.warns(UserWarning, match=r"yields epoch 0 a second time.*set_epoch\(epoch\)"):
+        again = list(sampler)
+    assert again == first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(sampler)  # once per sampler
+        sampler.set_epoch(1)
+        list(sampler)
+    assert "set_epoch" in (cls.__doc__ or "")
+
+
+# -- 7. epoch sizes of a schedule ahead of time ---------------------------------------------------
+def test_heuristic_schedule_sizes_ahead_of_time():
+    sampler = HeuristicCurriculumSampler(range(1000))
+    lengths = [sampler.epoch_length(t) for t in range(50)]
+    assert lengths[0] == 100 and lengths[-1] == 1000 and sum(lengths) == 36_434
+    assert sampler.total_batches(50, 64) == sum(math.ceil(n / 64) for n in lengths)
+    sharded = HeuristicCurriculumSampler(range(1000), num_replicas=3, rank=2)
+    assert sharded.epoch_length(0) == 34 and len(sharded) == 34
+
+
+def test_heuristic_epoch_smaller_than_a_batch_warns():
+    sampler = HeuristicCurriculumSampler(range(600))
+    with pytest.warns(UserWarning, match=r"epochs \[0\] .*60 in epoch 0.* batch_size=64"):
+        total = sampler.total_batches(50, 64, drop_last=True)
+    assert total == sum(sampler.epoch_length(t) // 64 for t in range(50))
+
+
+# -- 9. misuse is refused by name, PyTorch's scalar types are accepted ----------------------------
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (HeuristicCurriculumSampler, {"lambda0": True}, r"lambda0 must lie in \(0, 1\], got True"),
+        (HeuristicCurriculumSampler, {"t_grow": True}, "t_grow must be a positive number"),
+        (HeuristicCurriculumSampler, {"rescore_every": 2.0}, "rescore_every must be an int"),
+        (LearnedBalanceSampler, {"beta": True}, r"beta must lie in \[0, 1\], got True"),
+        (LearnedBalanceSampler, {"temperature": True}, "temperature must be a positive finite"),
+        (LearnedBalanceSampler, {"update_every": True}, "update_every must be an int >= 1"),
+        (LearnedBalanceSampler, {"drop_last": "no"}, "drop_last must be True or False, got 'no'"),
+        (LearnedBalanceSampler, {"train_mode": "no"}, "train_mode must be True or False"),
+        (LearnedBalanceSampler, {"global_order": 1}, "global_order must be True or False, got 1"),
+        (LearnedBalanceSampler, {"seed": True}, "seed must be an int, got True"),
+        (LearnedBalanceSampler, {"num_replicas": 2, "rank": True}, "rank must be an int"),
+        (LearnedBalanceSampler, {"beta": float("nan")}, r"beta must lie in \[0, 1\], got nan"),
+    ],
+)
+def test_bad_arguments_are_named(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(range(4), **kwargs)
+
+
+def test_numpy_and_tensor_scalars_are_accepted():
+    h = HeuristicCurriculumSampler(range(10), lambda0=np.float32(0.5), t_grow=np.int64(4))
+    s = LearnedBalanceSampler(
+        range(10), seed=np.int64(3), beta=torch.tensor(0.5), num_replicas=np.int64(2), rank=0
+    )
+    assert (h.lambda0, s.seed, s.beta, s.num_replicas) == (0.5, 3, 0.5, 2)
+    s.set_scores(np.zeros(10, dtype=np.float32))
+    s.set_epoch(np.int64(2))
+    assert s.epoch == 2 and isinstance(s.epoch, int)
+    assert isinstance(s.state_dict()["epoch"], int)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_bad_scores_are_named(cls):
+    s = make(cls, 3)
+    with pytest.raises(
+        ValueError, match="scores must be a tensor or sequence of 3 numbers, got None"
+    ):
+        s.set_scores(None)
+    with pytest.raises(ValueError, match=r"scores must fit in float32 .* at indices \[1\]"):
+        s.set_scores(torch.tensor([0.0, 1e300, 0.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="scores must be real numbers, got dtype torch.bool"):
+        s.set_scores(torch.tensor([True, False, True]))
+    assert s.scores is None  # nothing was applied
+
+
+# -- 10. checkpoint state ------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_failed_load_leaves_the_sampler_untouched(cls):
+    saved = scored(cls, 20, seed=2)
+    saved.set_epoch(3)
+    state = saved.state_dict()
+    target = scored(cls, 20, seed=5)
+    before = (target.epoch, target.scores, target.state_dict())
+    with pytest.raises(ValueError, match=r"state_dict\['yielded'\] must lie in"):
+        target.load_state_dict({**state, "yielded": 10_000})
+    with pytest.raises(ValueError, match=r"state_dict\['scores'\] must be a tensor of shape"):
+        target.load_state_dict({**state, "scores": torch.zeros(3)})
+    assert target.epoch == before[0] and torch.equal(target.scores, before[1])
+    assert str(target.state_dict()) == str(before[2])
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_seed_and_version_are_checked(cls):
+    state = scored(cls, 10).state_dict()
+    with pytest.raises(ValueError, match="saved with seed=0, this sampler has seed=4"):
+        make(cls, 10, seed=4).load_state_dict(state)
+    with pytest.raises(
+        ValueError, match=r"state_dict\['version'\] must be one of \[1, 2\].* got 99"
+    ):
+        make(cls, 10).load_state_dict({**state, "version": 99})
+
+
+def test_version_1_state_still_loads():
+    sampler = scored(LearnedBalanceSampler, 10)
+    sampler.set_epoch(2)
+    it = iter(sampler)
+    head = [next(it) for _ in range(3)]
+    state = sampler.state_dict()
+    old = {k: v for k, v in state.items() if k not in ("scores_epoch", "next_scores")}
+    old["version"] = 1
+    old["config"] = {k: v for k, v in state["config"].items() if k != "seed"}
+    fresh = make(LearnedBalanceSampler, 10)
+    fresh.load_state_dict(old)
+    assert head + list(fresh) == sampler.epoch_indices().tolist()
+
+
+def test_two_lambda_pacings_are_told_apart():
+    a = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.2)
+    b = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.6)
+    assert a.pacing.__qualname__ == b.pacing.__qualname__
+    a.set_scores(torch.zeros(50))
+    with pytest.raises(ValueError, match="saved with pacing="):
+        b.load_state_dict(a.state_dict())
+    same = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.2)
+    same.load_state_dict(a.state_dict())
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_an_iterated_sampler_pickles_and_resumes(cls):
+    sampler = scored(cls, 30, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 30)
+    it = iter(sampler)
+    head = [next(it) for _ in range(11)]
+    copy = pickle.loads(pickle.dumps(sampler))
+    assert len(copy) == 19
+    assert head + list(copy) == sampler.epoch_indices().tolist() == head + list(it)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_len_after_a_mid_epoch_load_counts_what_is_left(cls):
+    sampler = scored(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 40)
+    loader = DataLoader(range(40), batch_size=6, sampler=sampler)
+    batches = iter(loader)
+    next(batches), next(batches)
+    fresh = make(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else make(cls, 40)
+    fresh.load_state_dict(sampler.state_dict())
+    resumed = DataLoader(range(40), batch_size=6, sampler=fresh)
+    assert len(fresh) == 28 and len(resumed) == 5 == len(list(resumed))
