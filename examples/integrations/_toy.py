@@ -124,20 +124,24 @@ def make_sampler(
     seed: int = 0,
     num_replicas: int | None = None,
     rank: int | None = None,
+    global_order: bool = False,
 ) -> BSSSampler:
     """The BSS sampler of ``kind`` (``"learned"`` or ``"heuristic"``) with small-run settings.
 
-    ``num_replicas=None`` yields the global order (for Lightning and Accelerate, which shard it
-    themselves); explicit ``num_replicas``/``rank`` shard like ``DistributedSampler``.
+    Sharding as ``DistributedSampler``: by the process group unless ``num_replicas``/``rank``
+    are given; ``global_order=True`` yields the whole order on every rank (for Lightning's and
+    Accelerate's wrappers, which shard it themselves).
     """
+    shard: dict[str, Any] = {
+        "seed": seed,
+        "num_replicas": num_replicas,
+        "rank": rank,
+        "global_order": global_order,
+    }
     if kind == "learned":
-        return LearnedBalanceSampler(
-            dataset, update_every=2, seed=seed, num_replicas=num_replicas, rank=rank
-        )
+        return LearnedBalanceSampler(dataset, update_every=2, **shard)
     if kind == "heuristic":
-        return HeuristicCurriculumSampler(
-            dataset, lambda0=0.25, t_grow=3, seed=seed, num_replicas=num_replicas, rank=rank
-        )
+        return HeuristicCurriculumSampler(dataset, lambda0=0.25, t_grow=3, **shard)
     raise ValueError(f"kind must be 'learned' or 'heuristic', got {kind!r}")
 
 
@@ -161,10 +165,10 @@ def reference_order(
     ``scores`` are the scores the sampler held during that epoch (for the learned sampler: after
     the moving average of Eq. 9, which a first ``set_scores`` takes as they are).
     """
-    sampler = make_sampler(kind, dataset, seed=seed)
+    sampler = make_sampler(kind, dataset, seed=seed, num_replicas=1, rank=0)
     sampler.set_scores(torch.tensor(scores, dtype=torch.float32))
     sampler.set_epoch(epoch)
-    return [int(i) for i in sampler]
+    return [int(i) for i in sampler.epoch_indices()]
 
 
 def interleave(shards: Sequence[Sequence[int]], chunk: int = 1) -> list[int]:

@@ -9,7 +9,8 @@ Run on 2 CPU processes (``accelerate launch --cpu --num_processes 2`` works as w
 
 What it shows:
 
-* the sampler is built *global* (``num_replicas=None``); ``accelerator.prepare(loader)`` wraps
+* the sampler is built *global* (``global_order=True``: under the process group it would
+  otherwise shard by rank, and Accelerate would shard it again); ``accelerator.prepare(loader)`` wraps
   its batches in ``BatchSamplerShard``, which reads the whole order on every process and hands
   out whole batches round-robin (rank 0 gets batches 0, 2, 4, ...);
 * ``loader.set_epoch(epoch)`` each epoch: Accelerate forwards it to the sampler (and would
@@ -64,7 +65,7 @@ def main() -> None:
     dataset = ToyAV(args.num_samples, seed=args.seed)
     model = ToyAVModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
-    sampler = make_sampler(args.sampler, dataset, seed=args.seed)  # global order
+    sampler = make_sampler(args.sampler, dataset, seed=args.seed, global_order=True)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(sampler)

@@ -9,10 +9,11 @@ Run::
 
 What it shows:
 
-* the sampler is built *global* (``num_replicas=None``) and handed to the ``DataLoader``;
-  Lightning (``use_distributed_sampler=True``, the default) wraps it in its
-  ``DistributedSamplerWrapper``, which iterates the whole order on every rank and keeps a strided
-  share, and forwards ``set_epoch``;
+* the sampler shards itself (``num_replicas``/``rank`` from the trainer, in the data module's
+  ``setup``) and the ``Trainer`` gets ``use_distributed_sampler=False``: with the default
+  ``True``, Lightning wraps a custom sampler in its ``DistributedSamplerWrapper``, which reshuffles
+  the order (``--shard-by lightning`` runs that variant, with a ``global_order=True`` sampler, to
+  show it);
 * :class:`BalanceSamplingCallback` scores before the first epoch (``on_fit_start``), re-scores
   at the end of each epoch when ``needs_update(next_epoch)`` says so (over a
   ``DistributedSampler(shuffle=False)`` share per rank, synced by ``update_scores``), moves the
@@ -95,6 +96,7 @@ class ToyData(L.LightningDataModule):
                 seed=self.seed,
                 num_replicas=self.trainer.world_size if shard else None,
                 rank=self.trainer.global_rank if shard else None,
+                global_order=not shard,
             )
 
     def train_dataloader(self) -> DataLoader[Any]:

@@ -65,6 +65,9 @@ def interrupted_and_resumed(
         batch["index"].tolist() for batch in loader_for(sampler, dataset, batch_size, num_workers)
     ]
 
+    sampler = fresh()  # a second run of the same epoch, this time interrupted
+    sampler.set_scores(scores)
+    sampler.set_epoch(epoch)
     loader = loader_for(sampler, dataset, batch_size, num_workers)
     iterator = iter(loader)
     head = [next(iterator)["index"].tolist() for _ in range(stop_after)]
@@ -113,7 +116,7 @@ def main() -> None:
             raise SystemExit(f"rank {rank}: the resumed loader did not continue exactly")
         shards.append([index for batch in full for index in batch])
         print(f"rank {rank}: {len(head)} batches, snapshot, {len(tail)} restored batches: exact")
-    check_shards(list(scoring), shards)
+    check_shards(scoring.epoch_indices().tolist(), shards)
     print(f"{args.world_size} ranks cover the epoch's {len(scoring)} samples exactly once")
 
 

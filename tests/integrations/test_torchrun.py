@@ -1,30 +1,76 @@
-"""``examples/integrations/torchrun_ddp.py``: 2 gloo ranks, explicit sharding, mid-epoch resume."""
+"""``examples/integrations/torchrun_ddp.py``: 2 gloo ranks, the README's loop with 2 DataLoader
+workers per rank, killed at a random step and resumed in fresh processes."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from _toy import ToyAV, verify_run
 
-EPOCHS, CHECKPOINT_AT = "3", "10"  # 8 steps per epoch: the checkpoint falls inside epoch 1
+RECIPES = Path(__file__).resolve().parents[2] / "examples" / "integrations"
+
+EPOCHS, STEPS = "3", 24  # 64 samples, batch 4, 2 ranks: 8 steps per epoch
 
 
-def test_ranks_match_one_process_and_resume_continues_exactly(
+def _kill_at_step(out: Path, step: int) -> None:
+    """Run the recipe until both ranks checkpointed ``step``, then SIGKILL the whole job."""
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "torchrun_ddp.py",
+            "--epochs",
+            EPOCHS,
+            "--out",
+            str(out),
+            "--pause-at",
+            str(step),
+        ],
+        cwd=RECIPES,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    wanted = [out / f"checkpoint-rank{r}-step{step}.pt" for r in range(2)]
+    deadline = time.monotonic() + 120
+    try:
+        while not all(path.exists() for path in wanted):
+            assert job.poll() is None, f"the job ended before step {step}: {job.stderr.read()!r}"
+            assert time.monotonic() < deadline, f"no checkpoint of step {step} after 120 s"
+            time.sleep(0.1)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(timeout=30)
+        job.stderr.close()
+
+
+def test_killed_at_a_random_step_resumes_exactly(
     tmp_path: Path, torchrun: Callable[..., object]
 ) -> None:
-    full, resumed = tmp_path / "full", tmp_path / "resumed"
-    torchrun(
-        "torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(full), "--checkpoint-at", CHECKPOINT_AT
-    )
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    torchrun("torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(full))
     records = verify_run(full, "learned", ToyAV(64), world_size=2)
     assert [entry["length"] for entry in records[0]] == [32, 32, 32]
 
-    # a fresh pair of processes that only has the step-10 checkpoint (as after a kill)
-    torchrun("torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(resumed), "--resume", str(full))
-    assert (resumed / "record-rank0.json").read_text() == (full / "record-rank0.json").read_text()
-    assert (resumed / "record-rank1.json").read_text() == (full / "record-rank1.json").read_text()
+    step = random.SystemRandom().randint(1, STEPS - 1)
+    _kill_at_step(crashed, step)
+    assert not (crashed / "record-rank0.json").exists()
+    torchrun("torchrun_ddp.py", "--epochs", EPOCHS, "--out", str(crashed), "--resume", str(crashed))
+    for rank in range(2):
+        got = (crashed / f"record-rank{rank}.json").read_text()
+        assert got == (full / f"record-rank{rank}.json").read_text(), f"killed at step {step}"
     final = torch.load(full / "final-model.pt", weights_only=True)
-    again = torch.load(resumed / "final-model.pt", weights_only=True)
-    assert all(torch.equal(final[name], again[name]) for name in final)
+    again = torch.load(crashed / "final-model.pt", weights_only=True)
+    assert all(torch.equal(final[name], again[name]) for name in final), f"killed at step {step}"
