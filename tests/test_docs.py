@@ -1,4 +1,4 @@
-"""The built documentation: maths rendered offline by the bundled KaTeX.
+"""The built documentation: maths rendered offline by the bundled KaTeX, clean API reference.
 
 One strict `mkdocs build` per session (module fixture); the checks read the built HTML. The
 headless-browser check runs only where Debian's `chromium` is installed.
@@ -6,6 +6,8 @@ headless-browser check runs only where Debian's `chromium` is installed.
 
 from __future__ import annotations
 
+import html
+import importlib
 import os
 import re
 import shutil
@@ -13,11 +15,22 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlparse
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Modules whose rendered docstrings must be free of reST roles (":meth:`x`" shows up verbatim in
+# Markdown). Add a module here once its docstrings use plain backticks.
+ROLE_FREE_MODULES = (
+    "bss_sampler",
+    "bss_sampler.ordering",
+    "bss_sampler.pacing",
+    "bss_sampler.presets",
+)
+REST_ROLES = (":meth:`", ":func:`", ":class:`", ":mod:`")
 
 KATEX_FILES = ("assets/katex/katex.min.js", "assets/katex/katex.min.css", "js/katex-init.js")
 MATH_PAGES = ("equations/index.html", "presets/index.html")
@@ -151,6 +164,65 @@ def test_katex_fonts_and_licence_are_bundled(site: Path) -> None:
         assert (katex / font).is_file(), font
     assert "MIT" in (katex / "LICENSE").read_text(encoding="utf-8")
     assert not re.search(r"url\(\s*['\"]?(https?:)?//", css)
+
+
+def test_api_reference_hides_private_bases(site: Path) -> None:
+    text = "".join(_parse(site / "api/samplers/index.html").prose)
+    assert "Bases:" not in text
+    assert "_ScoredSampler" not in text
+
+
+@pytest.mark.parametrize("page", ["samplers", "scorer", "scoring", "functional"])
+def test_api_reference_shows_the_value_of_a_constant_default(site: Path, page: str) -> None:
+    # All text, code included: the signature is a code block.
+    html_text = re.sub(r"<[^>]+>", "", (site / "api" / page / "index.html").read_text("utf-8"))
+    text = html.unescape(html_text)
+    assert "= CRITERIA" not in text
+    assert 'criteria: Sequence[str] = ("similarity", "loss")' in text
+
+
+def _module_of(anchor: str) -> str | None:
+    """The module that defines the object a mkdocstrings anchor names (re-exports resolved)."""
+    parts = anchor.split(".")
+    obj: object = None
+    module = None
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        module = obj.__name__ if isinstance(obj, ModuleType) else None
+        rest = parts[i:]
+        break
+    else:
+        return None
+    for name in rest:
+        obj = getattr(obj, name, None)
+        owner = getattr(obj, "__module__", None)
+        if isinstance(owner, str) and owner.startswith("bss_sampler"):
+            module = owner
+    return module
+
+
+def test_no_rest_roles_in_the_api_reference_of_converted_modules(site: Path) -> None:
+    found = []
+    for path in sorted((site / "api").rglob("*.html")):
+        source = path.read_text(encoding="utf-8")
+        anchors = [(m.start(), m.group(1)) for m in re.finditer(r'id="(bss_sampler[\w.]*)', source)]
+        # Markdown turns ":meth:`x`" into ":meth:<code>x</code>"; look for both spellings.
+        spellings = [role.replace("`", "<code>") for role in REST_ROLES] + list(REST_ROLES)
+        for hit in re.finditer("|".join(map(re.escape, spellings)), source):
+            before = [name for start, name in anchors if start < hit.start()]
+            module = _module_of(before[-1]) if before else None
+            if module in ROLE_FREE_MODULES:
+                found.append(f"{path.relative_to(site)}: {hit.group(0)} in {module}")
+    assert found == []
+
+
+@pytest.mark.parametrize("module", ROLE_FREE_MODULES)
+def test_no_rest_roles_in_the_docstrings_of_converted_modules(module: str) -> None:
+    source = Path(importlib.import_module(module).__file__ or "").read_text(encoding="utf-8")
+    assert [role for role in REST_ROLES if role in source] == []
 
 
 @pytest.mark.parametrize("page", MATH_PAGES)
