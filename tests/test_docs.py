@@ -241,3 +241,10 @@ def test_equations_render_in_a_headless_browser(site: Path, page: str, tmp_path:
     assert expected >= 10
     assert dom.count('class="katex"') == expected
     assert "katex-error" not in dom
+
+
+def test_docs_describe_findings_instead_of_citing_tracker_issues() -> None:
+    # Readers of the docs cannot see the project's issue tracker.
+    for path in sorted((ROOT / "docs").rglob("*.md")):
+        cited = re.search(r"\bissues? #?\d+", path.read_text(encoding="utf-8"), re.IGNORECASE)
+        assert cited is None, f"{path.relative_to(ROOT)} cites {cited.group(0)!r}"
