@@ -1,7 +1,8 @@
-"""Packaging: the metadata this checkout builds."""
+"""Packaging: the metadata this checkout builds, and a CHANGELOG that matches `__version__`."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from importlib.metadata import Distribution, PathDistribution
@@ -75,3 +76,14 @@ def test_test_extra_is_lighter_than_dev(metadata: Distribution) -> None:
         assert not [r for r in test if heavy in r], f"the test extra pulls in {heavy}"
     # dev is the superset: it installs the test extra.
     assert any(r.startswith("bss-sampler[") and "test" in r for r in dev)
+
+
+def test_changelog_has_the_version_section() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    sections = re.findall(r"^## \[([^\]]+)\]", changelog, re.MULTILINE)
+    assert sections[0] == "Unreleased"
+    # The newest released section is the version the package reports.
+    assert sections[1] == bss_sampler.__version__
+    heading = re.search(rf"^## \[{re.escape(bss_sampler.__version__)}\](.*)$", changelog, re.M)
+    assert heading is not None
+    assert re.fullmatch(r" - \d{4}-\d{2}-\d{2}", heading.group(1)), heading.group(0)
