@@ -1,8 +1,8 @@
 """Balance-aware Sequence Sampling (BSS, Guan, Jiang and Yang, IJCAI 2025) as PyTorch samplers.
 
-* :class:`BalanceScorer`: each sample's balance score (Eq. 4-6), accumulated on the device.
-* :class:`HeuristicCurriculumSampler`: balanced samples first, a growing subset (Eq. 7-8).
-* :class:`LearnedBalanceSampler`: EMA scores and softmax-weighted epoch orders (Eq. 9-11).
+* `BalanceScorer`: each sample's balance score (Eq. 4-6), accumulated on the device.
+* `HeuristicCurriculumSampler`: balanced samples first, a growing subset (Eq. 7-8).
+* `LearnedBalanceSampler`: EMA scores and softmax-weighted epoch orders (Eq. 9-11).
 
 Importing the package has no side effects.
 """

@@ -1,12 +1,12 @@
 """Seeded epoch orders and distributed sharding, as pure functions.
 
-* :func:`shuffled_prefix`: the heuristic scheduler's epoch (Eq. 8): the first ``count`` entries of
+* `shuffled_prefix`: the heuristic scheduler's epoch (Eq. 8): the first ``count`` entries of
   a ranking, in a uniformly random order.
-* :func:`weighted_permutation`: the learned scheduler's epoch (Eq. 10-11): a permutation of all
+* `weighted_permutation`: the learned scheduler's epoch (Eq. 10-11): a permutation of all
   items drawn without replacement with probabilities ``softmax(logits)`` (a Plackett-Luce draw).
   It uses exponential keys (Efraimidis-Spirakis, equivalently Gumbel-top-k) and one sort, so it
   has no ``torch.multinomial`` limit of 2^24 categories and costs ``O(N log N)``.
-* :func:`shard`: the share of one rank, exactly as ``torch.utils.data.DistributedSampler`` cuts it.
+* `shard`: the share of one rank, exactly as ``torch.utils.data.DistributedSampler`` cuts it.
 
 Every function takes an explicit CPU ``torch.Generator``; none touches the global RNG. Given the
 same inputs and generator state, every process computes the same order, which is what lets ranks
