@@ -10,8 +10,8 @@ Run on 2 CPU processes (``accelerate launch --cpu --num_processes 2`` works as w
 What it shows:
 
 * the sampler is built *global* (``global_order=True``: under the process group it would
-  otherwise shard by rank, and Accelerate would shard it again); ``accelerator.prepare(loader)`` wraps
-  its batches in ``BatchSamplerShard``, which reads the whole order on every process and hands
+  otherwise shard by rank, and Accelerate would shard it again); ``accelerator.prepare(loader)``
+  wraps its batches in ``BatchSamplerShard``, which reads the whole order on every process and hands
   out whole batches round-robin (rank 0 gets batches 0, 2, 4, ...);
 * ``loader.set_epoch(epoch)`` each epoch: Accelerate forwards it to the sampler (and would
   otherwise advance its own counter on every ``iter()``);
