@@ -34,15 +34,18 @@ def run(rank: int, out_dir: str, port: str) -> None:
         score_loader = DataLoader(
             data, batch_size=8, sampler=DistributedSampler(data, shuffle=False)
         )
-        global_sampler = cls(data, seed=3)
+        global_sampler = cls(data, seed=3, global_order=True)
         result[f"{name}/scores"] = global_sampler.update_scores(model, score_loader, progress=False)
         sharded = cls(data, seed=3, num_replicas=WORLD, rank=rank)
-        sharded.set_scores(result[f"{name}/scores"])  # type: ignore[arg-type]
+        by_group = cls(data, seed=3)  # like DistributedSampler: the process group's world and rank
+        for sampler in (sharded, by_group):
+            sampler.set_scores(result[f"{name}/scores"])  # type: ignore[arg-type]
         for epoch in range(3):
-            global_sampler.set_epoch(epoch)
-            sharded.set_epoch(epoch)
+            for sampler in (global_sampler, sharded, by_group):
+                sampler.set_epoch(epoch)
             result[f"{name}/global/{epoch}"] = list(global_sampler)
             result[f"{name}/shard/{epoch}"] = list(sharded)
+            result[f"{name}/by_group/{epoch}"] = list(by_group)
     # positional scoring: forward returns no indices; the DistributedSampler order is used
     tuple_data = torch.utils.data.TensorDataset(data.a, data.v, data.y)
     tuple_loader = DataLoader(

@@ -53,6 +53,7 @@ def test_two_ranks_equal_one_process(ranks, cls):
         order = list(single)
         assert ranks[0][f"{name}/global/{epoch}"] == ranks[1][f"{name}/global/{epoch}"] == order
         shares = [r[f"{name}/shard/{epoch}"] for r in ranks]
+        assert shares == [r[f"{name}/by_group/{epoch}"] for r in ranks]
         padded = order + order[: len(order) % 2]
         assert shares[0] == padded[0::2] and shares[1] == padded[1::2]
 

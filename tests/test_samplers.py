@@ -370,3 +370,31 @@ def test_any_rank_resumes_from_another_ranks_state(cls):
         ValueError, match="saved with num_replicas=2, this sampler has num_replicas=3"
     ):
         make(cls, num_replicas=3, rank=1).load_state_dict(r0.state_dict())
+
+
+def test_learned_imbalanced_first_is_the_released_twitter_draw():
+    """The released Twitter script draws with weights 1 - s + 0.01; reading the usual draw
+    backwards (``balanced_last``) is a different law (scores [-1, 0, 0, 0]: 0.98 vs 0.40)."""
+    scores = torch.tensor([-1.0, 0.0, 0.0, 0.0])
+    flipped = 1.01 - scores
+    s = LearnedBalanceSampler(range(4), probabilities="linear", order="imbalanced_first")
+    s.set_scores(scores)
+    assert torch.allclose(s.sampling_probabilities(), flipped / flipped.sum())
+    trials = 4000
+    ours, released = torch.zeros(4), torch.zeros(4)
+    g = torch.Generator().manual_seed(0)
+    for epoch in range(trials):
+        s.set_epoch(epoch)
+        ours[next(iter(s))] += 1
+        released[torch.multinomial(flipped, 4, replacement=False, generator=g)[0]] += 1
+    expected = flipped / flipped.sum() * trials
+    for counts in (ours, released):
+        chi2 = ((counts - expected) ** 2 / expected).sum().item()
+        assert chi2 < 16.27  # 0.999 quantile, 3 degrees of freedom
+    backwards = LearnedBalanceSampler(range(4), probabilities="linear", order="balanced_last")
+    backwards.set_scores(scores)
+    firsts = []
+    for epoch in range(400):
+        backwards.set_epoch(epoch)
+        firsts.append(next(iter(backwards)))
+    assert firsts.count(0) > 360  # p 0.98: not the released law
