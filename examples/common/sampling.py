@@ -63,13 +63,12 @@ def build_sampler(
             **common,
         )
     if cfg.sampler == "learned":
-        order = "balanced_last" if cfg.order == "imbalanced_first" else cfg.order
         return LearnedBalanceSampler(
             train_set,
             beta=cfg.beta,
             update_every=cfg.update_every,
             temperature=cfg.temperature,
-            order=order,
+            order=cfg.order,
             **common,
         )
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")

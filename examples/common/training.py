@@ -60,7 +60,7 @@ class TrainConfig:
     predict: str = "all"  #: ``all`` (Eq. 12), ``unimodal_sum`` or ``multimodal``
     sampler: str = "learned"  #: ``random``, ``heuristic`` (BSS-H) or ``learned`` (BSS-L)
     preset: str = "paper"  #: ``paper`` or ``official`` (the released scripts' choices)
-    order: str = "balanced_first"  #: or ``imbalanced_first`` (``balanced_last``)
+    order: str = "balanced_first"  #: or ``imbalanced_first`` (scores negated), ``balanced_last``
     criteria: tuple[str, ...] = ("similarity", "loss")
     beta: float | None = None  #: Eq. 9 EMA weight (learned); None: preset's (paper 0.6)
     update_every: int | None = None  #: E (learned); None: preset's (paper 5, official 1)
