@@ -18,13 +18,13 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
+from examples.av.audio import AudioSpec
 from examples.av.datasets import AVClipDataset, FrameSpec, cremad, kinetics_sounds, vggsound
 from examples.av.resnet import AudioEncoder, VisualEncoder
 from examples.common import (
     LateFusionClassifier,
     add_common_args,
 )
-from examples.common.audio import AudioSpec
 from examples.common.script import default_out, hold_out_validation, run_example
 
 

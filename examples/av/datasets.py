@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from examples.common.audio import AudioSpec, load_spectrogram
+from examples.av.audio import AudioSpec, load_spectrogram
 from examples.common.frames import choose_frames, list_frames, load_frames
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""A tiny NVGesture in the real layout: split lists, MJPG ``.avi`` clips and Farneback flow.
+"""A tiny NVGesture in the real layout (lists, MJPG clips, Farneback flow), for ``--demo``.
 
 Each clip is a bright square moving across a dark background, its direction and colour set by
 the class; the depth video is the same square in grey. Flow is computed from the colour video
@@ -15,7 +15,7 @@ from examples.gesture.data import list_path
 from examples.gesture.flow import compute_flow
 from examples.vision.video import write_video
 
-__all__ = ["make_nvgesture_fixture"]
+__all__ = ["make_nvgesture_demo_data"]
 
 _DIRECTIONS = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 
@@ -36,7 +36,7 @@ def _frames(
     return frames
 
 
-def make_nvgesture_fixture(
+def make_nvgesture_demo_data(
     root: str | Path,
     *,
     classes: int = 3,
