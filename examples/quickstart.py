@@ -32,6 +32,7 @@ from examples.common import (
     mlp_encoder,
     seed_everything,
 )
+from examples.common.cli import DefaultsHelpFormatter
 from examples.common.plots import plot_comparison
 from examples.common.tabular import MFEAT_VIEWS, load_mfeat
 
@@ -39,13 +40,23 @@ METHODS = {"random": "random", "BSS-H": "heuristic", "BSS-L": "learned"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--views", nargs=2, default=["pix", "mor"], choices=sorted(MFEAT_VIEWS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--views",
+        nargs=2,
+        default=["pix", "mor"],
+        choices=sorted(MFEAT_VIEWS),
+        metavar="VIEW",
+        help="the two feature views used as modalities, from " + ", ".join(sorted(MFEAT_VIEWS)),
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per method and seed"
+    )
     parser.add_argument("--hidden", type=int, default=64, help="encoder width")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_common_args(parser)
-    parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False)
+    parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False, threads=1)
     parser.set_defaults(out="runs/quickstart")
     return parser.parse_args(argv)
 
@@ -68,7 +79,8 @@ def mean_std(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]]]:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     base = config_from_args(args)
     data = load_mfeat(args.views)
     out = Path(args.out)

@@ -25,9 +25,9 @@ def _frames(
 ) -> np.ndarray:
     """RGB uint8 ``(count, height, width, 3)``: a square moving in the class's direction."""
     dx, dy = _DIRECTIONS[label % len(_DIRECTIONS)]
-    side = max(4, height // 4)
+    side = max(4, height // 2)
     frames = rng.integers(0, 30, (count, height, width, 3)).astype(np.uint8)
-    colour = np.array([200, 60 + 40 * label, 255 - 30 * label]) % 256
+    colour = np.roll([230, 40 + 60 * (label // 3) % 160, 40], label % 3)
     for t in range(count):
         x = (width - side) // 2 + dx * (t * 2 - count)
         y = (height - side) // 2 + dy * (t * 2 - count)
