@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -40,11 +40,12 @@ _D = TypeVar("_D", bound="SplittableDataset")
 class SplittableDataset(Protocol):
     """A dataset with labels that can make subsets, with or without training augmentation."""
 
-    targets: Any
+    @property
+    def targets(self) -> Any: ...
 
     def __len__(self) -> int: ...
 
-    def subset(self: _D, indices: Any, train: bool = ...) -> _D: ...
+    def subset(self: _D, positions: Sequence[int], *, train: bool | None = ...) -> _D: ...
 
 
 def hold_out_validation(
