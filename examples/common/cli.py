@@ -125,7 +125,7 @@ def add_common_args(
         "--threads",
         type=int,
         default=0,
-        help="torch CPU threads (0: torch's default, all cores; 1 is faster for tiny models)",
+        help="torch CPU threads; 0 leaves torch's choice (all cores), 1 is faster for tiny models",
     )
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
     g.add_argument("--quiet", dest="verbose", action="store_false", help="no per-epoch lines")

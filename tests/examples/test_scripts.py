@@ -45,7 +45,8 @@ def test_help_shows_the_defaults_that_dataset_and_demo_set(
         "audio_video", capsys, "--dataset", "vggsound"
     )
     assert "vggsound 384 (default: 32)" in help_text("audio_video", capsys, "--demo")
-    assert "(default: pix mor)" in help_text("quickstart", capsys)
+    quickstart = help_text("quickstart", capsys)
+    assert "(default: pix mor)" in quickstart and "tiny models (default: 1)" in quickstart
 
 
 @pytest.mark.parametrize(
