@@ -30,6 +30,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import _common
 import torch
@@ -55,7 +56,9 @@ def _scores(n: int) -> torch.Tensor:
     return torch.rand(n, generator=g).mul_(2.0).sub_(1.0)
 
 
-def _make_sampler(kind: str, n: int) -> RandomSampler[int] | LearnedBalanceSampler:
+def _make_sampler(
+    kind: str, n: int
+) -> RandomSampler | LearnedBalanceSampler | HeuristicCurriculumSampler:
     data = range(n)
     if kind == "random":
         return RandomSampler(data, generator=torch.Generator().manual_seed(0))
@@ -125,7 +128,7 @@ def time_rescored_epoch(n: int, repeats: int) -> dict[str, dict[str, float]]:
     return _common.ratio_table(_common.interleaved_timings(cases, repeats), "random")
 
 
-def memory_child(kind: str, n: int) -> dict[str, float]:
+def memory_child(kind: str, n: int) -> dict[str, Any]:
     """Run in a fresh process: peak extra RSS of ``set_scores`` + one full epoch."""
     scores = _scores(n)
     sampler = _make_sampler(kind, n)
@@ -141,7 +144,7 @@ def memory_child(kind: str, n: int) -> dict[str, float]:
     return {"kind": kind, "n": n, "peak_extra_bytes": extra, "bytes_per_sample": extra / n}
 
 
-def measure_memory(kind: str, n: int) -> dict[str, float]:
+def measure_memory(kind: str, n: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--memory-child", kind, str(n)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -157,8 +160,8 @@ def repeats_for(n: int, quick: bool) -> int:
 
 def run(quick: bool) -> dict[str, object]:
     sizes = SIZES_QUICK if quick else SIZES_FULL
-    epochs: dict[str, object] = {}
-    rescored: dict[str, object] = {}
+    epochs: dict[str, dict[str, dict[str, float]]] = {}
+    rescored: dict[str, dict[str, dict[str, float]]] = {}
     for n in sizes:
         epochs[str(n)] = time_epochs(n, repeats_for(n, quick))
         _common.print_table(f"epoch order N={n}", epochs[str(n)])
@@ -170,7 +173,7 @@ def run(quick: bool) -> dict[str, object]:
         for kind in ("random", "learned", "heuristic"):
             memory.append(measure_memory(kind, n))
             print(f"memory {kind} N={n}: {memory[-1]['bytes_per_sample']:.1f} B/sample", flush=True)
-    payload = {
+    payload: dict[str, object] = {
         "benchmark": "epoch_order",
         "mode": "quick" if quick else "full",
         "consumer": "collections.deque(iter(sampler), maxlen=0)",

@@ -53,7 +53,9 @@ def released_style_scores(
         multi, uni = model(**unimodal_inputs(dict(batch)))
         probs = [F.softmax(u, dim=1) for u in uni]
         pairs = list(itertools.combinations(probs, 2))
-        sim = sum(F.cosine_similarity(a, b, dim=1) for a, b in pairs) / len(pairs)
+        sim = sum((F.cosine_similarity(a, b, dim=1) for a, b in pairs), torch.zeros(())) / len(
+            pairs
+        )
         loss = (1 - alpha) * F.cross_entropy(multi, targets, reduction="none")
         loss = loss + alpha * sum(F.cross_entropy(u, targets, reduction="none") for u in uni)
         sims += sim.detach().cpu().tolist()
@@ -92,7 +94,7 @@ def time_scoring(channels: int, repeats: int, batch_size: int) -> dict[str, obje
 
 def run(quick: bool, batch_size: int = 64) -> dict[str, object]:
     repeats = 7 if quick else 21
-    payload = {
+    payload: dict[str, object] = {
         "benchmark": "scoring_pass",
         "mode": "quick" if quick else "full",
         "dataset": "load_digits top/bottom halves (1, 4, 8), train split",

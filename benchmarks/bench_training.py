@@ -53,7 +53,7 @@ def run(quick: bool, channels: int = 32) -> dict[str, object]:
     repeats = 3 if quick else 5
     table = _common.ratio_table(_common.interleaved_timings(cases, repeats), "random")
     _common.print_table(f"training {epochs} epochs", table)
-    payload = {
+    payload: dict[str, object] = {
         "benchmark": "training_overhead",
         "mode": "quick" if quick else "full",
         "dataset": f"load_digits top/bottom halves, train split ({len(splits.train)} items)",

@@ -119,7 +119,8 @@ def synthetic(
         views = {k: m[y] + torch.randn(n, m.shape[1], generator=g) for k, m in means.items()}
         return MfeatDataset(views, y)
 
-    return MfeatSplits(*(split(n) for n in sizes), num_classes=classes)
+    train, val, test = (split(n) for n in sizes)
+    return MfeatSplits(train, val, test, num_classes=classes)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,9 @@ def grid(blocks: Sequence[Block]) -> dict[tuple[str, float, str], list[str]]:
 # ---- runs -------------------------------------------------------------------------------------
 
 
-def run_one(task: str, imbalance: float, schedule: str, method: str, seed: int) -> list[dict]:
+def run_one(
+    task: str, imbalance: float, schedule: str, method: str, seed: int
+) -> list[dict[str, Any]]:
     """One training run; returns the per-epoch history of ``fit``."""
     torch.set_num_threads(1)
     splits = load_task(task, imbalance)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 import bench_order
@@ -37,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     skip = set(filter(None, args.skip.split(","))) | ({"when"} - set(args.extra.split(",")))
     bench_quality.register_iprm_rows()
-    steps = {
+    steps: dict[str, Callable[[], object]] = {
         "order": lambda: bench_order.run(args.quick),
         "scoring": lambda: bench_scoring.run(args.quick),
         "training": lambda: bench_training.run(args.quick),

@@ -9,6 +9,7 @@ See docs/examples/image_text.md for the layouts and the commands of the paper's 
 
     python examples/image_text.py --dataset twitter2015 --root data/twitter2015 \\
         --bert weights/bert-base-uncased --resnet50 weights/resnet50.pth --sampler learned
+    python examples/image_text.py --demo    # tiny generated Twitter2015 layout and tiny BERT
 """
 
 from __future__ import annotations
@@ -23,21 +24,65 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from torch import nn
 
 from examples.common import add_common_args
-from examples.common.script import default_out, run_example
+from examples.common.cli import DefaultsHelpFormatter
+from examples.common.script import (
+    DEMO_HELP,
+    check_root,
+    default_out,
+    demo_folder,
+    peek,
+    run_example,
+)
 from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
+from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.imtext.models import build_image_text_model, load_tokenizer
+
+#: ``--demo``: 8 pairs per class and split, a 1-layer BERT 16 wide, a ResNet50 1/16 wide, small
+#: images, a larger learning rate for the tiny random models, 20 epochs (BSS-H: all from 10), one
+#: CPU thread.
+DEMO_SETTINGS: dict[str, Any] = {
+    "dataset": "twitter2015",
+    "resnet_width": 0.0625,
+    "image_size": 64,
+    "max_length": 16,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "epochs": 20,
+    "t_grow": 10,
+    "progress": False,
+    "threads": 1,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    parser.add_argument("--root", required=True, help="dataset folder (layouts in the docs)")
-    parser.add_argument("--bert", required=True, help="local bert-base-uncased directory")
-    parser.add_argument("--resnet50", help="local torchvision-style ResNet50 ImageNet .pth")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASETS), help="dataset layout (required, except with --demo)"
+    )
+    parser.add_argument("--root", help="dataset folder (layouts in the docs)")
+    parser.add_argument(
+        "--bert", help="local bert-base-uncased directory (required, except with --demo)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=DEMO_HELP.format("Twitter2015 and a tiny random BERT"),
+    )
+    parser.add_argument(
+        "--resnet50", help="local torchvision-style ResNet50 ImageNet .pth (default: random init)"
+    )
     parser.add_argument("--resnet-width", type=float, default=1.0, help="ResNet50 width factor")
-    parser.add_argument("--image-size", type=int, help="image size (Twitter2015 384, Sarcasm 224)")
-    parser.add_argument("--max-length", type=int, help="BERT tokens (Twitter2015 30, Sarcasm 80)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="image size in pixels; per dataset: twitter2015 384, sarcasm 224",
+    )
+    parser.add_argument(
+        "--max-length", type=int, help="BERT tokens; per dataset: twitter2015 30, sarcasm 80"
+    )
     parser.add_argument(
         "--val-fraction",
         type=float,
@@ -46,10 +91,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "stratified fraction of train for model selection (0: select on test)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
-    add_common_args(parser)
+    add_common_args(parser, default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED")
     parser.set_defaults(optimizer="adam", lr=1e-5, batch_size=64, weight_decay=0.0)
+    if peek(argv).demo:
+        parser.set_defaults(**DEMO_SETTINGS)
     args = parser.parse_args(argv)
-    if args.out is None:
+    if args.dataset is None:
+        parser.error("--dataset is required (or try --demo)")
+    check_root(parser, args)
+    if args.bert is None and not args.demo:
+        parser.error("--bert is required (or try --demo)")
+    if args.out is None and not args.demo:
         args.out = default_out("image_text", args)
     return args
 
@@ -89,6 +141,11 @@ def load_data(
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
+    if args.demo:
+        folder = demo_folder("image_text", args)
+        make_image_text_demo_data(args.dataset, args.root, per_class=8, seed=args.seed)
+        if args.bert is None:
+            args.bert = str(make_tiny_bert(folder / "bert", seed=args.seed))
     data = load_data(args)
 
     def build() -> nn.Module:

@@ -10,6 +10,7 @@ must be precomputed (``python -m examples.gesture.flow``). See docs/examples/tri
 
     python examples/trimodal.py --dataset nvgesture --root data/nvgesture \\
         --i3d-rgb weights/rgb_imagenet.pt --i3d-flow weights/flow_imagenet.pt --sampler heuristic
+    python examples/trimodal.py --demo    # tiny generated NVGesture layout, seconds on CPU
 """
 
 from __future__ import annotations
@@ -21,35 +22,71 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from examples.common import (
-    LateFusionClassifier,
-    add_common_args,
+from examples.common import LateFusionClassifier, add_common_args
+from examples.common.cli import DefaultsHelpFormatter
+from examples.common.script import (
+    DEMO_HELP,
+    check_root,
+    default_out,
+    demo_folder,
+    hold_out_validation,
+    peek,
+    run_example,
 )
-from examples.common.script import default_out, hold_out_validation, run_example
 from examples.gesture.data import NUM_CLASSES, ClipSpec, NVGestureDataset
+from examples.gesture.demo_data import make_nvgesture_demo_data
 from examples.vision.i3d import ENDPOINTS, I3D
 
 #: Modality -> input channels, in the order of the unimodal heads.
 MODALITIES = {"rgb": 3, "flow": 2, "depth": 1}
 
+#: ``--demo``: 4 clips per class and split, 3 classes; I3D 1/16 wide stopped at Mixed_3c, short
+#: small clips, 20 epochs (BSS-H sees every clip from epoch 10), one CPU thread.
+DEMO_SETTINGS: dict[str, Any] = {
+    "i3d_width": 0.0625,
+    "i3d_endpoint": "Mixed_3c",
+    "train_frames": 8,
+    "test_frames": 11,
+    "frame_size": 36,
+    "crop": 32,
+    "batch_size": 4,
+    "epochs": 20,
+    "t_grow": 10,
+    "progress": False,
+    "threads": 1,
+}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="nvgesture", choices=["nvgesture"])
-    parser.add_argument("--root", required=True, help="NVGesture folder (layout in the docs)")
-    parser.add_argument("--i3d-rgb", help="local I3D state_dict for the RGB encoder")
-    parser.add_argument("--i3d-flow", help="local I3D state_dict for the flow encoder")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter
+    )
+    parser.add_argument("--dataset", default="nvgesture", choices=["nvgesture"], help="dataset")
+    parser.add_argument("--root", help="NVGesture folder (layout in the docs)")
+    parser.add_argument("--demo", action="store_true", help=DEMO_HELP.format("NVGesture"))
     parser.add_argument(
-        "--i3d-depth", help="local I3D state_dict for the depth encoder (default: --i3d-rgb)"
+        "--i3d-rgb", help="local I3D state_dict for the RGB encoder (default: random init)"
+    )
+    parser.add_argument(
+        "--i3d-flow", help="local I3D state_dict for the flow encoder (default: random init)"
+    )
+    parser.add_argument(
+        "--i3d-depth", help="local I3D state_dict for the depth encoder (default: --i3d-rgb's)"
     )
     parser.add_argument("--i3d-width", type=float, default=1.0, help="I3D channel factor")
     parser.add_argument(
-        "--i3d-endpoint", default="Mixed_5c", choices=ENDPOINTS, help="last I3D block"
+        "--i3d-endpoint",
+        default="Mixed_5c",
+        choices=ENDPOINTS,
+        metavar="BLOCK",
+        help="last I3D block, one of " + ", ".join(ENDPOINTS) + "; an earlier one is smaller",
     )
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout on I3D features")
     parser.add_argument("--train-frames", type=int, default=64, help="frames per training clip")
     parser.add_argument("--test-frames", type=int, default=80, help="frames per test clip")
-    parser.add_argument("--frame-size", type=int, default=256, help="frames resized to this")
+    parser.add_argument(
+        "--frame-size", type=int, default=256, help="frames resized to this square size"
+    )
     parser.add_argument("--crop", type=int, default=224, help="crop size after resizing")
     parser.add_argument(
         "--val-fraction",
@@ -59,10 +96,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "test, as the published NVGesture numbers)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
-    add_common_args(parser)
+    add_common_args(parser, default_out="runs/trimodal/nvgesture-METHOD-SAMPLER-seedSEED")
     parser.set_defaults(optimizer="sgd", lr=1e-2, batch_size=2)
+    if peek(argv).demo:
+        parser.set_defaults(**DEMO_SETTINGS)
     args = parser.parse_args(argv)
-    if args.out is None:
+    check_root(parser, args)
+    if args.out is None and not args.demo:
         args.out = default_out("trimodal", args)
     return args
 
@@ -96,6 +136,9 @@ def build_model(args: argparse.Namespace) -> LateFusionClassifier:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
+    if args.demo:
+        demo_folder("trimodal", args)
+        make_nvgesture_demo_data(args.root, per_class=4, seed=args.seed)
     return run_example(args, load_data(args), lambda: build_model(args), unit="clips")
 
 

@@ -1,1 +1,2 @@
-"""Audio-video data (CREMA-D, Kinetics-Sounds, VGGSound layouts) and ResNet18 encoders."""
+"""Audio-video example: datasets (CREMA-D, Kinetics-Sounds, VGGSound layouts), audio, ResNet18
+encoders and demo data."""

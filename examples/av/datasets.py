@@ -14,13 +14,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from examples.common.audio import AudioSpec, load_spectrogram
+from examples.av.audio import AudioSpec, load_spectrogram
 from examples.common.frames import choose_frames, list_frames, load_frames
 
 __all__ = [
@@ -106,11 +107,11 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         gen = self._generator(index)
         paths = list_frames(clip.frames)
         chosen = [paths[i] for i in choose_frames(len(paths), self.frames.count, gen)]
-        return {  # type: ignore[return-value]
+        return {
             "audio": load_spectrogram(clip.wav, self.audio),
             "visual": load_frames(chosen, self.frames.size, gen),
-            "target": clip.target,
-            "index": index,
+            "target": torch.tensor(clip.target),
+            "index": torch.tensor(index),
         }
 
 
@@ -178,8 +179,10 @@ def vggsound(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
     return _dataset(_keep(clips, 1), max(ids.values()) + 1, split, kwargs)
 
 
-def _dataset(clips: list[Clip], num_classes: int, split: str, kwargs: dict) -> AVClipDataset:
+def _dataset(
+    clips: list[Clip], num_classes: int, split: str, kwargs: dict[str, Any]
+) -> AVClipDataset:
     if not clips:
         raise ValueError(f"no usable clip in split {split!r} (missing wav or frames?)")
-    opts = {"audio": AudioSpec(), "frames": FrameSpec(), "train": split == "train", **kwargs}
-    return AVClipDataset(clips, num_classes, **opts)  # type: ignore[arg-type]
+    opts: dict[str, Any] = {"audio": AudioSpec(), "frames": FrameSpec(), "train": split == "train"}
+    return AVClipDataset(clips, num_classes, **{**opts, **kwargs})

@@ -25,8 +25,9 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+        out: Tensor = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+        return out
 
 
 class ResNet18(nn.Module):
@@ -54,7 +55,8 @@ class ResNet18(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.stages(self.stem(x))).flatten(1)
+        features: Tensor = self.pool(self.stages(self.stem(x)))
+        return features.flatten(1)
 
 
 class AudioEncoder(ResNet18):

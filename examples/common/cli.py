@@ -11,9 +11,26 @@ from examples.common.methods import METHODS
 from examples.common.sampling import SAMPLERS
 from examples.common.training import LR_SCHEDULES, OPTIMIZERS, ORDERS, TrainConfig
 
-__all__ = ["add_common_args", "config_from_args"]
+__all__ = ["DefaultsHelpFormatter", "add_common_args", "config_from_args"]
 
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each flag's default in plain words: ``(default: 0.01)``, lists as ``a b``.
+
+    Flags without a default (``None``), switches and flags whose help already names the default
+    are left as written.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default in (None, "", argparse.SUPPRESS) or action.nargs == 0 or "default" in text:
+            return text
+        if isinstance(default, (list, tuple)):
+            default = " ".join(str(v) for v in default)
+        return f"{text} (default: {str(default).replace('%', '%%')})"
 
 
 def _flag(group: argparse._ArgumentGroup, name: str, help: str, **kwargs: Any) -> None:
@@ -23,8 +40,13 @@ def _flag(group: argparse._ArgumentGroup, name: str, help: str, **kwargs: Any) -
     )
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the training flags (defaults: the paper's hyperparameters) and ``--out``."""
+def add_common_args(
+    parser: argparse.ArgumentParser, *, default_out: str = ""
+) -> argparse.ArgumentParser:
+    """Add the training flags (defaults: the paper's hyperparameters) and ``--out``.
+
+    ``default_out`` describes, for ``--help``, the folder used when ``--out`` is not given.
+    """
     g = parser.add_argument_group("training")
     _flag(g, "sampler", "training order: random, BSS-H or BSS-L", choices=SAMPLERS)
     _flag(
@@ -99,9 +121,18 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _flag(g, "drop_last", "drop the last incomplete batch", action="store_true")
     _flag(g, "select_split", "split selecting the best epoch (test when absent)", type=str)
     _flag(g, "resume", "resume from this last.pt", type=str)
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads; 0 leaves torch's choice (all cores), 1 is faster for tiny models",
+    )
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
     g.add_argument("--quiet", dest="verbose", action="store_false", help="no per-epoch lines")
-    g.add_argument("--out", default=None, help="output folder (history, checkpoints, plots)")
+    out_help = "output folder (history, checkpoints, plots)"
+    if default_out:
+        out_help += f"; default: {default_out}"
+    g.add_argument("--out", default=None, help=out_help)
     return parser
 
 

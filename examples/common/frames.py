@@ -99,7 +99,8 @@ def load_frames(paths: list[Path], size: int, generator: torch.Generator | None)
     """
     frames = torch.stack([_read(p) for p in paths])
     if generator is not None:
-        top, left, h, w = random_resized_crop(tuple(frames.shape[-2:]), generator)
+        height, width = frames.shape[-2:]
+        top, left, h, w = random_resized_crop((height, width), generator)
         frames = frames[..., top : top + h, left : left + w]
         if bool(torch.rand(1, generator=generator) < 0.5):
             frames = frames.flip(-1)

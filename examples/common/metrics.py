@@ -84,9 +84,9 @@ def macro_f1(scores: Tensor, targets: Tensor) -> float:
     classes = torch.unique(torch.cat([targets, preds]))
     f1s = []
     for c in classes:
-        tp = ((preds == c) & (targets == c)).sum().item()
-        fp = ((preds == c) & (targets != c)).sum().item()
-        fn = ((preds != c) & (targets == c)).sum().item()
+        tp = int(((preds == c) & (targets == c)).sum())
+        fp = int(((preds == c) & (targets != c)).sum())
+        fn = int(((preds != c) & (targets == c)).sum())
         f1s.append(2 * tp / (2 * tp + fp + fn))
     return sum(f1s) / len(f1s)
 

@@ -98,7 +98,7 @@ def make_eval_loader(
     dataset: Dataset[Any], cfg: TrainConfig, runtime: Runtime, *, shard: bool
 ) -> DataLoader[Any]:
     """A sequential loader; ``shard=True`` splits it over the ranks (for the scoring pass)."""
-    sampler = None
+    sampler: DistributedSampler[Any] | None = None
     if shard and runtime.distributed:
         sampler = DistributedSampler(
             dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=False

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -17,7 +19,20 @@ from examples.common.runtime import seed_everything
 from examples.common.splits import stratified_split
 from examples.common.training import fit
 
-__all__ = ["default_out", "hold_out_validation", "run_example"]
+__all__ = [
+    "DEMO_HELP",
+    "check_root",
+    "default_out",
+    "demo_folder",
+    "hold_out_validation",
+    "peek",
+    "run_example",
+]
+
+DEMO_HELP = (
+    "train for a few seconds on CPU on a tiny generated {} in its real layout, in a new "
+    "temporary folder (nothing is downloaded); other flags still apply"
+)
 
 _D = TypeVar("_D", bound="SplittableDataset")
 
@@ -25,11 +40,12 @@ _D = TypeVar("_D", bound="SplittableDataset")
 class SplittableDataset(Protocol):
     """A dataset with labels that can make subsets, with or without training augmentation."""
 
-    targets: Any
+    @property
+    def targets(self) -> Any: ...
 
     def __len__(self) -> int: ...
 
-    def subset(self: _D, indices: Any, train: bool = ...) -> _D: ...
+    def subset(self: _D, positions: Sequence[int], *, train: bool | None = ...) -> _D: ...
 
 
 def hold_out_validation(
@@ -52,6 +68,35 @@ def default_out(script: str, args: argparse.Namespace) -> str:
     return f"runs/{script}/{args.dataset}-{args.method}-{args.sampler}-seed{args.seed}"
 
 
+def peek(argv: list[str] | None) -> argparse.Namespace:
+    """``--dataset`` and ``--demo``, read first so that ``--help`` shows the defaults they set."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--dataset")
+    pre.add_argument("--demo", action="store_true")
+    return pre.parse_known_args(argv)[0]
+
+
+def check_root(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exactly one of ``--root`` and ``--demo`` (which writes its own data)."""
+    if args.demo and args.root is not None:
+        parser.error("--demo writes its own dataset: drop --root")
+    if not args.demo and args.root is None:
+        parser.error("--root is required (or try --demo)")
+
+
+def demo_folder(script: str, args: argparse.Namespace) -> Path:
+    """A new temporary folder for ``--demo``: data in ``data/``, outputs in ``run/`` (or ``--out``).
+
+    Sets ``args.root`` and, when ``--out`` was not given, ``args.out``.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"bss-{script}-demo-"))
+    args.root = str(folder / "data")
+    if args.out is None:
+        args.out = str(folder / "run")
+    print(f"demo: writing a tiny {args.dataset} dataset to {args.root}")
+    return folder
+
+
 def run_example(
     args: argparse.Namespace,
     data: tuple[Dataset[Any], Mapping[str, Dataset[Any]], Dataset[Any]],
@@ -63,8 +108,10 @@ def run_example(
 
     Seeds everything before the model is built (same initial weights for every sampler), runs
     :func:`examples.common.training.fit` with the flags of ``args`` and, on rank 0, writes
-    ``<args.out>/accuracy.png``. Returns the per-epoch history.
+    ``<args.out>/accuracy.png`` and says where the outputs are. Returns the per-epoch history.
     """
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     train, evals, score_set = data
     sizes = ", ".join(f"{len(v)} {k}" for k, v in evals.items())  # type: ignore[arg-type]
@@ -74,5 +121,9 @@ def run_example(
     if int(os.environ.get("RANK", "0")) == 0:
         plot_history(
             history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset
+        )
+        print(
+            f"outputs in {args.out}: history.csv and history.json (metrics per epoch), "
+            "accuracy.png (curves), best.json, best.pt, last.pt (continue with --resume)"
         )
     return history

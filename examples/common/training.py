@@ -214,7 +214,7 @@ def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float,
         with autocast(device, run.cfg.amp):
             out = run.step_fn(run.train_model, inputs, targets, run.cfg)
         run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(out.loss).backward()
+        torch.autograd.backward(run.scaler.scale(out.loss))  # typed, unlike Tensor.backward
         run.scaler.step(run.optimizer)
         run.scaler.update()
         if collect:
@@ -232,7 +232,9 @@ def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float,
     return float(total[0] / total[1].clamp(min=1)), int(total[1])
 
 
-def _state(run: _Run, epoch: int, history: list[dict[str, Any]], best: dict[str, Any]) -> dict:
+def _state(
+    run: _Run, epoch: int, history: list[dict[str, Any]], best: dict[str, Any]
+) -> dict[str, Any]:
     bss = run.bss
     return {
         "epoch": epoch,

@@ -1,1 +1,1 @@
-"""Tri-modal example (NVGesture: RGB, optical flow, depth): dataset, flow maker, fixtures."""
+"""Tri-modal example (NVGesture: RGB, optical flow, depth): dataset, flow maker, demo data."""

@@ -1,1 +1,1 @@
-"""Image-text examples (Twitter2015, Sarcasm): datasets, the ResNet50 + BERT model, fixtures."""
+"""Image-text examples (Twitter2015, Sarcasm): datasets, ResNet50 + BERT model, demo data."""

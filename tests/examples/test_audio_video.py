@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from examples import audio_video
+from examples.av.audio import AudioSpec, load_spectrogram, resample, tile
 from examples.av.datasets import FrameSpec, cremad, kinetics_sounds
-from examples.common.audio import AudioSpec, load_spectrogram, resample, tile
 from examples.common.frames import choose_frames
 
 TINY = [
@@ -52,7 +52,7 @@ def test_resume_matches_uninterrupted_run(av_roots: dict[str, Path], tmp_path: P
 
 
 def test_stft_shape_of_the_paper_setting(tmp_path: Path) -> None:
-    from examples.common.fixtures import write_sine_wav
+    from examples.av.demo_data import write_sine_wav
 
     write_sine_wav(tmp_path / "a.wav", 440.0, rate=16_000, seconds=0.3)
     spec = load_spectrogram(tmp_path / "a.wav", AudioSpec(sample_rate=22_050, seconds=20.0))

@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 from examples import image_text
 from examples.common import config_from_args
 from examples.imtext.data import clean_text, read_split
-from examples.imtext.fixtures import make_image_text_fixture, make_tiny_bert
+from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.vision.resnet import ResNet50
 from examples.vision.weights import adapt_input_channels, load_local_weights
 
@@ -28,7 +28,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("imtext")
-    out = {k: make_image_text_fixture(k, base / k) for k in ("twitter2015", "sarcasm")}
+    out = {k: make_image_text_demo_data(k, base / k) for k in ("twitter2015", "sarcasm")}
     return {**out, "bert": make_tiny_bert(base / "bert")}
 
 
@@ -77,7 +77,7 @@ def test_sarcasm_without_validation_file_holds_out_train(
     roots: dict[str, Path], tmp_path: Path
 ) -> None:
     root = tmp_path / "sarcasm"
-    make_image_text_fixture("sarcasm", root, per_class=4)
+    make_image_text_demo_data("sarcasm", root, per_class=4)
     (root / "annotations" / "valid_data.json").unlink()
     assert read_split("sarcasm", root, "val") is None
     args = image_text.parse_args(

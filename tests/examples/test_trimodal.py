@@ -14,7 +14,7 @@ pytest.importorskip("cv2")
 from examples import trimodal
 from examples.common import config_from_args
 from examples.gesture.data import ClipSpec, NVGestureDataset, flow_path, parse_line, read_list
-from examples.gesture.fixtures import make_nvgesture_fixture
+from examples.gesture.demo_data import make_nvgesture_demo_data
 from examples.vision.i3d import I3D
 from examples.vision.video import farneback_flow, read_frames, write_video
 from examples.vision.weights import load_local_weights
@@ -28,7 +28,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_nvgesture_fixture(tmp_path_factory.mktemp("nvgesture"))
+    return make_nvgesture_demo_data(tmp_path_factory.mktemp("nvgesture"))
 
 
 @pytest.mark.parametrize("sampler", ["random", "heuristic", "learned"])

@@ -1,4 +1,5 @@
-"""Tiny Twitter2015 and Sarcasm datasets in the real layouts, and a tiny local BERT.
+"""Tiny Twitter2015 and Sarcasm datasets in the real layouts and a tiny local BERT, for
+``image_text.py --demo``.
 
 Each pair is a small noisy single-colour JPEG (colour set by the class) and a short text of
 class words plus filler. :func:`make_tiny_bert` saves a randomly initialised 1-layer BERT with a
@@ -12,9 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASS_WORDS", "FILLER_WORDS", "make_image_text_fixture", "make_tiny_bert", "write_jpeg"]
+__all__ = [
+    "CLASS_WORDS",
+    "FILLER_WORDS",
+    "make_image_text_demo_data",
+    "make_tiny_bert",
+    "write_jpeg",
+]
 
-#: Words of the fixture texts: one list per class, then filler words.
+#: Words of the texts: one list per class, then filler words.
 CLASS_WORDS = [["awful", "sad"], ["okay", "plain"], ["great", "happy"]]
 FILLER_WORDS = ["the", "a", "day", "photo", "of", "my", "cat", "rt", "user"]
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -68,10 +75,10 @@ def _colour(label: int) -> tuple[int, int, int]:
     return ((90 * label) % 256, 128, (255 - 80 * label) % 256)
 
 
-def make_image_text_fixture(
+def make_image_text_demo_data(
     kind: str, root: str | Path, *, per_class: int = 2, seed: int = 0
 ) -> Path:
-    """Write a ``twitter2015`` (3 classes) or ``sarcasm`` (2 classes) fixture in ``root``."""
+    """Write a ``twitter2015`` (3 classes) or ``sarcasm`` (2 classes) dataset in ``root``."""
     writers = {"twitter2015": _twitter2015, "sarcasm": _sarcasm}
     if kind not in writers:
         raise ValueError(f"kind must be one of {sorted(writers)}, got {kind!r}")

@@ -1,4 +1,4 @@
-"""Audio for the audio-video examples: wav reading (``wave`` + NumPy), resampling, tiling and the
+"""Audio for the audio-video example: wav reading (``wave`` + NumPy), resampling, tiling and the
 log-magnitude STFT of the OGM-GE/BSS pipelines (``n_fft=512``, ``hop=353``, ``log(|S| + 1e-7)``)."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Tiny audio-video datasets in the real on-disk layouts, for tests and dry runs.
+"""Tiny audio-video datasets in the real on-disk layouts, for ``audio_video.py --demo``.
 
 Each clip is a sine tone (frequency set by its class) as a 16-bit wav, plus a few small JPEG
-frames (colour set by its class, with noise). ``make_av_fixture(kind, root)`` writes one layout.
+frames (colour set by its class, with noise). ``make_av_demo_data(kind, root)`` writes one
+layout; the tests train on the same data.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIXTURES", "make_av_fixture", "write_frames", "write_sine_wav"]
+__all__ = ["LAYOUTS", "make_av_demo_data", "write_frames", "write_sine_wav"]
 
 
 def write_sine_wav(path: Path, freq: float, *, rate: int = 8_000, seconds: float = 0.25) -> None:
@@ -76,12 +77,6 @@ def _kinetics_sounds(root: Path, per_class: int, rng: np.random.Generator) -> No
         for cid, _, c in rows:
             frames = root / f"{split}_img" / "Image-01-FPS" / cid
             _media(root / f"{split}_wav" / f"{cid}.wav", frames, c, 4, rng)
-    # One clip with too few frames, which the loader must skip.
-    with (root / "annotations" / "train.csv").open("a", newline="") as fh:
-        csv.writer(fh).writerow(["short_clip", classes[0]])
-    _media(
-        root / "train_wav" / "short_clip.wav", root / "train_img/Image-01-FPS/short_clip", 0, 3, rng
-    )
 
 
 def _vggsound(root: Path, per_class: int, rng: np.random.Generator) -> None:
@@ -98,18 +93,18 @@ def _vggsound(root: Path, per_class: int, rng: np.random.Generator) -> None:
             _media(root / "AudioWAV" / f"{clip}.wav", root / "Image-01-FPS" / clip, c, 2, rng)
 
 
-FIXTURES: dict[str, Callable[[Path, int, np.random.Generator], None]] = {
+LAYOUTS: dict[str, Callable[[Path, int, np.random.Generator], None]] = {
     "cremad": _cremad,
     "ks": _kinetics_sounds,
     "vggsound": _vggsound,
 }
 
 
-def make_av_fixture(kind: str, root: str | Path, *, per_class: int = 4, seed: int = 0) -> Path:
-    """Write a 3-class fixture of layout ``kind`` (``cremad``, ``ks``, ``vggsound``) in ``root``."""
-    if kind not in FIXTURES:
-        raise ValueError(f"kind must be one of {sorted(FIXTURES)}, got {kind!r}")
+def make_av_demo_data(kind: str, root: str | Path, *, per_class: int = 4, seed: int = 0) -> Path:
+    """Write a 3-class dataset of layout ``kind`` (``cremad``, ``ks``, ``vggsound``) in ``root``."""
+    if kind not in LAYOUTS:
+        raise ValueError(f"kind must be one of {sorted(LAYOUTS)}, got {kind!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    FIXTURES[kind](root, per_class, np.random.default_rng(seed))
+    LAYOUTS[kind](root, per_class, np.random.default_rng(seed))
     return root

@@ -1,4 +1,4 @@
-"""A tiny NVGesture in the real layout: split lists, MJPG ``.avi`` clips and Farneback flow.
+"""A tiny NVGesture in the real layout (lists, MJPG clips, Farneback flow), for ``--demo``.
 
 Each clip is a bright square moving across a dark background, its direction and colour set by
 the class; the depth video is the same square in grey. Flow is computed from the colour video
@@ -15,7 +15,7 @@ from examples.gesture.data import list_path
 from examples.gesture.flow import compute_flow
 from examples.vision.video import write_video
 
-__all__ = ["make_nvgesture_fixture"]
+__all__ = ["make_nvgesture_demo_data"]
 
 _DIRECTIONS = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 
@@ -25,9 +25,9 @@ def _frames(
 ) -> np.ndarray:
     """RGB uint8 ``(count, height, width, 3)``: a square moving in the class's direction."""
     dx, dy = _DIRECTIONS[label % len(_DIRECTIONS)]
-    side = max(4, height // 4)
+    side = max(4, height // 2)
     frames = rng.integers(0, 30, (count, height, width, 3)).astype(np.uint8)
-    colour = np.array([200, 60 + 40 * label, 255 - 30 * label]) % 256
+    colour = np.roll([230, 40 + 60 * (label // 3) % 160, 40], label % 3)
     for t in range(count):
         x = (width - side) // 2 + dx * (t * 2 - count)
         y = (height - side) // 2 + dy * (t * 2 - count)
@@ -36,7 +36,7 @@ def _frames(
     return frames
 
 
-def make_nvgesture_fixture(
+def make_nvgesture_demo_data(
     root: str | Path,
     *,
     classes: int = 3,
