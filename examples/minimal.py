@@ -108,7 +108,8 @@ for epoch in range(start_epoch, args.epochs):
     consumed, correct, seen = 0, 0, 0
     for a, v, y in loader:
         multimodal, unimodal = train_model(a, v)
-        loss = F.cross_entropy(multimodal, y) + sum(F.cross_entropy(u, y) for u in unimodal)
+        loss = F.cross_entropy(multimodal, y)  # Eq. 5's heads: fused + each modality
+        loss = loss + F.cross_entropy(unimodal[0], y) + F.cross_entropy(unimodal[1], y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
