@@ -111,7 +111,7 @@ for epoch in range(start_epoch, args.epochs):
         loss = F.cross_entropy(multimodal, y)  # Eq. 5's heads: fused + each modality
         loss = loss + F.cross_entropy(unimodal[0], y) + F.cross_entropy(unimodal[1], y)
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)  # = loss.backward(), which mypy sees untyped
         optimizer.step()
         step += 1
         consumed += len(y)  # what the loop trained on (workers have read further ahead)
