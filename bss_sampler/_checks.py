@@ -63,6 +63,8 @@ def check_real(
 
     Accepts Python and numpy reals and one-element real tensors; refuses ``bool``, strings,
     ``None``, complex numbers, NaN and infinities. ``low_open`` / ``high_open`` exclude the bound.
+    A value of the wrong type gets "must be a real number in ...", one out of range "must lie
+    in ...".
 
     >>> import numpy as np
     >>> check_real("temperature", np.float32(0.5), 0, None, low_open=True)
@@ -70,7 +72,7 @@ def check_real(
     >>> check_real("temperature", 0, 0, None, low_open=True)
     Traceback (most recent call last):
         ...
-    ValueError: temperature must be a real number in (0, inf), got 0
+    ValueError: temperature must lie in (0, inf), got 0
     """
     number: float | None = None
     if not _is_bool(value):
@@ -79,16 +81,16 @@ def check_real(
                 number = float(value.item())
         elif isinstance(value, numbers.Real):
             number = float(value)
-    ok = number is not None and math.isfinite(number)
-    if ok and low is not None:
-        ok = number > low if low_open else number >= low  # type: ignore[operator]
-    if ok and high is not None:
-        ok = number < high if high_open else number <= high  # type: ignore[operator]
-    if not ok:
-        interval = _interval(low, high, low_open, high_open)
+    interval = _interval(low, high, low_open, high_open)
+    if number is None:
         raise ValueError(f"{name} must be a real number in {interval}, got {_got(value)}")
-    assert number is not None
-    return number
+    if (
+        math.isfinite(number)
+        and (low is None or (number > low if low_open else number >= low))
+        and (high is None or (number < high if high_open else number <= high))
+    ):
+        return number
+    raise ValueError(f"{name} must lie in {interval}, got {_got(value)}")
 
 
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -96,7 +98,9 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
 
     Accepts Python and numpy integers and one-element integer tensors (what ``range`` and
     ``DistributedSampler.set_epoch`` accept); refuses ``bool``, floats (even ``2.0``), strings and
-    ``None``.
+    ``None``. Wording: "must be an int >= minimum" (or "<= maximum", or "an int"); with both
+    bounds, "must lie in [minimum, maximum]" for an int out of range and "must be an int in
+    [minimum, maximum]" for anything else.
 
     >>> import numpy as np
     >>> check_int("seed", np.int64(3), minimum=0)
@@ -112,23 +116,22 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
             number = operator.index(value)
         except TypeError:
             number = None
-    ok = number is not None
-    if ok and minimum is not None:
-        ok = number >= minimum  # type: ignore[operator]
-    if ok and maximum is not None:
-        ok = number <= maximum  # type: ignore[operator]
-    if not ok:
-        if minimum is not None and maximum is not None:
-            valid = f"an int in [{minimum}, {maximum}]"
-        elif minimum is not None:
-            valid = f"an int >= {minimum}"
-        elif maximum is not None:
-            valid = f"an int <= {maximum}"
-        else:
-            valid = "an int"
-        raise ValueError(f"{name} must be {valid}, got {_got(value)}")
-    assert number is not None
-    return number
+    if (
+        number is not None
+        and (minimum is None or number >= minimum)
+        and (maximum is None or number <= maximum)
+    ):
+        return number
+    if minimum is not None and maximum is not None:
+        interval = f"[{minimum}, {maximum}]"
+        wanted = f"lie in {interval}" if number is not None else f"be an int in {interval}"
+    elif minimum is not None:
+        wanted = f"be an int >= {minimum}"
+    elif maximum is not None:
+        wanted = f"be an int <= {maximum}"
+    else:
+        wanted = "be an int"
+    raise ValueError(f"{name} must {wanted}, got {_got(value)}")
 
 
 def check_bool(name: str, value: Any) -> bool:
