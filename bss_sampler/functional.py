@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from itertools import combinations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
     "CRITERIA",
     "balance_loss",
     "balance_score",
+    "balance_terms",
     "min_max_normalize",
     "prediction_similarity",
 ]
@@ -31,26 +31,67 @@ CRITERIA = ("similarity", "loss")
 """Names of the two criteria of the measurer: correlation (Eq. 4) and information (Eq. 5)."""
 
 
-def prediction_similarity(unimodal_logits: Sequence[Tensor]) -> Tensor:
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the measurer computes in: at least float32, float64 kept as float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _stack_heads(*groups: Tensor | Sequence[Tensor]) -> Tensor:
+    """The ``(B, C)`` logits of every head stacked into one ``(H, B, C)`` tensor."""
+    heads: list[Tensor] = []
+    for group in groups:
+        if isinstance(group, Tensor) and group.dim() == 3:
+            heads.extend(group.unbind(0))
+        elif isinstance(group, Tensor):
+            heads.append(group)
+        else:
+            heads.extend(group)
+    return torch.stack(heads)
+
+
+def _log_probs(heads: Tensor) -> Tensor:
+    """``log_softmax`` over the classes of a ``(H, B, C)`` stack, in at least float32."""
+    return torch.log_softmax(heads, dim=-1, dtype=_compute_dtype(heads.dtype))
+
+
+def _similarity(unimodal_log_probs: Tensor) -> Tensor:
+    """Eq. 4 from ``(M, B, C)`` log-probabilities: mean pairwise cosine of ``exp`` of them."""
+    probs = unimodal_log_probs.exp()
+    # A softmax output has norm >= 1/sqrt(C) > 0, so no epsilon is needed.
+    unit = probs / torch.linalg.vector_norm(probs, dim=-1, keepdim=True)
+    if len(unit) == 2:
+        cosine: Tensor = torch.linalg.vecdot(unit[0], unit[1])
+        return cosine
+    pairs = [torch.linalg.vecdot(unit[i], unit[j]) for i, j in combinations(range(len(unit)), 2)]
+    return torch.stack(pairs).mean(dim=0)
+
+
+def _loss(log_probs: Tensor, targets: Tensor, alpha: float) -> Tensor:
+    """Eq. 5 from ``(1 + M, B, C)`` log-probabilities, the fused head first."""
+    index = targets.long().view(1, -1, 1).expand(len(log_probs), -1, 1)
+    picked = log_probs.gather(-1, index).squeeze(-1)  # (1 + M, B): minus each head's CE
+    # (1 - alpha) * CE_multi + alpha * sum_j CE_uni_j in one lerp
+    return torch.lerp(picked[0], picked[1:].sum(dim=0), alpha).neg_()
+
+
+def prediction_similarity(unimodal_logits: Sequence[Tensor] | Tensor) -> Tensor:
     """Per-sample cosine similarity of the unimodal softmax predictions (Eq. 4).
 
     Args:
-        unimodal_logits: ``M >= 2`` tensors of shape ``(B, C)``, one per modality.
+        unimodal_logits: ``M >= 2`` tensors of shape ``(B, C)``, one per modality (or one stacked
+            ``(M, B, C)`` tensor).
 
     Returns:
-        Float32 tensor of shape ``(B,)`` in ``[0, 1]`` (softmax outputs are non-negative). For
-        ``M > 2`` modalities, the mean of the ``M (M - 1) / 2`` pairwise cosines, as the authors'
-        tri-modal code does.
+        Tensor of shape ``(B,)`` in ``[0, 1]`` (softmax outputs are non-negative): float64 for
+        float64 logits, else float32. For ``M > 2`` modalities, the mean of the ``M (M - 1) / 2``
+        pairwise cosines, as the authors' tri-modal code does.
     """
-    # A softmax output has norm >= 1/sqrt(C) > 0, so no epsilon is needed.
-    unit = [F.normalize(torch.softmax(z.float(), dim=-1), dim=-1, eps=0.0) for z in unimodal_logits]
-    pairs = [(p * q).sum(-1) for p, q in combinations(unit, 2)]
-    return pairs[0] if len(pairs) == 1 else torch.stack(pairs).mean(dim=0)
+    return _similarity(_log_probs(_stack_heads(unimodal_logits)))
 
 
 def balance_loss(
     multimodal_logits: Tensor,
-    unimodal_logits: Sequence[Tensor],
+    unimodal_logits: Sequence[Tensor] | Tensor,
     targets: Tensor,
     alpha: float,
 ) -> Tensor:
@@ -58,17 +99,31 @@ def balance_loss(
 
     Args:
         multimodal_logits: ``(B, C)`` logits of the fused head.
-        unimodal_logits: ``M`` tensors ``(B, C)``, one per modality head.
+        unimodal_logits: ``M`` tensors ``(B, C)``, one per modality head (or ``(M, B, C)``).
         targets: ``(B,)`` integer class labels in ``[0, C)``.
         alpha: weight of the unimodal terms, in ``[0, 1]``.
 
     Returns:
-        Float32 tensor of shape ``(B,)``.
+        Tensor of shape ``(B,)``: float64 for float64 logits, else float32.
     """
-    loss = F.cross_entropy(multimodal_logits.float(), targets, reduction="none") * (1.0 - alpha)
-    for logits in unimodal_logits:
-        loss = loss + alpha * F.cross_entropy(logits.float(), targets, reduction="none")
-    return loss
+    return _loss(_log_probs(_stack_heads(multimodal_logits, unimodal_logits)), targets, alpha)
+
+
+def balance_terms(
+    multimodal_logits: Tensor,
+    unimodal_logits: Sequence[Tensor] | Tensor,
+    targets: Tensor,
+    alpha: float,
+) -> tuple[Tensor, Tensor]:
+    """Raw similarity (Eq. 4) and raw loss (Eq. 5) from one ``log_softmax`` per head.
+
+    Equal to ``(prediction_similarity(unimodal_logits), balance_loss(...))`` at about half the
+    cost: the heads are stacked once, the softmax of Eq. 4 is ``exp`` of the log-probabilities
+    and the cross-entropies of Eq. 5 are read from them at the targets. Shapes and dtypes as in
+    those functions.
+    """
+    log_probs = _log_probs(_stack_heads(multimodal_logits, unimodal_logits))
+    return _similarity(log_probs[1:]), _loss(log_probs, targets, alpha)
 
 
 def min_max_normalize(values: Tensor) -> Tensor:
