@@ -156,7 +156,6 @@ def score_dataset(
     forward = forward or default_forward
     device = _model_device(model)
     scorer = BalanceScorer(num_samples, alpha=alpha, criteria=criteria, device=device)
-    scorer._buffers(device)  # an empty loader then reports every sample as missing
     order = _positional_order(loader, num_samples)
     seen = 0
     modes = {module: module.training for module in model.modules()}
@@ -183,6 +182,6 @@ def score_dataset(
     finally:
         for module, mode in modes.items():
             module.training = mode
-    totals = scorer._reduce()
-    _check_once(totals.visits, num_samples)
-    return scorer._scores(totals)
+    scores, visits = scorer.compute(return_visits=True)  # the pass's one all-reduce
+    _check_once(visits, num_samples)
+    return scores

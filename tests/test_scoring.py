@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from bss_sampler import BalanceScorer, CoverageError, default_forward, score_dataset
+from bss_sampler import BalanceScorer, CoverageError, _dist, default_forward, score_dataset
 
 
 def _manual_scores(model, dataset):
@@ -105,3 +105,11 @@ def test_bad_batch_and_output_conventions(model, dataset):
         default_forward(model, {"a": dataset.a[:2], "v": dataset.v[:2]})
     with pytest.raises(TypeError, match=r"must return \(multimodal_logits"):
         default_forward(torch.nn.Bilinear(5, 4, 3), (dataset.a[:2], dataset.v[:2], dataset.y[:2]))
+
+
+def test_one_all_reduce_per_pass(model, dataset, monkeypatch):
+    calls = []
+    real = _dist.all_reduce_sum
+    monkeypatch.setattr(_dist, "all_reduce_sum", lambda t: calls.append(t.shape) or real(t))
+    score_dataset(model, DataLoader(dataset, batch_size=8), len(dataset), progress=False)
+    assert len(calls) == 1
