@@ -49,16 +49,27 @@ def _stack_heads(*groups: Tensor | Sequence[Tensor]) -> Tensor:
     return torch.stack(heads)
 
 
-def _log_probs(heads: Tensor) -> Tensor:
-    """``log_softmax`` over the classes of a ``(H, B, C)`` stack, in at least float32."""
-    return torch.log_softmax(heads, dim=-1, dtype=_compute_dtype(heads.dtype))
+def _shift_exp(heads: Tensor) -> tuple[Tensor, Tensor]:
+    """``shifted = z - max(z)`` per row of a ``(H, B, C)`` stack and ``exp(shifted)``.
+
+    These are the pieces of one log-softmax per head, shared by Eq. 4 and Eq. 5:
+    ``log_softmax(z) = shifted - log(sum(exp(shifted)))`` and ``softmax(z)`` is ``exp(shifted)``
+    divided by its row sum. Computed in at least float32 (float64 stays float64). Written out
+    rather than calling ``torch.log_softmax``, whose CPU kernel costs twice these few ops for
+    the small class counts of classifiers.
+    """
+    heads = heads.to(_compute_dtype(heads.dtype))
+    shifted = heads - heads.amax(dim=-1, keepdim=True)
+    return shifted, shifted.exp()
 
 
-def _similarity(unimodal_log_probs: Tensor) -> Tensor:
-    """Eq. 4 from ``(M, B, C)`` log-probabilities: mean pairwise cosine of ``exp`` of them."""
-    probs = unimodal_log_probs.exp()
-    # A softmax output has norm >= 1/sqrt(C) > 0, so no epsilon is needed.
-    unit = probs / torch.linalg.vector_norm(probs, dim=-1, keepdim=True)
+def _similarity(unimodal_exp: Tensor) -> Tensor:
+    """Eq. 4 from the ``(M, B, C)`` ``exp(shifted)`` of the unimodal heads.
+
+    The cosine ignores each row's scale, so the softmax's division by the row sum is skipped.
+    Each row holds a 1 (at its maximum), so its norm is >= 1 and needs no epsilon.
+    """
+    unit = unimodal_exp / torch.linalg.vector_norm(unimodal_exp, dim=-1, keepdim=True)
     if len(unit) == 2:
         cosine: Tensor = torch.linalg.vecdot(unit[0], unit[1])
         return cosine
@@ -66,12 +77,18 @@ def _similarity(unimodal_log_probs: Tensor) -> Tensor:
     return torch.stack(pairs).mean(dim=0)
 
 
-def _loss(log_probs: Tensor, targets: Tensor, alpha: float) -> Tensor:
-    """Eq. 5 from ``(1 + M, B, C)`` log-probabilities, the fused head first."""
-    index = targets.long().view(1, -1, 1).expand(len(log_probs), -1, 1)
-    picked = log_probs.gather(-1, index).squeeze(-1)  # (1 + M, B): minus each head's CE
-    # (1 - alpha) * CE_multi + alpha * sum_j CE_uni_j in one lerp
-    return torch.lerp(picked[0], picked[1:].sum(dim=0), alpha).neg_()
+def _loss(shifted: Tensor, exp: Tensor, targets: Tensor, alpha: float) -> Tensor:
+    """Eq. 5 from :func:`_shift_exp` of the ``(1 + M, B, C)`` heads, the fused head first."""
+    index = targets.long().view(1, -1, 1).expand(len(shifted), -1, 1)
+    # cross-entropy = -log_softmax(z)[y] = log(sum(exp(shifted))) - shifted[y], per head: (1 + M, B)
+    ce = exp.sum(dim=-1).log_() - shifted.gather(-1, index).squeeze(-1)
+    return torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)  # (1 - alpha) CE_multi + alpha sum CE_uni
+
+
+def _terms(heads: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """Raw Eq. 4 and Eq. 5 of a ``(1 + M, B, C)`` stack of logits, the fused head first."""
+    shifted, exp = _shift_exp(heads)
+    return _similarity(exp[1:]), _loss(shifted, exp, targets, alpha)
 
 
 def prediction_similarity(unimodal_logits: Sequence[Tensor] | Tensor) -> Tensor:
@@ -86,7 +103,7 @@ def prediction_similarity(unimodal_logits: Sequence[Tensor] | Tensor) -> Tensor:
         float64 logits, else float32. For ``M > 2`` modalities, the mean of the ``M (M - 1) / 2``
         pairwise cosines, as the authors' tri-modal code does.
     """
-    return _similarity(_log_probs(_stack_heads(unimodal_logits)))
+    return _similarity(_shift_exp(_stack_heads(unimodal_logits))[1])
 
 
 def balance_loss(
@@ -106,7 +123,7 @@ def balance_loss(
     Returns:
         Tensor of shape ``(B,)``: float64 for float64 logits, else float32.
     """
-    return _loss(_log_probs(_stack_heads(multimodal_logits, unimodal_logits)), targets, alpha)
+    return _loss(*_shift_exp(_stack_heads(multimodal_logits, unimodal_logits)), targets, alpha)
 
 
 def balance_terms(
@@ -115,15 +132,22 @@ def balance_terms(
     targets: Tensor,
     alpha: float,
 ) -> tuple[Tensor, Tensor]:
-    """Raw similarity (Eq. 4) and raw loss (Eq. 5) from one ``log_softmax`` per head.
+    """Raw similarity (Eq. 4) and raw loss (Eq. 5) from one log-softmax per head.
 
-    Equal to ``(prediction_similarity(unimodal_logits), balance_loss(...))`` at about half the
-    cost: the heads are stacked once, the softmax of Eq. 4 is ``exp`` of the log-probabilities
-    and the cross-entropies of Eq. 5 are read from them at the targets. Shapes and dtypes as in
-    those functions.
+    Equal to ``(prediction_similarity(unimodal_logits), balance_loss(...))`` at a fraction of the
+    cost: the heads are stacked once and shifted by their row maxima; Eq. 4's softmax is the
+    ``exp`` of that (up to a per-row scale the cosine ignores) and Eq. 5's cross-entropies are
+    the log-softmax read at the targets. Shapes and dtypes as in those functions.
     """
-    log_probs = _log_probs(_stack_heads(multimodal_logits, unimodal_logits))
-    return _similarity(log_probs[1:]), _loss(log_probs, targets, alpha)
+    return _terms(_stack_heads(multimodal_logits, unimodal_logits), targets, alpha)
+
+
+def _normalize_rows(values: Tensor) -> Tensor:
+    """:func:`min_max_normalize` of each row of a ``(R, N)`` tensor, in one pass."""
+    lo, hi = torch.aminmax(values, dim=-1, keepdim=True)
+    span = hi - lo
+    # a constant row has values - lo == 0 exactly, so dividing it by 1 gives the zeros wanted
+    return (values - lo) / torch.where(span > 0, span, 1.0)
 
 
 def min_max_normalize(values: Tensor) -> Tensor:
@@ -131,9 +155,15 @@ def min_max_normalize(values: Tensor) -> Tensor:
 
     A constant tensor normalises to zeros (no division by zero).
     """
-    lo, hi = values.min(), values.max()
-    span = hi - lo
-    return torch.where(span > 0, (values - lo) / torch.where(span > 0, span, 1.0), 0.0)
+    return _normalize_rows(values.reshape(1, -1)).view_as(values)
+
+
+def _balance_score_rows(means: Tensor, criteria: Sequence[str]) -> Tensor:
+    """Eq. 6 from a ``(2, N)`` stack of the raw similarity and raw loss of every sample."""
+    norm = _normalize_rows(means)
+    if "similarity" not in criteria:
+        return -norm[1]
+    return norm[0] - norm[1] if "loss" in criteria else norm[0]
 
 
 def balance_score(similarity: Tensor, loss: Tensor, criteria: Sequence[str] = CRITERIA) -> Tensor:
@@ -143,9 +173,4 @@ def balance_score(similarity: Tensor, loss: Tensor, criteria: Sequence[str] = CR
     ``-Norm(L_total)``: the ablation rows of the paper's Table 3. Values lie in ``[-1, 1]``; higher
     means more balanced.
     """
-    score = torch.zeros_like(similarity)
-    if "similarity" in criteria:
-        score = score + min_max_normalize(similarity)
-    if "loss" in criteria:
-        score = score - min_max_normalize(loss)
-    return score
+    return _balance_score_rows(torch.stack([similarity, loss]), criteria)

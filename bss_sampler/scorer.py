@@ -24,6 +24,7 @@ tensor([ 1.0000,  0.4980, -1.0000])
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Union, overload
@@ -33,7 +34,7 @@ from torch import Tensor
 
 from . import _dist
 from ._checks import check_int, check_real
-from .functional import CRITERIA, _log_probs, _loss, _similarity, balance_score
+from .functional import CRITERIA, _balance_score_rows, _terms
 
 if sys.version_info >= (3, 10):  # pragma: no cover
     from typing import Literal
@@ -69,12 +70,23 @@ _SUMS = 3  # the leading rows of _Rows every valid update adds to; the rest coun
 _ROW_NAMES = _Rows._fields
 
 
+class _Batch(NamedTuple):
+    """One update() waiting for its maths (see ``BalanceScorer._chunk_elements``)."""
+
+    heads: Tensor  # (1 + M, B, C) copy of the logits, the fused head first
+    pair: Tensor  # (2, B) int64: dataset indices, then targets
+    checked: bool  # validated by update() already (the eager path)
+
+
 class _Totals(NamedTuple):
     """The state summed over all updates and all ranks (after the one all-reduce)."""
 
+    table: Tensor  # (5, N): the rows below, similarity and loss first
     rows: _Rows
     bad_index: int  # indices passed to update() outside [0, N - 1]
     classes: int  # the logits' number of classes (0 if no rank saw a batch)
+    flagged: bool  # some sample had NaN/inf logits or a target out of range
+    least_visits: int  # the fewest valid updates of any sample (0: some sample is missing)
 
 
 def check_alpha(alpha: float) -> float:
@@ -104,6 +116,8 @@ def check_criteria(criteria: Sequence[str]) -> tuple[str, ...]:
 
 
 def _as_modalities(unimodal_logits: UnimodalLogits, batch: int) -> list[Tensor]:
+    if isinstance(unimodal_logits, (list, tuple)):  # the usual case first: no ABC check
+        return list(unimodal_logits)
     if isinstance(unimodal_logits, Tensor):
         shape = tuple(unimodal_logits.shape)
         if unimodal_logits.dim() == 2:
@@ -122,8 +136,6 @@ def _as_modalities(unimodal_logits: UnimodalLogits, batch: int) -> list[Tensor]:
         return list(unimodal_logits.unbind(0))
     if isinstance(unimodal_logits, Mapping):
         return list(unimodal_logits.values())
-    if isinstance(unimodal_logits, (list, tuple)):
-        return list(unimodal_logits)
     raise TypeError(
         "unimodal_logits must be a list or tuple of (batch, classes) tensors, a mapping of them "
         f"or a stacked (modalities, batch, classes) tensor, got {type(unimodal_logits).__name__}"
@@ -137,36 +149,44 @@ def _check_logits(multimodal_logits: Tensor, unimodal_logits: UnimodalLogits) ->
             "multimodal_logits must be a (batch, classes) tensor, "
             f"got {type(multimodal_logits).__name__}"
         )
-    shape = tuple(multimodal_logits.shape)
+    shape = multimodal_logits.shape
     if len(shape) != 2:
-        raise ValueError(f"multimodal_logits must have shape (batch, classes), got {shape}")
+        raise ValueError(f"multimodal_logits must have shape (batch, classes), got {tuple(shape)}")
     uni = _as_modalities(unimodal_logits, shape[0])
     if len(uni) < 2:
         raise ValueError(
             f"unimodal_logits must hold at least 2 modalities, got {len(uni)}: the balance "
             "score compares the predictions of different modalities"
         )
-    named = [("multimodal_logits", multimodal_logits)]
-    named += [(f"unimodal_logits[{j}]", logits) for j, logits in enumerate(uni)]
-    for name, logits in named:
-        if not isinstance(logits, Tensor):
-            raise TypeError(f"{name} must be a tensor, got {type(logits).__name__}")
-        if tuple(logits.shape) != shape:
-            raise ValueError(
-                f"{name} must have the shape of multimodal_logits {shape}, "
-                f"got {tuple(logits.shape)}"
-            )
-        if not logits.is_floating_point():
+    for j, logits in enumerate((multimodal_logits, *uni)):  # one cheap test per head per batch
+        if (
+            not isinstance(logits, Tensor)
+            or logits.shape != shape
+            or not logits.is_floating_point()
+        ):
+            name = "multimodal_logits" if j == 0 else f"unimodal_logits[{j - 1}]"
+            if not isinstance(logits, Tensor):
+                raise TypeError(f"{name} must be a tensor, got {type(logits).__name__}")
+            if logits.shape != shape:
+                raise ValueError(
+                    f"{name} must have the shape of multimodal_logits {tuple(shape)}, "
+                    f"got {tuple(logits.shape)}"
+                )
             raise ValueError(f"{name} must hold floating-point logits, got {logits.dtype}")
     if shape[1] < 2:
         raise ValueError(
-            f"the logits must have at least 2 classes, got shape {shape}: with one class every "
-            "prediction is the same and every score would be 0"
+            f"the logits must have at least 2 classes, got shape {tuple(shape)}: with one class "
+            "every prediction is the same and every score would be 0"
         )
     return uni
 
 
+_INTEGER_DTYPES = frozenset([torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8])
+
+
 def _int_tensor(name: str, value: Tensor | Sequence[int], batch: int) -> Tensor:
+    if isinstance(value, Tensor) and value.dtype in _INTEGER_DTYPES and value.shape == (batch,):
+        return value  # the usual case, at the cost of three tests
     tensor = value if isinstance(value, Tensor) else torch.as_tensor(value)
     if tensor.numel() == 0 and not isinstance(value, Tensor):
         tensor = tensor.long()  # torch.as_tensor([]) is float32
@@ -229,7 +249,15 @@ class BalanceScorer:
 
     A sample updated several times (several passes, or distributed padding) is scored with the mean
     of its raw values. Logits are detached: online scoring may pass the training step's logits.
+
+    :meth:`update` only checks the batch (on the CPU) and copies its logits; the maths of Eq. 4-5
+    runs on all pending batches at once when they hold ``_chunk_elements`` logits (2^22: 16 MiB
+    of float32) and in :meth:`compute` / :meth:`state_dict`. A few large operations instead of
+    some twenty small ones per batch: that is what makes a scoring pass cost little more than
+    the forward passes.
     """
+
+    _chunk_elements = 1 << 22
 
     def __init__(
         self,
@@ -246,6 +274,8 @@ class BalanceScorer:
         self._state: Tensor | None = None  # (5, N): the rows of _Rows
         self._bad_index: Tensor | None = None  # () int64
         self._classes = 0
+        self._pending: list[_Batch] = []  # batches copied by update() whose maths has not run
+        self._pending_elements = 0
 
     @property
     def device(self) -> torch.device | None:
@@ -257,12 +287,18 @@ class BalanceScorer:
         self._state = None
         self._bad_index = None
         self._classes = 0
+        self._pending = []
+        self._pending_elements = 0
 
     def _allocate(self, device: torch.device) -> tuple[Tensor, Tensor]:
         if self._state is None or self._bad_index is None:
             dtype = torch.float32 if device.type == "mps" else torch.float64
-            self._state = torch.zeros(len(_ROW_NAMES), self.num_samples, dtype=dtype, device=device)
-            self._bad_index = torch.zeros((), dtype=torch.int64, device=device)
+            # normal tensors even under inference_mode, so that updates outside it still work
+            with torch.inference_mode(False):
+                self._state = torch.zeros(
+                    len(_ROW_NAMES), self.num_samples, dtype=dtype, device=device
+                )
+                self._bad_index = torch.zeros((), dtype=torch.int64, device=device)
         return self._state, self._bad_index
 
     def update(
@@ -289,23 +325,53 @@ class BalanceScorer:
         idx = _int_tensor("indices", indices, batch)
         self._classes = classes
         device = self._device or multimodal_logits.device
-        state, bad_count = self._allocate(device)
+        self._allocate(device)
         if batch == 0:
             return
-        with torch.no_grad():  # online scoring passes logits that carry the training graph
-            heads = torch.stack([multimodal_logits, *uni]).to(device)  # (1 + M, B, C)
-            idx = idx.to(device).long()
-            targets = targets.to(device).long()
-            if self._check_eagerly(device):
-                self._raise_now(idx, heads, targets)
-                log_probs = _log_probs(heads)
-                sim = _similarity(log_probs[1:])
-                rows = torch.stack(
-                    [sim, _loss(log_probs, targets, self.alpha), torch.ones_like(sim)]
-                )
-                state[:_SUMS].index_add_(1, idx, rows.to(state.dtype))
-                return
+        if torch.is_grad_enabled():  # online scoring passes logits that carry the training graph
+            with torch.no_grad():
+                self._add(idx, multimodal_logits, uni, targets, device)
+        else:
+            self._add(idx, multimodal_logits, uni, targets, device)
+
+    def _add(
+        self, idx: Tensor, multi: Tensor, uni: list[Tensor], targets: Tensor, device: torch.device
+    ) -> None:
+        """Copy the batch into the pending list (checking it first where that is free)."""
+        heads = torch.stack([multi, *uni]).to(device)  # (1 + M, B, C), a copy
+        pair = torch.stack([idx.to(device, torch.int64), targets.to(device, torch.int64)])
+        checked = self._check_eagerly(device)
+        if checked:
+            self._raise_now(pair, heads)
+        key = (heads.shape[0], heads.shape[2])
+        if self._pending and key != (
+            self._pending[0].heads.shape[0],
+            self._pending[0].heads.shape[2],
+        ):
+            self._flush()
+        self._pending.append(_Batch(heads, pair, checked))
+        self._pending_elements += heads.numel()
+        if self._pending_elements >= self._chunk_elements:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Run Eq. 4-5 on every pending batch at once and add the results to the state."""
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_elements = self._pending, [], 0
+        state, bad_count = self._allocate(pending[0].heads.device)
+        if len(pending) == 1:
+            heads, pair = pending[0].heads, pending[0].pair
+        else:
+            heads = torch.cat([batch.heads for batch in pending], dim=1)
+            pair = torch.cat([batch.pair for batch in pending], dim=1)
+        idx, targets = pair[0], pair[1]
+        if not all(batch.checked for batch in pending):
             self._accumulate_checked(idx, heads, targets, state, bad_count)
+            return
+        sim, loss = _terms(heads, targets, self.alpha)
+        rows = torch.stack([sim, loss, torch.ones_like(sim)])  # the _SUMS leading rows of _Rows
+        state[:_SUMS].index_add_(1, idx, rows.to(state.dtype))
 
     def _accumulate_checked(
         self, idx: Tensor, heads: Tensor, targets: Tensor, state: Tensor, bad_count: Tensor
@@ -316,9 +382,7 @@ class BalanceScorer:
         bad_index, bad_target = safe_idx != idx, safe_targets != targets
         finite = torch.isfinite(heads).all(-1).all(0)
         valid = finite & ~bad_target & ~bad_index
-        log_probs = _log_probs(heads)
-        sim = _similarity(log_probs[1:])
-        loss = _loss(log_probs, safe_targets, self.alpha)
+        sim, loss = _terms(heads, safe_targets, self.alpha)
         rows = _Rows(
             similarity=torch.where(valid, sim, 0.0),
             loss=torch.where(valid, loss, 0.0),
@@ -335,15 +399,24 @@ class BalanceScorer:
         waiting: CPU logits without a process group."""
         return device.type == "cpu" and not _dist.is_distributed()
 
-    def _raise_now(self, idx: Tensor, heads: Tensor, targets: Tensor) -> None:
-        """Raise for an invalid batch with the words :meth:`compute` would use."""
+    def _raise_now(self, pair: Tensor, heads: Tensor) -> None:
+        """Raise for an invalid batch with the words :meth:`compute` would use.
+
+        ``pair`` holds the batch's dataset indices and targets, ``heads`` its stacked logits.
+        """
         classes = heads.shape[-1]
-        i_lo, i_hi, t_lo, t_hi = torch.stack(
-            [*torch.aminmax(idx), *torch.aminmax(targets)]
-        ).tolist()
-        in_range = i_lo >= 0 and i_hi < self.num_samples and t_lo >= 0 and t_hi < classes
-        if in_range and bool(heads.isfinite().all()):
-            return  # the happy path: three reductions, two reads
+        (i_lo, t_lo), (i_hi, t_hi) = (bound.tolist() for bound in torch.aminmax(pair, dim=1))
+        z_lo, z_hi = torch.aminmax(heads)  # NaN if any NaN: finite bounds mean finite logits
+        if (
+            i_lo >= 0
+            and i_hi < self.num_samples
+            and t_lo >= 0
+            and t_hi < classes
+            and math.isfinite(z_lo.item())
+            and math.isfinite(z_hi.item())
+        ):
+            return  # the happy path: two reductions and four reads, free on the host
+        idx, targets = pair[0], pair[1]
         bad_index = (idx < 0) | (idx >= self.num_samples)
         bad_target = ((targets < 0) | (targets >= classes)) & ~bad_index
         nonfinite = ~torch.isfinite(heads).all(-1).all(0) & ~bad_index
@@ -359,44 +432,53 @@ class BalanceScorer:
 
     def _sync(self) -> _Totals:
         """Per-sample sums over all updates and all ranks: the one all-reduce of a pass."""
+        self._flush()
         state, bad_index = self._allocate(self._device or torch.device("cpu"))
+        # the scalars travel with the rows: bad indices, the classes and whether this rank saw any
         seen = torch.tensor([self._classes, self._classes > 0], dtype=state.dtype)
         flat = torch.cat(
             [state.flatten(), bad_index.to(state.dtype).view(1), seen.to(state.device)]
         )
-        flat = _dist.all_reduce_sum(flat)
-        n = self.num_samples
-        bad, classes_sum, reporting = flat[-3:].tolist()
-        rows = _Rows(*flat[:-3].view(len(_ROW_NAMES), n).unbind(0))
-        classes = round(classes_sum / reporting) if reporting else 0
-        return _Totals(rows, int(bad), classes)
+        _dist.all_reduce_sum_(flat)
+        rows = flat[:-3].view(len(_ROW_NAMES), self.num_samples)
+        # one read for every decision compute() takes: the scalars, any flagged sample, any missing
+        summary = torch.cat([flat[-3:], rows[_SUMS:].amax(dim=1), rows[_SUMS - 1].amin().view(1)])
+        bad, classes_sum, reporting, *flagged, least_visits = summary.tolist()
+        return _Totals(
+            table=rows,
+            rows=_Rows(*rows.unbind(0)),
+            bad_index=int(bad),
+            classes=round(classes_sum / reporting) if reporting else 0,
+            flagged=any(flagged),
+            least_visits=int(least_visits),
+        )
 
     def _scores(self, totals: _Totals) -> Tensor:
         rows, n = totals.rows, self.num_samples
-        error = _data_error(
-            n,
-            totals.bad_index,
-            (rows.nonfinite > 0).nonzero().flatten(),
-            (rows.bad_target > 0).nonzero().flatten(),
-            totals.classes,
-        )
-        if error is not None:
-            raise error
-        missing = rows.visits == 0
-        if missing.all():
-            raise CoverageError(
-                f"all {n} samples were never updated: compute() was called before any update() "
-                "(did the loader yield no batch?)"
+        if totals.bad_index or totals.flagged:
+            error = _data_error(
+                n,
+                totals.bad_index,
+                (rows.nonfinite > 0).nonzero().flatten(),
+                (rows.bad_target > 0).nonzero().flatten(),
+                totals.classes,
             )
-        if missing.any():
+            assert error is not None
+            raise error
+        if totals.least_visits == 0:
+            missing = rows.visits == 0
+            if missing.all():
+                raise CoverageError(
+                    f"all {n} samples were never updated: compute() was called before any "
+                    "update() (did the loader yield no batch?)"
+                )
             raise CoverageError(
                 f"{int(missing.sum())} of {n} samples were never updated (first indices: "
                 f"{_first(missing.nonzero().flatten())}); every sample needs at least one "
                 "update() before compute(): does the loader cover the whole dataset?"
             )
-        similarity = rows.similarity / rows.visits
-        loss = rows.loss / rows.visits
-        return balance_score(similarity, loss, self.criteria).to("cpu", torch.float32)
+        means = totals.table[:2] / rows.visits  # (2, N): each sample's mean similarity and loss
+        return _balance_score_rows(means, self.criteria).to("cpu", torch.float32)
 
     @overload
     def compute(self, *, return_visits: Literal[False] = ...) -> Tensor: ...
@@ -435,6 +517,7 @@ class BalanceScorer:
         ``nonfinite``, ``bad_target``) once anything was accumulated, plus ``bad_index`` and
         ``classes``.
         """
+        self._flush()
         state: dict[str, Any] = {
             "num_samples": self.num_samples,
             "alpha": self.alpha,

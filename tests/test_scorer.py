@@ -402,3 +402,39 @@ def test_state_dict_has_named_rows_and_reads_the_old_layout():
     assert torch.equal(t.compute(), s.compute())
     with pytest.raises(ValueError, match=r"state_dict\['loss'\] must be a tensor of shape \(6,\)"):
         BalanceScorer(6).load_state_dict({**state, "loss": torch.zeros(5)})
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 1 << 22])
+def test_pending_batches_give_the_same_scores_whenever_they_are_flushed(monkeypatch, chunk):
+    """update() copies batches; the maths runs per chunk of logits. The chunking is invisible."""
+    multi, unis, y = _batch(n=30, modalities=3, seed=4)
+    want = balance_score(prediction_similarity(unis), balance_loss(multi, unis, y, 0.2))
+    monkeypatch.setattr(BalanceScorer, "_chunk_elements", chunk)
+    s = BalanceScorer(30)
+    for part in (slice(0, 7), slice(7, 8), slice(8, 30)):
+        s.update(torch.arange(30)[part], multi[part], [u[part] for u in unis], y[part])
+    assert torch.allclose(s.compute(), want, atol=1e-6)
+    assert len(s._pending) == 0  # compute() ran every pending batch
+
+
+def test_pending_batches_are_copies():
+    """Logits changed in place after update() (a reused output buffer) do not change the scores."""
+    multi, unis, y = _batch()
+    ref = BalanceScorer(6)
+    ref.update(torch.arange(6), multi, unis, y)
+    s = BalanceScorer(6)
+    idx = torch.arange(6)
+    s.update(idx, multi, unis, y)
+    for t in (multi, *unis, y, idx):
+        t.zero_()
+    assert torch.equal(s.compute(), ref.compute())
+
+
+def test_updates_inside_and_outside_inference_mode():
+    multi, unis, y = _batch()
+    s = BalanceScorer(12)
+    with torch.inference_mode():
+        s.update(torch.arange(6), multi, unis, y)
+    w = torch.ones((), requires_grad=True)
+    s.update(torch.arange(6, 12), multi * w, [u * w for u in unis], y)
+    assert s.compute().shape == (12,)
