@@ -1,20 +1,20 @@
-"""Argument checks shared by the scorer and the samplers.
+"""Argument checks shared by the scorer and the samplers: one ``if`` each, the value echoed.
 
-Each check accepts what PyTorch accepts for the same kind of argument (Python, NumPy and
-zero-dimensional tensor numbers), rejects ``bool`` where a number is expected and anything but a
-``bool`` where a flag is expected, and raises ``ValueError`` with a message that names the
-argument, echoes the value and states what was expected.
+Each helper returns the value converted to a plain Python type, or raises ``ValueError`` with a
+message that names the argument, states what is valid and echoes the value with ``repr`` (and its
+type where the type is the mistake). They accept what PyTorch accepts for the same kind of
+argument: numpy and one-element tensor scalars (``np.float32(0.2)``, ``np.int64(3)``,
+``torch.tensor(2)``), and refuse what would pass only by accident: ``bool`` as a number, strings,
+``None``, floats as integers, NaN.
 
->>> check_real("beta", 0.5, 0.0, 1.0)
-0.5
->>> check_real("lambda0", True, 0.0, 1.0, low_open=True)
+>>> check_real("alpha", 0.2, 0, 1)
+0.2
+>>> check_int("epoch", 2, minimum=0)
+2
+>>> check_real("alpha", True, 0, 1)
 Traceback (most recent call last):
-...
-ValueError: lambda0 must lie in (0, 1], got True
->>> check_int("epoch", -1, 0)
-Traceback (most recent call last):
-...
-ValueError: epoch must be an int >= 0, got -1
+    ...
+ValueError: alpha must be a real number in [0, 1], got True (bool)
 """
 
 from __future__ import annotations
@@ -31,69 +31,135 @@ import torch
 __all__ = ["check_bool", "check_choice", "check_int", "check_real"]
 
 
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+    right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+    return f"{left}, {right}"
+
+
+def _got(value: Any) -> str:
+    """``repr(value)``, plus its type when the repr alone would not show the mistake."""
+    if isinstance(value, (bool, str, np.bool_, torch.Tensor)) or value is None:
+        return repr(value) if value is None else f"{value!r} ({type(value).__name__})"
+    return repr(value)
+
+
 def _is_bool(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return True
-    return isinstance(value, torch.Tensor) and value.dtype == torch.bool
-
-
-def _scalar(value: Any) -> Any:
-    """A zero-dimensional tensor's Python number; anything else unchanged."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
-        return value.item()
-    return value
+    if isinstance(value, torch.Tensor):
+        return value.dtype == torch.bool
+    return isinstance(value, (bool, np.bool_))
 
 
 def check_real(
     name: str,
     value: Any,
-    low: float = -math.inf,
-    high: float = math.inf,
+    low: float | None = None,
+    high: float | None = None,
     *,
     low_open: bool = False,
     high_open: bool = False,
     expected: str | None = None,
 ) -> float:
-    """``value`` as a finite ``float`` inside ``[low, high]`` (an open end excludes its bound).
+    """A finite real number in the interval from ``low`` to ``high`` (``None``: unbounded).
 
-    ``expected`` replaces the default wording of the error (``"lie in [low, high]"``).
+    Accepts Python and numpy reals and one-element real tensors; refuses ``bool``, strings,
+    ``None``, complex numbers, NaN and infinities. ``low_open`` / ``high_open`` exclude the bound.
+    A value of the wrong type gets "must be a real number in ...", one out of range "must lie
+    in ..."; ``expected`` replaces both with its own words ("be a positive number of epochs").
+
+    >>> import numpy as np
+    >>> check_real("temperature", np.float32(0.5), 0, None, low_open=True)
+    0.5
+    >>> check_real("temperature", 0, 0, None, low_open=True)
+    Traceback (most recent call last):
+        ...
+    ValueError: temperature must lie in (0, inf), got 0
     """
-    number = _scalar(value)
-    ok = not _is_bool(value) and isinstance(number, numbers.Real) and math.isfinite(number)
-    if ok:
-        number = float(number)
-        ok = (low < number if low_open else low <= number) and (
-            number < high if high_open else number <= high
-        )
-    if not ok:
-        if expected is None:
-            left, right = "(" if low_open else "[", ")" if high_open else "]"
-            expected = f"lie in {left}{low:g}, {high:g}{right}"
-        raise ValueError(f"{name} must {expected}, got {value!r}")
-    return float(number)
+    number: float | None = None
+    if not _is_bool(value):
+        if isinstance(value, torch.Tensor):
+            if value.numel() == 1 and not value.is_complex():
+                number = float(value.item())
+        elif isinstance(value, numbers.Real):
+            number = float(value)
+    interval = _interval(low, high, low_open, high_open)
+    if number is None:
+        wanted = expected or f"be a real number in {interval}"
+        raise ValueError(f"{name} must {wanted}, got {_got(value)}")
+    if (
+        math.isfinite(number)
+        and (low is None or (number > low if low_open else number >= low))
+        and (high is None or (number < high if high_open else number <= high))
+    ):
+        return number
+    raise ValueError(f"{name} must {expected or f'lie in {interval}'}, got {_got(value)}")
 
 
-def check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    """``value`` as an ``int`` (NumPy and tensor integers too, never ``bool``), ``>= minimum``."""
-    try:
-        number = None if _is_bool(value) else operator.index(_scalar(value))
-    except TypeError:
-        number = None
-    if number is None or (minimum is not None and number < minimum):
-        wanted = "an int" if minimum is None else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
-    return number
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer in ``[minimum, maximum]`` (``None``: unbounded), as ``operator.index`` reads it.
+
+    Accepts Python and numpy integers and one-element integer tensors (what ``range`` and
+    ``DistributedSampler.set_epoch`` accept); refuses ``bool``, floats (even ``2.0``), strings and
+    ``None``. Wording: "must be an int >= minimum" (or "<= maximum", or "an int"); with both
+    bounds, "must lie in [minimum, maximum]" for an int out of range and "must be an int in
+    [minimum, maximum]" for anything else.
+
+    >>> import numpy as np
+    >>> check_int("seed", np.int64(3), minimum=0)
+    3
+    >>> check_int("epoch", 1.0, minimum=0)
+    Traceback (most recent call last):
+        ...
+    ValueError: epoch must be an int >= 0, got 1.0
+    """
+    number: int | None = None
+    if not _is_bool(value):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            number = None
+    if (
+        number is not None
+        and (minimum is None or number >= minimum)
+        and (maximum is None or number <= maximum)
+    ):
+        return number
+    if minimum is not None and maximum is not None:
+        interval = f"[{minimum}, {maximum}]"
+        wanted = f"lie in {interval}" if number is not None else f"be an int in {interval}"
+    elif minimum is not None:
+        wanted = f"be an int >= {minimum}"
+    elif maximum is not None:
+        wanted = f"be an int <= {maximum}"
+    else:
+        wanted = "be an int"
+    raise ValueError(f"{name} must {wanted}, got {_got(value)}")
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """``value`` as a ``bool``: only ``True``/``False`` (NumPy and tensor booleans too)."""
-    if not _is_bool(value) or (isinstance(value, torch.Tensor) and value.dim() != 0):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    """``True`` or ``False`` (a Python, numpy or one-element tensor bool); nothing else.
+
+    Refuses truthy stand-ins such as ``"no"``, ``1`` or ``None``, which would otherwise be read as
+    a bool silently.
+
+    >>> check_bool("drop_last", "no")
+    Traceback (most recent call last):
+        ...
+    ValueError: drop_last must be True or False, got 'no' (str)
+    """
+    if _is_bool(value) and (not isinstance(value, torch.Tensor) or value.numel() == 1):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {_got(value)}")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of the strings ``choices``."""
+    """One of the strings ``choices``.
+
+    >>> check_choice("order", "random", ["balanced_first", "imbalanced_first"])
+    Traceback (most recent call last):
+        ...
+    ValueError: order must be one of ['balanced_first', 'imbalanced_first'], got 'random'
+    """
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value

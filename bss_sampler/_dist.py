@@ -27,19 +27,23 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Sum ``tensor`` over all ranks, returning a new tensor on ``tensor``'s device.
+def all_reduce_sum_(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over all ranks, in place; returns it. Without a process group: a no-op.
 
-    The input is never modified. Without a process group this is a copy. NCCL reduces on the
-    current CUDA device; every other backend (gloo) on the CPU.
+    NCCL reduces on the current CUDA device, every other backend (gloo) on the CPU; a tensor
+    elsewhere goes through a copy on that device.
     """
     if not is_distributed():
-        return tensor.clone()
+        return tensor
     comm_device = (
         torch.device("cuda", torch.cuda.current_device())
         if dist.get_backend() == "nccl"
         else torch.device("cpu")
     )
-    buffer = tensor.to(comm_device, copy=True)
-    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
-    return buffer.to(tensor.device)
+    if tensor.device == comm_device:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    else:
+        buffer = tensor.to(comm_device)
+        dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+        tensor.copy_(buffer)
+    return tensor

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from itertools import combinations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
     "CRITERIA",
     "balance_loss",
     "balance_score",
+    "balance_terms",
     "min_max_normalize",
     "prediction_similarity",
 ]
@@ -31,26 +31,84 @@ CRITERIA = ("similarity", "loss")
 """Names of the two criteria of the measurer: correlation (Eq. 4) and information (Eq. 5)."""
 
 
-def prediction_similarity(unimodal_logits: Sequence[Tensor]) -> Tensor:
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the measurer computes in: at least float32, float64 kept as float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _stack_heads(*groups: Tensor | Sequence[Tensor]) -> Tensor:
+    """The ``(B, C)`` logits of every head stacked into one ``(H, B, C)`` tensor."""
+    heads: list[Tensor] = []
+    for group in groups:
+        if isinstance(group, Tensor) and group.dim() == 3:
+            heads.extend(group.unbind(0))
+        elif isinstance(group, Tensor):
+            heads.append(group)
+        else:
+            heads.extend(group)
+    return torch.stack(heads)
+
+
+def _shift_exp(heads: Tensor) -> tuple[Tensor, Tensor]:
+    """``shifted = z - max(z)`` per row of a ``(H, B, C)`` stack and ``exp(shifted)``.
+
+    These are the pieces of one log-softmax per head, shared by Eq. 4 and Eq. 5:
+    ``log_softmax(z) = shifted - log(sum(exp(shifted)))`` and ``softmax(z)`` is ``exp(shifted)``
+    divided by its row sum. Computed in at least float32 (float64 stays float64). Written out
+    rather than calling ``torch.log_softmax``, whose CPU kernel costs twice these few ops for
+    the small class counts of classifiers.
+    """
+    heads = heads.to(_compute_dtype(heads.dtype))
+    shifted = heads - heads.amax(dim=-1, keepdim=True)
+    return shifted, shifted.exp()
+
+
+def _similarity(unimodal_exp: Tensor) -> Tensor:
+    """Eq. 4 from the ``(M, B, C)`` ``exp(shifted)`` of the unimodal heads.
+
+    The cosine ignores each row's scale, so the softmax's division by the row sum is skipped.
+    Each row holds a 1 (at its maximum), so its norm is >= 1 and needs no epsilon.
+    """
+    unit = unimodal_exp / torch.linalg.vector_norm(unimodal_exp, dim=-1, keepdim=True)
+    if len(unit) == 2:
+        cosine: Tensor = torch.linalg.vecdot(unit[0], unit[1])
+        return cosine
+    pairs = [torch.linalg.vecdot(unit[i], unit[j]) for i, j in combinations(range(len(unit)), 2)]
+    return torch.stack(pairs).mean(dim=0)
+
+
+def _loss(shifted: Tensor, exp: Tensor, targets: Tensor, alpha: float) -> Tensor:
+    """Eq. 5 from :func:`_shift_exp` of the ``(1 + M, B, C)`` heads, the fused head first."""
+    index = targets.long().view(1, -1, 1).expand(len(shifted), -1, 1)
+    # cross-entropy = -log_softmax(z)[y] = log(sum(exp(shifted))) - shifted[y], per head: (1 + M, B)
+    ce = exp.sum(dim=-1).log_() - shifted.gather(-1, index).squeeze(-1)
+    return torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)  # (1 - alpha) CE_multi + alpha sum CE_uni
+
+
+def _terms(heads: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """Raw Eq. 4 and Eq. 5 of a ``(1 + M, B, C)`` stack of logits, the fused head first."""
+    shifted, exp = _shift_exp(heads)
+    return _similarity(exp[1:]), _loss(shifted, exp, targets, alpha)
+
+
+def prediction_similarity(unimodal_logits: Sequence[Tensor] | Tensor) -> Tensor:
     """Per-sample cosine similarity of the unimodal softmax predictions (Eq. 4).
 
     Args:
-        unimodal_logits: ``M >= 2`` tensors of shape ``(B, C)``, one per modality.
+        unimodal_logits: ``M >= 2`` tensors of shape ``(B, C)``, one per modality (or one stacked
+            ``(M, B, C)`` tensor).
 
     Returns:
-        Float32 tensor of shape ``(B,)`` in ``[0, 1]`` (softmax outputs are non-negative). For
-        ``M > 2`` modalities, the mean of the ``M (M - 1) / 2`` pairwise cosines, as the authors'
-        tri-modal code does.
+        Tensor of shape ``(B,)`` in ``[0, 1]`` (softmax outputs are non-negative): float64 for
+        float64 logits, else float32. For ``M > 2`` modalities, the mean of the ``M (M - 1) / 2``
+        pairwise cosines, as the authors' tri-modal code does.
     """
-    # A softmax output has norm >= 1/sqrt(C) > 0, so no epsilon is needed.
-    unit = [F.normalize(torch.softmax(z.float(), dim=-1), dim=-1, eps=0.0) for z in unimodal_logits]
-    pairs = [(p * q).sum(-1) for p, q in combinations(unit, 2)]
-    return pairs[0] if len(pairs) == 1 else torch.stack(pairs).mean(dim=0)
+    return _similarity(_shift_exp(_stack_heads(unimodal_logits))[1])
 
 
 def balance_loss(
     multimodal_logits: Tensor,
-    unimodal_logits: Sequence[Tensor],
+    unimodal_logits: Sequence[Tensor] | Tensor,
     targets: Tensor,
     alpha: float,
 ) -> Tensor:
@@ -58,17 +116,38 @@ def balance_loss(
 
     Args:
         multimodal_logits: ``(B, C)`` logits of the fused head.
-        unimodal_logits: ``M`` tensors ``(B, C)``, one per modality head.
+        unimodal_logits: ``M`` tensors ``(B, C)``, one per modality head (or ``(M, B, C)``).
         targets: ``(B,)`` integer class labels in ``[0, C)``.
         alpha: weight of the unimodal terms, in ``[0, 1]``.
 
     Returns:
-        Float32 tensor of shape ``(B,)``.
+        Tensor of shape ``(B,)``: float64 for float64 logits, else float32.
     """
-    loss = F.cross_entropy(multimodal_logits.float(), targets, reduction="none") * (1.0 - alpha)
-    for logits in unimodal_logits:
-        loss = loss + alpha * F.cross_entropy(logits.float(), targets, reduction="none")
-    return loss
+    return _loss(*_shift_exp(_stack_heads(multimodal_logits, unimodal_logits)), targets, alpha)
+
+
+def balance_terms(
+    multimodal_logits: Tensor,
+    unimodal_logits: Sequence[Tensor] | Tensor,
+    targets: Tensor,
+    alpha: float,
+) -> tuple[Tensor, Tensor]:
+    """Raw similarity (Eq. 4) and raw loss (Eq. 5) from one log-softmax per head.
+
+    Equal to ``(prediction_similarity(unimodal_logits), balance_loss(...))`` at a fraction of the
+    cost: the heads are stacked once and shifted by their row maxima; Eq. 4's softmax is the
+    ``exp`` of that (up to a per-row scale the cosine ignores) and Eq. 5's cross-entropies are
+    the log-softmax read at the targets. Shapes and dtypes as in those functions.
+    """
+    return _terms(_stack_heads(multimodal_logits, unimodal_logits), targets, alpha)
+
+
+def _normalize_rows(values: Tensor) -> Tensor:
+    """:func:`min_max_normalize` of each row of a ``(R, N)`` tensor, in one pass."""
+    lo, hi = torch.aminmax(values, dim=-1, keepdim=True)
+    span = hi - lo
+    # a constant row has values - lo == 0 exactly, so dividing it by 1 gives the zeros wanted
+    return (values - lo) / torch.where(span > 0, span, 1.0)
 
 
 def min_max_normalize(values: Tensor) -> Tensor:
@@ -76,9 +155,15 @@ def min_max_normalize(values: Tensor) -> Tensor:
 
     A constant tensor normalises to zeros (no division by zero).
     """
-    lo, hi = values.min(), values.max()
-    span = hi - lo
-    return torch.where(span > 0, (values - lo) / torch.where(span > 0, span, 1.0), 0.0)
+    return _normalize_rows(values.reshape(1, -1)).view_as(values)
+
+
+def _balance_score_rows(means: Tensor, criteria: Sequence[str]) -> Tensor:
+    """Eq. 6 from a ``(2, N)`` stack of the raw similarity and raw loss of every sample."""
+    norm = _normalize_rows(means)
+    if "similarity" not in criteria:
+        return -norm[1]
+    return norm[0] - norm[1] if "loss" in criteria else norm[0]
 
 
 def balance_score(similarity: Tensor, loss: Tensor, criteria: Sequence[str] = CRITERIA) -> Tensor:
@@ -88,9 +173,4 @@ def balance_score(similarity: Tensor, loss: Tensor, criteria: Sequence[str] = CR
     ``-Norm(L_total)``: the ablation rows of the paper's Table 3. Values lie in ``[-1, 1]``; higher
     means more balanced.
     """
-    score = torch.zeros_like(similarity)
-    if "similarity" in criteria:
-        score = score + min_max_normalize(similarity)
-    if "loss" in criteria:
-        score = score - min_max_normalize(loss)
-    return score
+    return _balance_score_rows(torch.stack([similarity, loss]), criteria)

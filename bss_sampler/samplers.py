@@ -626,7 +626,7 @@ class HeuristicCurriculumSampler(_ScoredSampler):
         )
         self.lambda0 = check_real("lambda0", lambda0, 0.0, 1.0, low_open=True)
         self.t_grow = check_real(
-            "t_grow", t_grow, 0.0, low_open=True, expected="be a positive number of epochs"
+            "t_grow", t_grow, 0.0, None, low_open=True, expected="be a positive number of epochs"
         )
         if isinstance(pacing, str):
             check_choice("pacing", pacing, list(PACING_FUNCTIONS))

@@ -10,9 +10,12 @@ Batch and model conventions of :func:`default_forward`:
   mapping with the keys ``"multimodal"`` and ``"unimodal"``.
 
 Anything else is handled by passing ``forward(model, batch) -> (multimodal_logits,
-unimodal_logits, targets, indices)``; ``indices=None`` means *positional*: the loader visits the
-dataset in order (a ``SequentialSampler``, or an unshuffled ``DistributedSampler`` under
-``torchrun``), and the pass recovers each batch's indices from that order.
+unimodal_logits, targets, indices)``; ``indices=None`` means *positional*: the loader is a
+``DataLoader`` that visits the dataset in order (a ``SequentialSampler``, or an unshuffled
+``DistributedSampler`` under ``torchrun``), and the pass recovers each batch's indices from that
+order. Any other loader (a shuffled one, or a plain iterable of batches, whose order cannot be
+known) must give the indices: an ``"index"`` entry of a mapping batch, or ``forward``'s fourth
+value.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 
 from . import _dist
+from ._checks import check_bool
 from .functional import CRITERIA
 from .scorer import BalanceScorer, CoverageError, UnimodalLogits
 
@@ -58,6 +62,17 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def _describe(value: Any) -> str:
+    """What a function returned, for an error message."""
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} values"
+    if isinstance(value, Mapping):
+        return f"a {type(value).__name__} with the keys {list(value)}"
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
 def _split_output(output: Any) -> tuple[Tensor, UnimodalLogits]:
     if isinstance(output, Mapping) and "multimodal" in output and "unimodal" in output:
         return output["multimodal"], output["unimodal"]
@@ -65,7 +80,8 @@ def _split_output(output: Any) -> tuple[Tensor, UnimodalLogits]:
         return output[0], output[1]
     raise TypeError(
         "the model must return (multimodal_logits, [unimodal_logits, ...]) or a mapping with the "
-        f"keys 'multimodal' and 'unimodal', got {type(output).__name__}; pass forward= otherwise"
+        f"keys 'multimodal' and 'unimodal', but its output was {_describe(output)}; pass "
+        "forward= otherwise"
     )
 
 
@@ -90,10 +106,14 @@ def default_forward(model: nn.Module, batch: Any) -> ForwardOutput:
     )
 
 
-def _positional_order(loader: Iterable[Any], num_samples: int) -> Tensor | None:
-    """The dataset indices a deterministic loader visits, in order; ``None`` if unknown."""
+def _positional_order(loader: Iterable[Any]) -> Tensor | None:
+    """The dataset indices a deterministic ``DataLoader`` visits, in order; ``None`` if unknown.
+
+    Only a ``DataLoader`` says how it orders the dataset: a plain iterable of batches may have
+    been shuffled, so nothing is assumed about it.
+    """
     if not isinstance(loader, DataLoader):
-        return torch.arange(num_samples)
+        return None
     batch_sampler = loader.batch_sampler
     if batch_sampler is not None and not isinstance(batch_sampler, BatchSampler):
         return None
@@ -103,6 +123,23 @@ def _positional_order(loader: Iterable[Any], num_samples: int) -> Tensor | None:
     if isinstance(sampler, DistributedSampler) and not sampler.shuffle:
         return torch.tensor(list(sampler), dtype=torch.long)
     return None
+
+
+def _unknown_order(loader: Iterable[Any]) -> CoverageError:
+    if isinstance(loader, DataLoader):
+        what = (
+            f"the loader's sampler ({type(loader.sampler).__name__}) is not sequential"
+            if loader.batch_sampler is None or isinstance(loader.batch_sampler, BatchSampler)
+            else f"the loader's batch_sampler ({type(loader.batch_sampler).__name__}) has no "
+            "known order"
+        )
+    else:
+        what = f"the loader is a {type(loader).__name__}, not a DataLoader, so its order is unknown"
+    return CoverageError(
+        f"cannot tell which samples a batch holds: forward returned no indices and {what}; "
+        "return indices from forward (or put an 'index' entry in each mapping batch), or use a "
+        "DataLoader with a SequentialSampler (under torchrun: an unshuffled DistributedSampler)"
+    )
 
 
 def _progress(loader: Iterable[Any], enabled: bool) -> Iterable[Any]:
@@ -116,16 +153,24 @@ def _progress(loader: Iterable[Any], enabled: bool) -> Iterable[Any]:
     return tqdm(loader, total=total, desc="balance scores", unit="batch", leave=False)  # type: ignore[no-any-return]
 
 
-def _check_once(count: Tensor, num_samples: int) -> None:
-    """Every sample scored exactly once; distributed padding (< world size repeats) is allowed."""
-    repeated = count > 1
-    extra = int((count.sum() - num_samples).item())
-    padding_ok = _dist.is_distributed() and extra < _dist.world_size() and bool((count <= 2).all())
-    if repeated.any() and not padding_ok:
-        first = repeated.nonzero().flatten()[:5].tolist()
+def _check_once(visits: Tensor, num_samples: int) -> None:
+    """Every sample visited exactly once, up to what ``DistributedSampler``'s padding adds.
+
+    ``DistributedSampler`` pads the dataset to a multiple of the world size by repeating its
+    order from the start: fewer than ``world_size`` extra visits in all, and no sample more than
+    ``1 + ceil(extra / N)`` times (``N = 1`` on 3 ranks: sample 0 three times). Nothing more is
+    accepted.
+    """
+    extra = int(visits.sum()) - num_samples
+    limit = 1 + -(-extra // num_samples) if 0 < extra < _dist.world_size() else 1
+    repeated = visits > limit
+    if repeated.any() or (extra > 0 and limit == 1):
+        over = visits > 1
+        first = over.nonzero().flatten()[:5].tolist()
         raise CoverageError(
-            f"the loader repeated {int(repeated.sum())} samples (first indices: {first}); a "
-            "scoring loader must visit each sample of the dataset exactly once"
+            f"the loader repeated {int(over.sum())} samples (first indices: {first}); a scoring "
+            "loader must visit each sample of the dataset exactly once (under a process group, "
+            "up to DistributedSampler's padding)"
         )
 
 
@@ -151,38 +196,44 @@ def score_dataset(
         float32 ``(num_samples,)`` on the CPU (Eq. 6).
 
     Raises:
-        CoverageError: the loader missed or repeated samples.
+        CoverageError: the loader missed or repeated samples, or a batch without indices came
+            from a loader whose order is unknown (anything but a ``DataLoader`` over a
+            ``SequentialSampler`` or an unshuffled ``DistributedSampler``).
+        ValueError: invalid logits, targets or indices (see :meth:`BalanceScorer.update`), or a
+            ``forward`` that does not return four values.
     """
-    forward = forward or default_forward
-    device = _model_device(model)
-    scorer = BalanceScorer(num_samples, alpha=alpha, criteria=criteria, device=device)
-    scorer._buffers(device)  # an empty loader then reports every sample as missing
-    order = _positional_order(loader, num_samples)
+    forward = default_forward if forward is None else forward
+    train_mode = check_bool("train_mode", train_mode)
+    progress = check_bool("progress", progress)
+    scorer = BalanceScorer(num_samples, alpha=alpha, criteria=criteria, device=_model_device(model))
+    order = _positional_order(loader)
     seen = 0
     modes = {module: module.training for module in model.modules()}
     model.train(train_mode)
     try:
         with torch.inference_mode():
             for batch in _progress(loader, progress):
-                multimodal, unimodal, targets, indices = forward(model, batch)
-                size = multimodal.shape[0]
+                output = forward(model, batch)
+                if not isinstance(output, (tuple, list)) or len(output) != 4:
+                    raise ValueError(
+                        "forward must return (multimodal_logits, unimodal_logits, targets, "
+                        f"indices or None), got {_describe(output)}"
+                    )
+                multimodal, unimodal, targets, indices = output
                 if indices is None:
                     if order is None:
-                        raise CoverageError(
-                            "cannot tell which samples a batch holds: the loader's sampler "
-                            f"({type(getattr(loader, 'sampler', None)).__name__}) is not "
-                            "sequential; use an unshuffled loader or have forward return indices"
-                        )
+                        raise _unknown_order(loader)
+                    size = multimodal.shape[0] if isinstance(multimodal, Tensor) else 0
                     if seen + size > len(order):
                         raise CoverageError(
                             f"the loader yielded more than the {len(order)} samples it should"
                         )
                     indices = order[seen : seen + size]
+                    seen += size
                 scorer.update(indices, multimodal, unimodal, targets)
-                seen += size
     finally:
         for module, mode in modes.items():
             module.training = mode
-    totals = scorer._reduce()
-    _check_once(totals.visits, num_samples)
-    return scorer._scores(totals)
+    scores, visits = scorer.compute(return_visits=True)  # the pass's one all-reduce
+    _check_once(visits, num_samples)
+    return scores

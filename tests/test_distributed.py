@@ -1,7 +1,10 @@
-"""Two gloo ranks on CPU give exactly the scores and orders of one process."""
+"""Gloo ranks on CPU: two ranks give exactly the scores and orders of one process, an invalid
+value on one rank is the same prompt error on every rank, and DistributedSampler's padding of a
+dataset smaller than the world is not a coverage error."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -24,17 +27,22 @@ def _free_port() -> str:
         return str(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
+def _spawn(tmp_path_factory, scenario: str, world: int, timeout: float) -> list[dict]:
+    """Run one scenario of ``dist_worker.py``; each rank's saved results."""
+    out = tmp_path_factory.mktemp(scenario)
     proc = subprocess.run(
-        [sys.executable, str(WORKER), str(out), _free_port()],
+        [sys.executable, str(WORKER), scenario, str(out), _free_port()],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return [torch.load(out / f"{scenario}_rank{r}.pt", weights_only=True) for r in range(world)]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    return _spawn(tmp_path_factory, "samplers", 2, timeout=300)
 
 
 @pytest.mark.parametrize("cls", [LearnedBalanceSampler, HeuristicCurriculumSampler])
@@ -65,3 +73,43 @@ def test_positional_and_online_scoring_sync(ranks):
     for result in ranks:
         assert torch.allclose(result["positional"], want, atol=1e-6)
         assert torch.allclose(result["online"], want, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def errors(tmp_path_factory):
+    # The process group times out after 60 s: a rank left waiting in the all-reduce would make
+    # this subprocess outlive its timeout instead of reporting the error.
+    return _spawn(tmp_path_factory, "errors", 2, timeout=45)
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("nan", r"^logits contain NaN or inf for 1 samples \(dataset indices \[6\]\)"),
+        ("target", r"^targets must lie in \[0, 2\] for logits with 3 classes, but 1 samples "),
+        ("index", r"^indices must lie in \[0, 7\] \(num_samples=8\), but 4 indices passed"),
+        ("score_dataset", r"^logits contain NaN or inf for 4 samples"),
+    ],
+)
+def test_invalid_values_on_one_rank_raise_on_every_rank(errors, case, match):
+    """Rank 1 alone feeds the bad value; both ranks raise the same error, promptly."""
+    messages = [result[case] for result in errors]
+    assert messages[0] == messages[1]
+    assert re.match(match, messages[0]), messages[0]
+    assert all(result[f"{case}/seconds"] < 20 for result in errors)
+
+
+@pytest.fixture(scope="module")
+def padding(tmp_path_factory):
+    return _spawn(tmp_path_factory, "padding", 3, timeout=300)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("how", ["False", "True", "positional"])
+def test_three_ranks_pad_datasets_smaller_than_the_world(padding, n, how):
+    """N = 1 or 2 on 3 ranks: DistributedSampler repeats samples; scores equal one process's."""
+    torch.manual_seed(0)
+    model, data = PairModel(), PairDataset(n=n)
+    want = LearnedBalanceSampler(data).update_scores(model, DataLoader(data), progress=False)
+    for result in padding:
+        assert torch.allclose(result[f"{n}/{how}"], want, atol=1e-6)

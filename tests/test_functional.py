@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bss_sampler import balance_loss, balance_score, min_max_normalize, prediction_similarity
+from bss_sampler.functional import balance_terms
 
 
 def _softmax(row: list[float]) -> list[float]:
@@ -95,7 +96,28 @@ def test_matches_reference(n, modalities, classes, alpha, seed, criteria):
         torch.randn(n, classes, generator=g, dtype=torch.float64) * 3 for _ in range(modalities)
     ]
     y = torch.randint(0, classes, (n,), generator=g)
-    got = balance_score(prediction_similarity(unis), balance_loss(multi, unis, y, alpha), criteria)
     want = reference_scores(multi.tolist(), [u.tolist() for u in unis], y.tolist(), alpha, criteria)
-    assert torch.allclose(got.double(), torch.tensor(want, dtype=torch.float64), atol=1e-4)
+    want = torch.tensor(want, dtype=torch.float64)
+    sim, loss = prediction_similarity(unis), balance_loss(multi, unis, y, alpha)
+    got = balance_score(sim, loss, criteria)
+    assert got.dtype == torch.float64  # float64 logits are scored in float64
+    assert torch.allclose(got, want, atol=1e-9)
     assert got.min() >= -1 and got.max() <= 1
+    shared = balance_terms(multi, torch.stack(unis), y, alpha)  # one log_softmax per head
+    assert torch.allclose(shared[0], sim, atol=1e-12) and torch.allclose(
+        shared[1], loss, atol=1e-12
+    )
+    single = balance_score(
+        *balance_terms(multi.float(), [u.float() for u in unis], y, alpha), criteria
+    )
+    assert single.dtype == torch.float32
+    assert torch.allclose(single.double(), want, atol=1e-4)
+
+
+def test_low_precision_logits_are_computed_in_float32():
+    multi = torch.tensor([[0.0, 1.0]], dtype=torch.bfloat16)
+    unis = [multi.half(), multi]
+    sim, loss = balance_terms(multi, unis, torch.tensor([1]), 0.2)
+    assert sim.dtype == loss.dtype == torch.float32
+    ce = -math.log(math.e / (1 + math.e))  # every head the same: 0.8 ce + 0.2 (ce + ce)
+    assert loss.item() == pytest.approx(1.2 * ce, rel=1e-6)

@@ -283,10 +283,18 @@ def test_heuristic_epoch_smaller_than_a_batch_warns():
 @pytest.mark.parametrize(
     ("cls", "kwargs", "match"),
     [
-        (HeuristicCurriculumSampler, {"lambda0": True}, r"lambda0 must lie in \(0, 1\], got True"),
+        (
+            HeuristicCurriculumSampler,
+            {"lambda0": True},
+            r"lambda0 must be a real number in \(0, 1\], got True \(bool\)",
+        ),
         (HeuristicCurriculumSampler, {"t_grow": True}, "t_grow must be a positive number"),
         (HeuristicCurriculumSampler, {"rescore_every": 2.0}, "rescore_every must be an int"),
-        (LearnedBalanceSampler, {"beta": True}, r"beta must lie in \[0, 1\], got True"),
+        (
+            LearnedBalanceSampler,
+            {"beta": True},
+            r"beta must be a real number in \[0, 1\], got True \(bool\)",
+        ),
         (LearnedBalanceSampler, {"temperature": True}, "temperature must be a positive finite"),
         (LearnedBalanceSampler, {"update_every": True}, "update_every must be an int >= 1"),
         (LearnedBalanceSampler, {"drop_last": "no"}, "drop_last must be True or False, got 'no'"),

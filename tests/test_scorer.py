@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import gc
 import math
+import re
+import weakref
+from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 
 from bss_sampler import BalanceScorer, CoverageError, balance_loss, prediction_similarity
-from bss_sampler.functional import balance_score
+from bss_sampler.functional import balance_score, balance_terms
 
 
 def _batch(n: int = 6, classes: int = 3, modalities: int = 2, seed: int = 0):
@@ -127,26 +132,85 @@ def test_missing_samples_are_named():
         s.compute()
 
 
+@pytest.fixture(params=["eager", "deferred"])
+def check_path(request, monkeypatch):
+    """Both ways an invalid value is reported: at the faulty batch (CPU, no process group) and by
+    compute() (accelerators, process groups), forced here on the CPU."""
+    if request.param == "deferred":
+        monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+    return request.param
+
+
+def _error(check_path, scorer, *args):
+    """The error an invalid update gets on ``check_path``: from update() or from compute()."""
+    with pytest.raises(ValueError) as info:
+        scorer.update(*args)
+        assert check_path == "deferred", "the eager path must raise in update()"
+        scorer.compute()
+    return str(info.value)
+
+
+NONFINITE = r"^logits contain NaN or inf for 1 samples \(dataset indices \[12\]\); the balance score needs finite multimodal and unimodal logits$"
+BAD_TARGET = r"^targets must lie in \[0, 2\] for logits with 3 classes, but 2 samples had a target outside \(dataset indices \[1, 3\]\)$"
+BAD_INDEX = r"^indices must lie in \[0, 5\] \(num_samples=6\), but 2 indices passed to update\(\) lay outside$"
+
+
 @pytest.mark.parametrize("where", ["multi", "uni"])
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_nonfinite_logits(where, value):
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_logits(check_path, where, value):
     multi, unis, y = _batch()
     (multi if where == "multi" else unis[1])[2, 0] = value
-    name = "multimodal_logits" if where == "multi" else r"unimodal_logits\[1\]"
-    with pytest.raises(ValueError, match=rf"{name} contain NaN or inf for 1 samples .*\[12\]"):
-        BalanceScorer(20).update(torch.arange(10, 16), multi, unis, y)
+    message = _error(check_path, BalanceScorer(20), torch.arange(10, 16), multi, unis, y)
+    assert re.match(NONFINITE, message), message
 
 
-def test_labels_out_of_range():
+def test_labels_out_of_range(check_path):
     multi, unis, _ = _batch()
-    with pytest.raises(ValueError, match=r"targets must lie in \[0, 2\] .* got \[3, -1\]"):
-        BalanceScorer(6).update(torch.arange(6), multi, unis, torch.tensor([0, 3, 1, -1, 0, 0]))
+    y = torch.tensor([0, 3, 1, -1, 0, 0])
+    message = _error(check_path, BalanceScorer(6), torch.arange(6), multi, unis, y)
+    assert re.match(BAD_TARGET, message), message
 
 
-def test_indices_out_of_range():
+def test_indices_out_of_range(check_path):
     multi, unis, y = _batch()
-    with pytest.raises(ValueError, match=r"indices must lie in \[0, 5\] .* got \[6\]"):
-        BalanceScorer(6).update(torch.tensor([0, 1, 2, 3, 4, 6]), multi, unis, y)
+    idx = torch.tensor([0, 1, 2, 3, -1, 6])
+    message = _error(check_path, BalanceScorer(6), idx, multi, unis, y)
+    assert re.match(BAD_INDEX, message), message
+
+
+def test_one_message_per_mistake_on_both_paths(monkeypatch):
+    """The same mistake is worded identically whether update() or compute() reports it."""
+    multi, unis, y = _batch()
+    multi[4, 1] = float("nan")
+    y = torch.tensor([0, 1, 2, 5, 0, 1])
+    cases = [
+        (torch.arange(6), multi, unis, y.clamp(max=2)),
+        (torch.arange(6), multi.nan_to_num(), unis, y),
+        (torch.tensor([0, 1, 2, 3, 4, 7]), multi, unis, y),
+    ]
+    for args in cases:
+        eager = _error("eager", BalanceScorer(6), *args)
+        with monkeypatch.context() as m:
+            m.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+            deferred = _error("deferred", BalanceScorer(6), *args)
+        assert eager == deferred
+
+
+def test_deferred_errors_keep_bad_samples_out_of_the_sums(monkeypatch):
+    """Invalid updates are counted, not added; a clean pass after reset() scores normally."""
+    monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+    multi, unis, y = _batch()
+    ref = BalanceScorer(6)
+    ref.update(torch.arange(6), multi, unis, y)
+    s = BalanceScorer(6)
+    bad = multi.clone()
+    bad[1, 0] = float("nan")
+    s.update(torch.arange(6), bad, unis, y)
+    with pytest.raises(ValueError, match=r"NaN or inf for 1 samples \(dataset indices \[1\]\)"):
+        s.compute()
+    s.reset()
+    s.update(torch.arange(6), multi, unis, y)
+    assert torch.equal(s.compute(), ref.compute())
 
 
 def test_one_modality_is_refused():
@@ -175,31 +239,202 @@ def test_wrong_shapes(change, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"num_samples": 0}, "num_samples must be a positive int, got 0"),
-        ({"num_samples": 3, "alpha": 1.5}, r"alpha must lie in \[0, 1\], got 1.5"),
-        ({"num_samples": 3, "criteria": ()}, "criteria must be a non-empty subset"),
-        ({"num_samples": 3, "criteria": ("sim",)}, r"criteria must be .* got \('sim',\)"),
+        ({"num_samples": 0}, r"^num_samples must be an int >= 1, got 0$"),
+        ({"num_samples": True}, r"^num_samples must be an int >= 1, got True \(bool\)$"),
+        ({"num_samples": 3.0}, r"^num_samples must be an int >= 1, got 3.0$"),
+        ({"alpha": 1.5}, r"^alpha must lie in \[0, 1\], got 1.5$"),
+        ({"alpha": True}, r"^alpha must be a real number in \[0, 1\], got True \(bool\)$"),
+        ({"alpha": None}, r"^alpha must be a real number in \[0, 1\], got None$"),
+        ({"alpha": "0.5"}, r"^alpha must be a real number in \[0, 1\], got '0.5' \(str\)$"),
+        ({"alpha": float("nan")}, r"^alpha must lie in \[0, 1\], got nan$"),
+        ({"criteria": ()}, r"^criteria must be a non-empty subset .* got \(\)$"),
+        ({"criteria": ("sim",)}, r"^criteria must be .* got \('sim',\)$"),
+        ({"criteria": None}, r"^criteria must be a non-empty subset .* got None$"),
+        ({"criteria": ("loss", "loss")}, r"^criteria must be .* got \('loss', 'loss'\)$"),
+        ({"criteria": [1]}, r"^criteria must be .* got \[1\]$"),
     ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        BalanceScorer(**kwargs)
+        BalanceScorer(**{"num_samples": 3, **kwargs})
 
 
-def test_deferred_errors_path_masks_bad_samples(monkeypatch):
-    """On an accelerator errors are counted and raised by compute(); emulate that path on CPU."""
+@pytest.mark.parametrize(
+    "alpha", [np.float32(0.25), np.float64(0.25), torch.tensor(0.25), 0.25, Fraction(1, 4)]
+)
+def test_numpy_and_tensor_scalars_are_accepted(alpha):
+    """As PyTorch accepts them; stored as a plain float."""
+    s = BalanceScorer(np.int64(6), alpha=alpha, criteria=["loss", "similarity"])
+    assert s.alpha == 0.25 and type(s.alpha) is float and s.num_samples == 6
+    assert s.criteria == ("loss", "similarity")
     multi, unis, y = _batch()
-    multi[1, 0] = float("nan")
-    s = BalanceScorer(6)
-    monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
     s.update(torch.arange(6), multi, unis, y)
-    with pytest.raises(ValueError, match=r"NaN or inf for 1 samples \(dataset indices \[1\]\)"):
+    want = balance_score(prediction_similarity(unis), balance_loss(multi, unis, y, 0.25))
+    assert torch.allclose(s.compute(), want, atol=1e-6)
+
+
+def test_lists_for_indices_and_targets():
+    multi, unis, y = _batch()
+    ref = BalanceScorer(6)
+    ref.update(torch.arange(6), multi, unis, y)
+    s = BalanceScorer(6)
+    s.update(list(range(6)), multi, unis, y.tolist())
+    assert torch.equal(s.compute(), ref.compute())
+
+
+def test_bool_mask_as_indices_is_refused():
+    multi, unis, y = _batch()
+    mask = torch.tensor([True, False, True, True, False, True])
+    with pytest.raises(
+        ValueError,
+        match=r"^indices must hold integers, got a bool tensor of shape \(6,\) \(a mask\?\)",
+    ):
+        BalanceScorer(6).update(mask, multi, unis, y)
+    with pytest.raises(ValueError, match=r"^targets must hold integers, got a bool tensor"):
+        BalanceScorer(6).update(torch.arange(6), multi, unis, mask)
+
+
+def test_single_class_is_refused():
+    multi, unis, _ = _batch(classes=1)
+    with pytest.raises(ValueError, match=r"at least 2 classes, got shape \(6, 1\)"):
+        BalanceScorer(6).update(torch.arange(6), multi, unis, torch.zeros(6, dtype=torch.long))
+
+
+def test_stacked_unimodal_must_be_modalities_first_and_unambiguous():
+    multi, unis, y = _batch(n=4, modalities=4)
+    stacked = torch.stack(unis)  # (M, B, C) with M == B == 4
+    with pytest.raises(ValueError, match=r"tensor of shape \(4, 4, 3\) is ambiguous.*pass a list"):
+        BalanceScorer(4).update(torch.arange(4), multi, stacked, y)
+    multi, unis, y = _batch(n=5, modalities=2)
+    batch_first = torch.stack(unis, dim=1)  # (B, M, C): refused, not read as (M, B, C)
+    with pytest.raises(
+        ValueError, match=r"\(modalities, batch, classes\) with batch = 5, got \(5, 2, 3\)"
+    ):
+        BalanceScorer(5).update(torch.arange(5), multi, batch_first, y)
+    ref, s = BalanceScorer(5), BalanceScorer(5)
+    ref.update(torch.arange(5), multi, unis, y)
+    s.update(torch.arange(5), multi, torch.stack(unis), y)
+    assert torch.equal(s.compute(), ref.compute())
+
+
+def test_wrong_kinds_of_logits():
+    multi, unis, y = _batch()
+    with pytest.raises(
+        TypeError, match=r"multimodal_logits must be a \(batch, classes\) tensor, got list"
+    ):
+        BalanceScorer(6).update(torch.arange(6), multi.tolist(), unis, y)
+    with pytest.raises(TypeError, match=r"unimodal_logits\[1\] must be a tensor, got list"):
+        BalanceScorer(6).update(torch.arange(6), multi, [unis[0], unis[1].tolist()], y)
+    with pytest.raises(TypeError, match=r"unimodal_logits must be a list or tuple .* got NoneType"):
+        BalanceScorer(6).update(torch.arange(6), multi, None, y)
+    with pytest.raises(
+        ValueError, match=r"unimodal_logits\[0\] must hold floating-point logits, got torch.int64"
+    ):
+        BalanceScorer(6).update(torch.arange(6), multi, [unis[0].long(), unis[1]], y)
+
+
+def test_finite_float64_logits_beyond_float32_range():
+    """1e39 is finite in float64 (inf in float32): scored in float64, not reported as inf."""
+    big = 1e39
+    multi = torch.zeros(3, 2, dtype=torch.float64)
+    a = torch.tensor([[big, 0.0], [0.0, 0.0], [0.0, big]], dtype=torch.float64)
+    v = torch.tensor([[big, 0.0]] * 3, dtype=torch.float64)
+    y = torch.tensor([0, 0, 1])
+    sim, loss = balance_terms(multi, [a, v], y, 0.2)
+    assert sim.dtype == loss.dtype == torch.float64
+    assert loss[2].item() == pytest.approx(0.8 * math.log(2) + 0.2 * big)
+    scorer = BalanceScorer(3)
+    scorer.update(torch.arange(3), multi, [a, v], y)
+    assert scorer.compute().tolist() == pytest.approx([1.0, 1 / math.sqrt(2), -1.0], abs=1e-6)
+
+
+def test_logits_carrying_gradients_are_detached():
+    """Online scoring passes the training logits: no graph may be kept alive by the scorer."""
+    multi, unis, y = _batch()
+    w = torch.randn(3, 3, requires_grad=True)
+    hidden = multi @ w  # saved by the product below: alive as long as the graph is
+    alive = weakref.ref(hidden)
+    logits = hidden * hidden
+    s = BalanceScorer(6)
+    s.update(torch.arange(6), logits, [u @ w for u in unis], y)
+    del hidden, logits
+    gc.collect()
+    assert alive() is None
+    scores = s.compute()
+    assert not scores.requires_grad and scores.grad_fn is None
+    assert not any(t.requires_grad for t in s.state_dict().values() if isinstance(t, torch.Tensor))
+
+
+def test_compute_can_return_visits():
+    multi, unis, y = _batch()
+    s = BalanceScorer(8)
+    s.update(torch.arange(6), multi, unis, y)
+    s.update(torch.tensor([0, 6, 7, 0, 6, 7]), multi, unis, y)
+    scores, visits = s.compute(return_visits=True)
+    assert visits.dtype == torch.int64 and visits.tolist() == [3, 1, 1, 1, 1, 1, 2, 2]
+    assert torch.equal(scores, s.compute())
+
+
+def test_empty_batches_and_no_update():
+    multi, unis, _ = _batch()
+    s = BalanceScorer(6)
+    s.update([], multi[:0], [u[:0] for u in unis], [])
+    with pytest.raises(
+        CoverageError,
+        match="all 6 samples were never updated: compute.. was called before any update",
+    ):
         s.compute()
-    s.reset()
-    s.update(torch.tensor([0, 1, 2, 3, 4, 9]), multi.nan_to_num(), unis, y)
-    with pytest.raises(ValueError, match=r"1 indices passed to update\(\) lay outside \[0, 5\]"):
-        s.compute()
-    s.reset()
-    s.update(torch.arange(6), multi.nan_to_num(), unis, torch.tensor([0, 1, 2, 7, 0, 0]))
-    with pytest.raises(ValueError, match=r"targets out of range .* for 1 samples .*\[3\]"):
-        s.compute()
+
+
+def test_state_dict_has_named_rows_and_reads_the_old_layout():
+    multi, unis, y = _batch()
+    s = BalanceScorer(6)
+    s.update(torch.arange(6), multi, unis, y)
+    state = s.state_dict()
+    assert {"similarity", "loss", "visits", "nonfinite", "bad_target", "bad_index"} <= set(state)
+    assert state["visits"].tolist() == [1.0] * 6
+    old = {k: state[k] for k in ("num_samples", "alpha", "criteria", "bad_index")}
+    old["buffer"] = torch.stack(
+        [state[k] for k in ("similarity", "loss", "visits", "nonfinite", "bad_target")]
+    )
+    t = BalanceScorer(6)
+    t.load_state_dict(old)
+    assert torch.equal(t.compute(), s.compute())
+    with pytest.raises(ValueError, match=r"state_dict\['loss'\] must be a tensor of shape \(6,\)"):
+        BalanceScorer(6).load_state_dict({**state, "loss": torch.zeros(5)})
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 1 << 22])
+def test_pending_batches_give_the_same_scores_whenever_they_are_flushed(monkeypatch, chunk):
+    """update() copies batches; the maths runs per chunk of logits. The chunking is invisible."""
+    multi, unis, y = _batch(n=30, modalities=3, seed=4)
+    want = balance_score(prediction_similarity(unis), balance_loss(multi, unis, y, 0.2))
+    monkeypatch.setattr(BalanceScorer, "_chunk_elements", chunk)
+    s = BalanceScorer(30)
+    for part in (slice(0, 7), slice(7, 8), slice(8, 30)):
+        s.update(torch.arange(30)[part], multi[part], [u[part] for u in unis], y[part])
+    assert torch.allclose(s.compute(), want, atol=1e-6)
+    assert len(s._pending) == 0  # compute() ran every pending batch
+
+
+def test_pending_batches_are_copies():
+    """Logits changed in place after update() (a reused output buffer) do not change the scores."""
+    multi, unis, y = _batch()
+    ref = BalanceScorer(6)
+    ref.update(torch.arange(6), multi, unis, y)
+    s = BalanceScorer(6)
+    idx = torch.arange(6)
+    s.update(idx, multi, unis, y)
+    for t in (multi, *unis, y, idx):
+        t.zero_()
+    assert torch.equal(s.compute(), ref.compute())
+
+
+def test_updates_inside_and_outside_inference_mode():
+    multi, unis, y = _batch()
+    s = BalanceScorer(12)
+    with torch.inference_mode():
+        s.update(torch.arange(6), multi, unis, y)
+    w = torch.ones((), requires_grad=True)
+    s.update(torch.arange(6, 12), multi * w, [u * w for u in unis], y)
+    assert s.compute().shape == (12,)

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
-from bss_sampler import BalanceScorer, CoverageError, default_forward, score_dataset
+from bss_sampler import BalanceScorer, CoverageError, _dist, default_forward, score_dataset
+from bss_sampler.scoring import _check_once
 
 
 def _manual_scores(model, dataset):
@@ -85,23 +88,128 @@ def test_loader_repeating_samples(model, dataset):
         score_dataset(model, loader, len(dataset), progress=False)
 
 
-def test_positional_loader_longer_than_dataset(model, dataset):
+def test_positional_loader_beyond_the_dataset(model, dataset):
     tensors = TensorDataset(dataset.a, dataset.v, dataset.y)
-    batches = list(DataLoader(tensors, batch_size=8))  # a plain iterable: positional from 0
-    with pytest.raises(CoverageError, match="more than the 30 samples"):
-        score_dataset(model, batches, 30, progress=False)
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 29\]"):
         score_dataset(model, DataLoader(tensors, batch_size=8), 30, progress=False)
+
+
+def test_plain_iterable_without_indices_is_refused(model, dataset):
+    """A list of batches may have been shuffled: its order is never assumed."""
+    tensors = TensorDataset(dataset.a, dataset.v, dataset.y)
+    batches = list(DataLoader(tensors, batch_size=8, shuffle=True))
+    with pytest.raises(
+        CoverageError,
+        match=r"forward returned no indices and the loader is a list, not a DataLoader.*return "
+        r"indices from forward .* or use a DataLoader with a SequentialSampler",
+    ):
+        score_dataset(model, batches, len(dataset), progress=False)
+
+
+def test_plain_iterable_with_indices_in_any_order(model, dataset):
+    batches = list(DataLoader(dataset, batch_size=7, shuffle=True))
+    got = score_dataset(model, iter(batches), len(dataset), progress=False)
+    assert torch.allclose(got, _manual_scores(model, dataset), atol=1e-6)
 
 
 def test_positional_needs_a_sequential_loader(model, dataset):
     tensors = TensorDataset(dataset.a, dataset.v, dataset.y)
     with pytest.raises(CoverageError, match=r"sampler \(RandomSampler\) is not sequential"):
         score_dataset(model, DataLoader(tensors, shuffle=True), len(dataset), progress=False)
+    unshuffled = DistributedSampler(tensors, num_replicas=1, rank=0, shuffle=False)
+    got = score_dataset(
+        model, DataLoader(tensors, batch_size=8, sampler=unshuffled), len(dataset), progress=False
+    )
+    assert torch.allclose(got, _manual_scores(model, dataset), atol=1e-6)
 
 
 def test_bad_batch_and_output_conventions(model, dataset):
     with pytest.raises(KeyError, match="needs one of the keys"):
         default_forward(model, {"a": dataset.a[:2], "v": dataset.v[:2]})
-    with pytest.raises(TypeError, match=r"must return \(multimodal_logits"):
+    with pytest.raises(
+        TypeError,
+        match=r"the model must return \(multimodal_logits.* its output was a tensor of shape \(2, 3\)",
+    ):
         default_forward(torch.nn.Bilinear(5, 4, 3), (dataset.a[:2], dataset.v[:2], dataset.y[:2]))
+
+
+def test_forward_must_return_four_values(model, dataset):
+    def forward(model, batch):
+        multi, unis, targets, _ = default_forward(model, batch)
+        return multi, unis, targets
+
+    with pytest.raises(
+        ValueError,
+        match=r"^forward must return \(multimodal_logits, unimodal_logits, targets, indices or "
+        r"None\), got a tuple of 3 values$",
+    ):
+        score_dataset(model, DataLoader(dataset, batch_size=8), 40, forward=forward, progress=False)
+    with pytest.raises(ValueError, match=r"forward must return .* got a tensor of shape \(3,\)$"):
+        score_dataset(
+            model,
+            DataLoader(dataset, batch_size=8),
+            40,
+            forward=lambda m, b: torch.zeros(3),
+            progress=False,
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"train_mode": "no"}, r"^train_mode must be True or False, got 'no' \(str\)$"),
+        ({"progress": None}, r"^progress must be True or False, got None$"),
+        ({"alpha": None}, r"^alpha must be a real number in \[0, 1\], got None$"),
+        ({"criteria": None}, r"^criteria must be a non-empty subset .* got None$"),
+    ],
+)
+def test_bad_arguments_are_named(model, dataset, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        score_dataset(model, DataLoader(dataset, batch_size=8), len(dataset), **kwargs)
+
+
+def test_one_all_reduce_per_pass(model, dataset, monkeypatch):
+    calls = []
+    real = _dist.all_reduce_sum_
+    monkeypatch.setattr(_dist, "all_reduce_sum_", lambda t: calls.append(t.shape) or real(t))
+    score_dataset(model, DataLoader(dataset, batch_size=8), len(dataset), progress=False)
+    assert len(calls) == 1
+
+
+def _padded_visits(n: int, world: int, shuffle: bool) -> torch.Tensor:
+    visits = torch.zeros(n, dtype=torch.int64)
+    for rank in range(world):
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=shuffle)
+        for i in sampler:
+            visits[i] += 1
+    return visits
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), world=st.integers(1, 9), shuffle=st.booleans())
+def test_coverage_accepts_exactly_distributed_padding(n, world, shuffle):
+    """What DistributedSampler's padding produces passes; one more repeat does not."""
+    visits = _padded_visits(n, world, shuffle)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_dist, "world_size", lambda: world)
+        _check_once(visits, n)
+        worse = visits.clone()
+        worse[int(visits.argmax())] += 1  # a sample visited once more than padding allows
+        if int(worse.sum()) - n < world:
+            worse = visits.clone()
+            worse[int(visits.argmax())] += n + 1  # or too many extra visits
+        with pytest.raises(CoverageError, match="repeated"):
+            _check_once(worse, n)
+
+
+def test_coverage_padding_rule_by_hand(monkeypatch):
+    monkeypatch.setattr(_dist, "world_size", lambda: 3)
+    _check_once(torch.tensor([3]), 1)  # N=1 on 3 ranks: sample 0 on every rank
+    _check_once(torch.tensor([2, 1]), 2)  # N=2 on 3 ranks: sample 0 padded once
+    with pytest.raises(CoverageError, match=r"repeated 1 samples \(first indices: \[0\]\)"):
+        _check_once(torch.tensor([3, 1]), 2)  # two extra visits of one sample: not padding
+    with pytest.raises(CoverageError, match="repeated"):
+        _check_once(torch.tensor([4]), 1)  # 3 extra visits on 3 ranks: more than padding
+    monkeypatch.setattr(_dist, "world_size", lambda: 1)
+    with pytest.raises(CoverageError, match="repeated"):
+        _check_once(torch.tensor([2, 1]), 2)  # no padding without a process group
