@@ -148,6 +148,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     sampler: Any
     train_loader: DataLoader[Any]
+    score_set: Dataset[Any]  #: the training data as the scoring pass sees it
     score_loader: DataLoader[Any]
     scorer: BalanceScorer | None
     warmup_sampler: Any  #: the random order of the warm-up epochs (``sampler`` when random)
@@ -174,9 +175,14 @@ class _Run:
         return self.cfg.progress and self.runtime.is_main
 
 
-def _score_pass(run: _Run) -> None:
-    """Algorithm 1's scoring: one sequential pass over the (unaugmented) training set."""
+def _score_pass(run: _Run, epoch: int) -> None:
+    """Algorithm 1's scoring: one sequential pass over the training set's scoring view.
+
+    An augmented view (the released code's scoring pass) draws this epoch's augmentations.
+    """
     assert run.bss is not None
+    if hasattr(run.score_set, "set_epoch"):
+        run.score_set.set_epoch(epoch)
     with autocast(run.runtime.device, run.cfg.amp):
         run.bss.update_scores(run.model, run.score_loader, progress=run.show)
 
@@ -188,14 +194,14 @@ def _update_scores(run: _Run, epoch: int) -> None:
     if bss is None or t < 0:
         return
     if t == 0:
-        _score_pass(run)
+        _score_pass(run, epoch)
         return
     if not bss.needs_update(t):
         return
     if run.scorer is not None:
         bss.set_scores(run.scorer.compute())
     else:
-        _score_pass(run)
+        _score_pass(run, epoch)
 
 
 def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float, int]:
@@ -332,6 +338,7 @@ def _fit(
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
         sampler=sampler,
         train_loader=train_loader,
+        score_set=score_set or train_set,
         score_loader=make_eval_loader(score_set or train_set, cfg, runtime, shard=True),
         scorer=BalanceScorer(
             len(train_set),  # type: ignore[arg-type]
