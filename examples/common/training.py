@@ -56,7 +56,10 @@ class TrainConfig:
     lr_step: int = 70
     lr_gamma: float = 0.1
     method: str = "joint"  #: a key of ``examples.common.methods.METHODS``
-    alpha: float = 0.2  #: Eq. 5 weight of the unimodal losses (training and scoring)
+    alpha: float = 0.2  #: Eq. 5 weight of the unimodal losses (scoring; training by default)
+    #: ``(w_multi, w_uni)`` of the training loss ``w_multi CE_multi + w_uni sum_m CE_m``;
+    #: None: Eq. 5's ``(1 - alpha, alpha)``. The released scripts: (0.1, 0.9) or (1, 1).
+    loss_weights: tuple[float, float] | None = None
     predict: str = "all"  #: ``all`` (Eq. 12), ``unimodal_sum`` or ``multimodal``
     sampler: str = "learned"  #: ``random``, ``heuristic`` (BSS-H) or ``learned`` (BSS-L)
     preset: str = "paper"  #: ``paper`` or ``official`` (the released scripts' choices)
@@ -82,8 +85,23 @@ class TrainConfig:
     progress: bool = True  #: tqdm bars when tqdm is installed
     verbose: bool = True  #: print one line per epoch
 
+    @property
+    def train_loss_weights(self) -> tuple[float, float]:
+        """``(w_multi, w_uni)`` of the training loss: ``loss_weights`` or Eq. 5's."""
+        if self.loss_weights is not None:
+            return self.loss_weights
+        return (1.0 - self.alpha, self.alpha)
+
     def __post_init__(self) -> None:
         self.criteria = tuple(self.criteria)
+        if self.loss_weights is not None:  # a list after a JSON round trip
+            weights = tuple(float(w) for w in self.loss_weights)
+            if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights):
+                raise ValueError(
+                    "loss_weights must be two finite weights >= 0 (multimodal, unimodal), "
+                    f"got {self.loss_weights}"
+                )
+            self.loss_weights = (weights[0], weights[1])
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
