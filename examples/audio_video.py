@@ -25,6 +25,7 @@ from examples.av.demo_data import make_av_demo_data
 from examples.av.resnet import AudioEncoder, VisualEncoder
 from examples.common import LateFusionClassifier, add_common_args
 from examples.common.cli import DefaultsHelpFormatter
+from examples.common.released import resolve_preset
 from examples.common.script import (
     DEMO_HELP,
     check_root,
@@ -33,6 +34,7 @@ from examples.common.script import (
     hold_out_validation,
     peek,
     run_example,
+    scoring_seed,
 )
 
 
@@ -105,7 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the best epoch is then selected on test as in the released code)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
-    add_common_args(parser, default_out="runs/audio_video/DATASET-METHOD-SAMPLER-seedSEED")
+    add_common_args(
+        parser, default_out="runs/audio_video/DATASET-METHOD-SAMPLER-seedSEED", augmented=True
+    )
     known = peek(argv)
     if known.demo and known.dataset is None:
         parser.set_defaults(dataset="cremad")
@@ -127,13 +131,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     check_root(parser, args)
     if args.out is None and not args.demo:
         args.out = default_out("audio_video", args)
-    return args
+    return resolve_preset(args)
 
 
 def load_data(
     args: argparse.Namespace,
 ) -> tuple[AVClipDataset, dict[str, AVClipDataset], AVClipDataset]:
-    """``(train, eval splits, train without augmentation for scoring)``."""
+    """``(train, eval splits, scoring view of train)``; see ``--score-augmented``."""
     opts: dict[str, Any] = {
         "audio": AudioSpec(sample_rate=args.sample_rate, seconds=args.audio_seconds),
         "frames": FrameSpec(count=args.frames, size=args.image_size),
@@ -142,7 +146,10 @@ def load_data(
     load = DATASETS[args.dataset].load
     train = load(args.root, "train", **opts)
     evals = {"test": load(args.root, "test", **opts)}
-    return hold_out_validation(train, evals, args.val_fraction, args.split_seed)
+    score_seed = scoring_seed(args.seed) if args.score_augmented else None
+    return hold_out_validation(
+        train, evals, args.val_fraction, args.split_seed, score_seed=score_seed
+    )
 
 
 def build_model(num_classes: int, width: int) -> LateFusionClassifier:

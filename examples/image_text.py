@@ -25,6 +25,7 @@ from torch import nn
 
 from examples.common import add_common_args
 from examples.common.cli import DefaultsHelpFormatter
+from examples.common.released import resolve_preset
 from examples.common.script import (
     DEMO_HELP,
     check_root,
@@ -32,6 +33,7 @@ from examples.common.script import (
     demo_folder,
     peek,
     run_example,
+    scoring_seed,
 )
 from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
@@ -91,7 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "stratified fraction of train for model selection (0: select on test)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
-    add_common_args(parser, default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED")
+    add_common_args(
+        parser, default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED", augmented=True
+    )
     parser.set_defaults(optimizer="adam", lr=1e-5, batch_size=64, weight_decay=0.0)
     if peek(argv).demo:
         parser.set_defaults(**DEMO_SETTINGS)
@@ -103,13 +107,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--bert is required (or try --demo)")
     if args.out is None and not args.demo:
         args.out = default_out("image_text", args)
-    return args
+    return resolve_preset(args)
 
 
 def load_data(
     args: argparse.Namespace,
 ) -> tuple[ImageTextDataset, dict[str, ImageTextDataset], ImageTextDataset]:
-    """``(train, {"val", "test"}, train without augmentation for scoring)``."""
+    """``(train, {"val", "test"}, scoring view of train)``; see ``--score-augmented``.
+
+    Twitter2015 has no training augmentation, so its scoring view is the same either way.
+    """
     tokenizer = load_tokenizer(args.bert)
     train_records = read_split(args.dataset, args.root, "train")
     assert train_records is not None
@@ -121,7 +128,7 @@ def load_data(
         train_records = [train_records[i] for i in rest]
         print(f"no validation file: held out {len(held)} training pairs for model selection")
 
-    def make(records: list[Record], train: bool) -> ImageTextDataset:
+    def make(records: list[Record], train: bool, seed: int = args.seed) -> ImageTextDataset:
         return ImageTextDataset(
             args.dataset,
             records,
@@ -129,14 +136,18 @@ def load_data(
             train=train,
             image_size=args.image_size,
             max_length=args.max_length,
-            seed=args.seed,
+            seed=seed,
         )
 
     test_records = read_split(args.dataset, args.root, "test")
     assert test_records is not None
     evals = {"val": make(val_records, False)} if val_records is not None else {}
     evals["test"] = make(test_records, False)
-    return make(train_records, True), evals, make(train_records, False)
+    if args.score_augmented:
+        score = make(train_records, True, seed=scoring_seed(args.seed))
+    else:
+        score = make(train_records, False)
+    return make(train_records, True), evals, score
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

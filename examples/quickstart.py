@@ -36,6 +36,7 @@ from examples.common import (
 )
 from examples.common.cli import DefaultsHelpFormatter
 from examples.common.plots import plot_comparison
+from examples.common.released import resolve_preset
 from examples.common.tabular import MFEAT_VIEWS, load_mfeat
 
 #: Row name -> ``--sampler``.
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False, threads=1)
     parser.set_defaults(out="runs/quickstart")
-    return parser.parse_args(argv)
+    return resolve_preset(parser.parse_args(argv))
 
 
 def build_model(views: list[str], hidden: int) -> LateFusionClassifier:

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 
 from examples.common import LateFusionClassifier, add_common_args
 from examples.common.cli import DefaultsHelpFormatter
+from examples.common.released import resolve_preset
 from examples.common.script import (
     DEMO_HELP,
     check_root,
@@ -32,6 +33,7 @@ from examples.common.script import (
     hold_out_validation,
     peek,
     run_example,
+    scoring_seed,
 )
 from examples.gesture.data import NUM_CLASSES, ClipSpec, NVGestureDataset
 from examples.gesture.demo_data import make_nvgesture_demo_data
@@ -96,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "test, as the published NVGesture numbers)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
-    add_common_args(parser, default_out="runs/trimodal/nvgesture-METHOD-SAMPLER-seedSEED")
+    add_common_args(
+        parser, default_out="runs/trimodal/nvgesture-METHOD-SAMPLER-seedSEED", augmented=True
+    )
     parser.set_defaults(optimizer="sgd", lr=1e-2, batch_size=2)
     if peek(argv).demo:
         parser.set_defaults(**DEMO_SETTINGS)
@@ -104,17 +108,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     check_root(parser, args)
     if args.out is None and not args.demo:
         args.out = default_out("trimodal", args)
-    return args
+    return resolve_preset(args)
 
 
 def load_data(
     args: argparse.Namespace,
 ) -> tuple[NVGestureDataset, dict[str, NVGestureDataset], NVGestureDataset]:
-    """``(train, eval splits, train without augmentation for scoring)``."""
+    """``(train, eval splits, scoring view of train)``; see ``--score-augmented``."""
     spec = ClipSpec(args.train_frames, args.test_frames, args.frame_size, args.crop)
     train = NVGestureDataset(args.root, "train", spec=spec, seed=args.seed)
     evals = {"test": NVGestureDataset(args.root, "test", spec=spec)}
-    return hold_out_validation(train, evals, args.val_fraction, args.split_seed)
+    score_seed = scoring_seed(args.seed) if args.score_augmented else None
+    return hold_out_validation(
+        train, evals, args.val_fraction, args.split_seed, score_seed=score_seed
+    )
 
 
 def build_model(args: argparse.Namespace) -> LateFusionClassifier:

@@ -76,15 +76,18 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         """Select the training augmentations of ``epoch``."""
         self.epoch = epoch
 
-    def subset(self, positions: Sequence[int], *, train: bool | None = None) -> AVClipDataset:
-        """A dataset over ``clips[positions]`` (re-indexed from 0), optionally another mode."""
+    def subset(
+        self, positions: Sequence[int], *, train: bool | None = None, seed: int | None = None
+    ) -> AVClipDataset:
+        """A dataset over ``clips[positions]`` (re-indexed from 0), optionally another mode or
+        augmentation seed."""
         out = AVClipDataset(
             [self.clips[i] for i in positions],
             self.num_classes,
             audio=self.audio,
             frames=self.frames,
             train=self.train if train is None else train,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
         )
         out.epoch = self.epoch
         return out

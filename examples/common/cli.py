@@ -8,6 +8,7 @@ from typing import Any
 
 from examples.common.evaluation import PREDICTIONS
 from examples.common.methods import METHODS
+from examples.common.released import PAPER_ALPHA, resolve_preset
 from examples.common.sampling import SAMPLERS
 from examples.common.training import LR_SCHEDULES, OPTIMIZERS, ORDERS, TrainConfig
 
@@ -41,11 +42,12 @@ def _flag(group: argparse._ArgumentGroup, name: str, help: str, **kwargs: Any) -
 
 
 def add_common_args(
-    parser: argparse.ArgumentParser, *, default_out: str = ""
+    parser: argparse.ArgumentParser, *, default_out: str = "", augmented: bool = False
 ) -> argparse.ArgumentParser:
     """Add the training flags (defaults: the paper's hyperparameters) and ``--out``.
 
     ``default_out`` describes, for ``--help``, the folder used when ``--out`` is not given.
+    ``augmented`` (a dataset with training augmentation) adds ``--score-augmented``.
     """
     g = parser.add_argument_group("training")
     _flag(g, "sampler", "training order: random, BSS-H or BSS-L", choices=SAMPLERS)
@@ -66,7 +68,14 @@ def add_common_args(
     _flag(g, "lr_step", "StepLR period in epochs", type=int)
     _flag(g, "lr_gamma", "StepLR factor", type=float)
     _flag(g, "method", "training method (step function)", choices=sorted(METHODS))
-    _flag(g, "alpha", "Eq. 5 weight of the unimodal losses", type=float)
+    g.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="Eq. 5 weight of the unimodal losses, in the scores and the training loss (default: "
+        f"{PAPER_ALPHA}, the paper's; with --preset official the released script's loss weights, "
+        "CREMA-D 0.1 CE_multi + 0.9 sum CE_uni, the others the unweighted sum)",
+    )
     _flag(
         g,
         "predict",
@@ -109,16 +118,30 @@ def add_common_args(
     _flag(
         g,
         "score_train_mode",
-        "score in train mode like the released code (default: preset's)",
-        action="store_const",
-        const=True,
+        "score in train mode like the released code (default: preset's; with --preset official "
+        "train mode, except Twitter2015's learned script: eval mode)",
+        action=argparse.BooleanOptionalAction,
     )
+    if augmented:
+        g.add_argument(
+            "--score-augmented",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="the scoring pass sees the training augmentations, as the released code's "
+            "(default: on with --preset official; off otherwise: an unaugmented copy)",
+        )
     g = parser.add_argument_group("run")
     _flag(g, "seed", "seed of the order and the model initialisation", type=int)
     _flag(g, "device", "auto, cpu, cuda or cuda:N", type=str)
     _flag(g, "amp", "mixed precision (fp16 on CUDA, bf16 on CPU)", action="store_true")
     _flag(g, "workers", "DataLoader worker processes", type=int)
-    _flag(g, "drop_last", "drop the last incomplete batch", action="store_true")
+    g.add_argument(
+        "--drop-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop the last incomplete training batch (default: on with --preset official, as "
+        "the released loaders; off otherwise)",
+    )
     _flag(g, "select_split", "split selecting the best epoch (test when absent)", type=str)
     _flag(g, "resume", "resume from this last.pt", type=str)
     g.add_argument(
@@ -137,5 +160,9 @@ def add_common_args(
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The ``TrainConfig`` of parsed flags (attributes that are not config fields are ignored)."""
+    """The ``TrainConfig`` of parsed flags (attributes that are not config fields are ignored).
+
+    Flags left to ``--preset`` are resolved first (`examples.common.released.resolve_preset`).
+    """
+    args = resolve_preset(args)
     return TrainConfig(**{name: getattr(args, name) for name in _DEFAULTS if hasattr(args, name)})

@@ -93,12 +93,20 @@ def get_method(name: str) -> StepFn:
 
 
 def joint_loss(
-    multimodal_logits: Tensor, unimodal_logits: Sequence[Tensor], targets: Tensor, alpha: float
+    multimodal_logits: Tensor,
+    unimodal_logits: Sequence[Tensor],
+    targets: Tensor,
+    weights: tuple[float, float],
 ) -> Tensor:
-    """Paper Eq. 5, batch mean: ``(1 - alpha) CE_multi + alpha * sum_m CE_m``."""
-    loss = (1.0 - alpha) * F.cross_entropy(multimodal_logits.float(), targets)
+    """Batch mean of ``w_multi * CE_multi + w_uni * sum_m CE_m``, ``weights = (w_multi, w_uni)``.
+
+    Paper Eq. 5 is ``weights = (1 - alpha, alpha)``; the released scripts train with
+    ``(0.1, 0.9)`` (CREMA-D) or the unweighted sum ``(1, 1)`` (the others).
+    """
+    multi, uni = weights
+    loss = multi * F.cross_entropy(multimodal_logits.float(), targets)
     for logits in unimodal_logits:
-        loss = loss + alpha * F.cross_entropy(logits.float(), targets)
+        loss = loss + uni * F.cross_entropy(logits.float(), targets)
     return loss
 
 
@@ -106,7 +114,9 @@ def joint_loss(
 def joint_step(
     model: nn.Module, inputs: Mapping[str, Tensor], targets: Tensor, cfg: TrainConfig
 ) -> StepOutput:
-    """Joint training of the fused head and every unimodal head with the Eq. 5 loss."""
+    """Joint training of the fused head and every unimodal head: Eq. 5, or the released weights
+    (``cfg.train_loss_weights``)."""
     multimodal, unimodal = model(**inputs)
     unimodal = list(unimodal)
-    return StepOutput(joint_loss(multimodal, unimodal, targets, cfg.alpha), multimodal, unimodal)
+    loss = joint_loss(multimodal, unimodal, targets, cfg.train_loss_weights)
+    return StepOutput(loss, multimodal, unimodal)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -27,6 +28,7 @@ __all__ = [
     "hold_out_validation",
     "peek",
     "run_example",
+    "scoring_seed",
 ]
 
 DEMO_HELP = (
@@ -45,22 +47,35 @@ class SplittableDataset(Protocol):
 
     def __len__(self) -> int: ...
 
-    def subset(self: _D, positions: Sequence[int], *, train: bool | None = ...) -> _D: ...
+    def subset(
+        self: _D, positions: Sequence[int], *, train: bool | None = ..., seed: int | None = ...
+    ) -> _D: ...
+
+
+def scoring_seed(seed: int) -> int:
+    """The augmentation seed of an augmented scoring view: a stream of its own, spawned from
+    ``seed``, so the scoring pass draws other augmentations than the training epoch."""
+    return int(np.random.SeedSequence(seed).spawn(1)[0].generate_state(1)[0])
 
 
 def hold_out_validation(
-    train: _D, evals: dict[str, _D], fraction: float, seed: int
+    train: _D, evals: dict[str, _D], fraction: float, seed: int, *, score_seed: int | None = None
 ) -> tuple[_D, dict[str, _D], _D]:
     """``(train, eval splits, scoring view of train)``, with a stratified ``val`` split held out.
 
     ``fraction = 0`` keeps every training item (selection then falls back to ``test``). The
-    scoring view is the training set without augmentation, in the same order.
+    scoring view is the training set in the same order, without augmentation or, with
+    ``score_seed``, with the training augmentations drawn from that seed (the released code's
+    scoring pass; see `scoring_seed`).
     """
     if fraction > 0:
         rest, held = stratified_split(train.targets, fraction, seed)
         evals = {"val": train.subset(held, train=False), **evals}
         train = train.subset(rest)
-    return train, evals, train.subset(range(len(train)), train=False)
+    everything = range(len(train))
+    if score_seed is None:
+        return train, evals, train.subset(everything, train=False)
+    return train, evals, train.subset(everything, train=True, seed=score_seed)
 
 
 def default_out(script: str, args: argparse.Namespace) -> str:

@@ -56,7 +56,10 @@ class TrainConfig:
     lr_step: int = 70
     lr_gamma: float = 0.1
     method: str = "joint"  #: a key of ``examples.common.methods.METHODS``
-    alpha: float = 0.2  #: Eq. 5 weight of the unimodal losses (training and scoring)
+    alpha: float = 0.2  #: Eq. 5 weight of the unimodal losses (scoring; training by default)
+    #: ``(w_multi, w_uni)`` of the training loss ``w_multi CE_multi + w_uni sum_m CE_m``;
+    #: None: Eq. 5's ``(1 - alpha, alpha)``. The released scripts: (0.1, 0.9) or (1, 1).
+    loss_weights: tuple[float, float] | None = None
     predict: str = "all"  #: ``all`` (Eq. 12), ``unimodal_sum`` or ``multimodal``
     sampler: str = "learned"  #: ``random``, ``heuristic`` (BSS-H) or ``learned`` (BSS-L)
     preset: str = "paper"  #: ``paper`` or ``official`` (the released scripts' choices)
@@ -82,8 +85,23 @@ class TrainConfig:
     progress: bool = True  #: tqdm bars when tqdm is installed
     verbose: bool = True  #: print one line per epoch
 
+    @property
+    def train_loss_weights(self) -> tuple[float, float]:
+        """``(w_multi, w_uni)`` of the training loss: ``loss_weights`` or Eq. 5's."""
+        if self.loss_weights is not None:
+            return self.loss_weights
+        return (1.0 - self.alpha, self.alpha)
+
     def __post_init__(self) -> None:
         self.criteria = tuple(self.criteria)
+        if self.loss_weights is not None:  # a list after a JSON round trip
+            weights = tuple(float(w) for w in self.loss_weights)
+            if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights):
+                raise ValueError(
+                    "loss_weights must be two finite weights >= 0 (multimodal, unimodal), "
+                    f"got {self.loss_weights}"
+                )
+            self.loss_weights = (weights[0], weights[1])
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -148,6 +166,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     sampler: Any
     train_loader: DataLoader[Any]
+    score_set: Dataset[Any]  #: the training data as the scoring pass sees it
     score_loader: DataLoader[Any]
     scorer: BalanceScorer | None
     warmup_sampler: Any  #: the random order of the warm-up epochs (``sampler`` when random)
@@ -174,9 +193,14 @@ class _Run:
         return self.cfg.progress and self.runtime.is_main
 
 
-def _score_pass(run: _Run) -> None:
-    """Algorithm 1's scoring: one sequential pass over the (unaugmented) training set."""
+def _score_pass(run: _Run, epoch: int) -> None:
+    """Algorithm 1's scoring: one sequential pass over the training set's scoring view.
+
+    An augmented view (the released code's scoring pass) draws this epoch's augmentations.
+    """
     assert run.bss is not None
+    if hasattr(run.score_set, "set_epoch"):
+        run.score_set.set_epoch(epoch)
     with autocast(run.runtime.device, run.cfg.amp):
         run.bss.update_scores(run.model, run.score_loader, progress=run.show)
 
@@ -188,14 +212,14 @@ def _update_scores(run: _Run, epoch: int) -> None:
     if bss is None or t < 0:
         return
     if t == 0:
-        _score_pass(run)
+        _score_pass(run, epoch)
         return
     if not bss.needs_update(t):
         return
     if run.scorer is not None:
         bss.set_scores(run.scorer.compute())
     else:
-        _score_pass(run)
+        _score_pass(run, epoch)
 
 
 def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float, int]:
@@ -332,6 +356,7 @@ def _fit(
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
         sampler=sampler,
         train_loader=train_loader,
+        score_set=score_set or train_set,
         score_loader=make_eval_loader(score_set or train_set, cfg, runtime, shard=True),
         scorer=BalanceScorer(
             len(train_set),  # type: ignore[arg-type]

@@ -146,15 +146,18 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
     def targets(self) -> list[int]:
         return [c.label for c in self.clips]
 
-    def subset(self, positions: Sequence[int], *, train: bool | None = None) -> NVGestureDataset:
-        """A dataset over ``clips[positions]`` (re-indexed from 0), optionally another mode."""
+    def subset(
+        self, positions: Sequence[int], *, train: bool | None = None, seed: int | None = None
+    ) -> NVGestureDataset:
+        """A dataset over ``clips[positions]`` (re-indexed from 0), optionally another mode or
+        augmentation seed."""
         return NVGestureDataset(
             self.root,
             self.split,
             [self.clips[i] for i in positions],
             spec=self.spec,
             train=self.train if train is None else train,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
         )
 
     def set_epoch(self, epoch: int) -> None:
