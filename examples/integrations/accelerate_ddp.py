@@ -39,11 +39,12 @@ from _toy import (
     epoch_record,
     make_sampler,
     save_record,
-    score_loader,
     training_loss,
 )
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
+
+from bss_sampler.integrations import scoring_loader
 
 
 def main() -> None:
@@ -69,7 +70,7 @@ def main() -> None:
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(sampler)
-    scoring = score_loader(dataset)  # the process group exists now: a DistributedSampler share
+    scoring = scoring_loader(dataset, batch_size=16)  # the process group exists: this rank's share
 
     start_epoch, skip, step, record = 0, 0, 0, []
     if args.resume is not None:

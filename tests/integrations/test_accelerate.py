@@ -10,7 +10,9 @@ import torch
 
 pytest.importorskip("accelerate", reason="the `accelerate` extra is not installed")
 
-from _toy import ToyAV, load_records, verify_run
+from _toy import ToyAV
+
+from .oracles import load_records, verify_run
 
 BATCH_SIZE = 4  # the recipe's default; BatchSamplerShard deals whole batches round-robin
 

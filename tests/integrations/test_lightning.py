@@ -9,7 +9,9 @@ import pytest
 
 pytest.importorskip("lightning", reason="the `lightning` extra is not installed")
 
-from _toy import ToyAV, load_records, verify_run
+from _toy import ToyAV
+
+from .oracles import load_records, verify_run
 
 
 def test_growing_curriculum_and_resume_from_epoch_checkpoint(
