@@ -12,7 +12,7 @@ FRAMEWORKS = ("lightning", "pytorch_lightning", "accelerate", "transformers", "t
 def test_importing_bss_sampler_imports_no_framework() -> None:
     code = (
         "import json, sys\n"
-        "import bss_sampler, bss_sampler.integrations\n"
+        "import bss_sampler, bss_sampler.integrations, bss_sampler.integrations.accelerate\n"
         f"print(json.dumps([m for m in {FRAMEWORKS!r} if m in sys.modules]))\n"
     )
     result = subprocess.run(
