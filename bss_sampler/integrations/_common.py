@@ -38,8 +38,9 @@ def scoring_loader(
     all-reduces the scores, so every rank ends with the same scores; with one, the whole
     dataset in order.
 
-    >>> [batch.tolist() for batch in scoring_loader(range(5), 2, num_replicas=2, rank=1)]
-    [[1, 3], [0]]
+    >>> loader = scoring_loader(range(5), batch_size=2, num_replicas=2, rank=1)
+    >>> [index for batch in loader for index in batch.tolist()]  # padded as DistributedSampler
+    [1, 3, 0]
     """
     batch_size = check_int("batch_size", batch_size, 1)
     data = cast("Dataset[Any]", dataset)  # a map-style dataset; only Sized is needed to type it

@@ -8,7 +8,7 @@ checkpointing, so ``save_state``/``load_state`` carry the sampler (scores, epoch
 of batches this process has taken in the current epoch. Every process reads one batch ahead of
 training, so that count is kept where the training loop takes the batches, not by the sampler.
 
-A training loop that resumes exactly from a ``save_state`` taken at any step::
+A training loop that resumes exactly from a ``save_state`` taken at any step:
 
     sampler = LearnedBalanceSampler(train_set, global_order=True)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -144,8 +144,8 @@ def prepare_loader(accelerator: Accelerator, loader: DataLoader[Any]) -> Balance
             ``global_order=True`` when there is more than one process.
 
     Returns:
-        The prepared loader, wrapped to count the batches taken and registered with
-        ``accelerator.register_for_checkpointing``.
+        The prepared loader, wrapped to count the batches taken, and registered with
+            ``accelerator.register_for_checkpointing``.
 
     Raises:
         TypeError: the loader does not draw from a BSS sampler.

@@ -11,7 +11,7 @@ gets `TRAINER_SETTINGS`:
 
 `BalanceSamplingCallback` checks both (`check_trainer`) and raises a ``ValueError`` that names
 the setting and its value. Build the sampler once, where the process group exists (a
-``LightningDataModule``'s ``setup``), and return it from every ``train_dataloader()``::
+``LightningDataModule``'s ``setup``), and return it from every ``train_dataloader()``:
 
     class Data(L.LightningDataModule):
         def setup(self, stage):

@@ -14,7 +14,7 @@ built with ``global_order=True``; on resume the ``Trainer`` replays the interrup
 the batches it already trained on, so the checkpoint holds the sampler at the start of its epoch.
 The ``Trainer`` fixes the number of steps per epoch when it builds the loader, so the sampler's
 epochs must all have one length: `LearnedBalanceSampler` (a `HeuristicCurriculumSampler` whose
-subset grows is refused). ::
+subset grows is refused):
 
     sampler = LearnedBalanceSampler(train_set, global_order=True)
     trainer = BalanceSamplingTrainer(model=model, args=args, train_dataset=train_set,
