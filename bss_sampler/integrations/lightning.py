@@ -1,13 +1,13 @@
 """BSS in PyTorch Lightning: a ``Callback`` that scores, moves and checkpoints the sampler.
 
 The sampler shards itself (by the process group, as ``DistributedSampler``) and the ``Trainer``
-gets `TRAINER_SETTINGS`:
+gets `trainer_settings`:
 
 * ``use_distributed_sampler=False``: with the default ``True`` Lightning wraps a custom sampler
   in its ``DistributedSamplerWrapper``, which for training loaders *reshuffles* the order
   (Lightning 2.6 passes ``shuffle=True``) and would shard a sharded sampler a second time;
-* ``reload_dataloaders_every_n_epochs=1``: Lightning counts the batches when it builds the
-  loader, and the heuristic sampler's epochs grow.
+* ``reload_dataloaders_every_n_epochs=1`` for `HeuristicCurriculumSampler`: Lightning counts the
+  batches when it builds the loader, and the heuristic sampler's epochs grow.
 
 `BalanceSamplingCallback` checks both (`check_trainer`) and raises a ``ValueError`` that names
 the setting and its value. Build the sampler once, where the process group exists (a
@@ -21,15 +21,16 @@ the setting and its value. Build the sampler once, where the process group exist
         def train_dataloader(self):
             return DataLoader(self.train_set, batch_size=32, sampler=self.sampler)
 
-    trainer = L.Trainer(**TRAINER_SETTINGS, callbacks=[BalanceSamplingCallback()], ...)
+    settings = trainer_settings(LearnedBalanceSampler)
+    trainer = L.Trainer(**settings, callbacks=[BalanceSamplingCallback()], ...)
     trainer.fit(model, datamodule=Data())
 
 Checkpoints: the sampler's state travels in Lightning's checkpoint (``Callback.state_dict``).
 The callback moves the sampler to the next epoch (and re-scores it) at each epoch's end, before
 ``ModelCheckpoint`` saves, so a checkpoint taken at an epoch's end resumes exactly. Lightning
-restarts an epoch interrupted mid-way from its beginning (unless the loader is torchdata's
-``StatefulDataLoader``, whose own state then sets the position); the callback saves the sampler
-at the start of its epoch for that.
+restarts an epoch interrupted mid-way from its beginning, so the callback saves the sampler at
+the start of its epoch; a torchdata ``StatefulDataLoader`` then sets the position from its own
+state (exact with the learned sampler; see the integrations page for the heuristic one).
 """
 
 from __future__ import annotations
@@ -41,17 +42,13 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_int
+from ..samplers import HeuristicCurriculumSampler, LearnedBalanceSampler
 from ..scoring import Forward
 from ._common import BSSSampler, find_sampler, score_summary, scoring_loader
 
-__all__ = ["TRAINER_SETTINGS", "BalanceSamplingCallback", "check_trainer"]
+__all__ = ["BalanceSamplingCallback", "check_trainer", "trainer_settings"]
 
-TRAINER_SETTINGS: dict[str, Any] = {
-    "use_distributed_sampler": False,
-    "reload_dataloaders_every_n_epochs": 1,
-}
-"""``Trainer`` arguments a BSS sampler needs: ``L.Trainer(**TRAINER_SETTINGS, ...)``."""
-
+_BSS_SAMPLERS = (LearnedBalanceSampler, HeuristicCurriculumSampler)
 _UNBOUNDED_EPOCHS = 1000  # epochs whose lengths are compared when max_epochs is unbounded
 
 
@@ -64,6 +61,27 @@ def _uses_distributed_sampler(trainer: pl.Trainer) -> bool:
 def _planned_epochs(trainer: pl.Trainer) -> int:
     max_epochs = trainer.max_epochs
     return max_epochs if max_epochs is not None and max_epochs > 0 else _UNBOUNDED_EPOCHS
+
+
+def trainer_settings(sampler_type: type[BSSSampler]) -> dict[str, Any]:
+    """The ``Trainer`` arguments a sampler of ``sampler_type`` needs: ``L.Trainer(**settings)``.
+
+    ``use_distributed_sampler=False`` always; ``reload_dataloaders_every_n_epochs=1`` for
+    `HeuristicCurriculumSampler`, whose epochs grow (reloading otherwise only rebuilds the loader,
+    and its workers, each epoch).
+
+    >>> trainer_settings(HeuristicCurriculumSampler)
+    {'use_distributed_sampler': False, 'reload_dataloaders_every_n_epochs': 1}
+    """
+    if not (isinstance(sampler_type, type) and issubclass(sampler_type, _BSS_SAMPLERS)):
+        raise TypeError(
+            "sampler_type must be LearnedBalanceSampler or HeuristicCurriculumSampler (the "
+            f"class), got {sampler_type!r}"
+        )
+    settings: dict[str, Any] = {"use_distributed_sampler": False}
+    if issubclass(sampler_type, HeuristicCurriculumSampler):
+        settings["reload_dataloaders_every_n_epochs"] = 1
+    return settings
 
 
 def check_trainer(trainer: pl.Trainer, sampler: BSSSampler | None = None) -> None:
@@ -80,7 +98,7 @@ def check_trainer(trainer: pl.Trainer, sampler: BSSSampler | None = None) -> Non
             f"{world_size} processes wraps the BSS sampler in Lightning's "
             "DistributedSamplerWrapper, which reshuffles the order of training loaders (and "
             "shards a sharded sampler again): pass use_distributed_sampler=False (see "
-            "bss_sampler.integrations.lightning.TRAINER_SETTINGS); the sampler shards itself"
+            "bss_sampler.integrations.lightning.trainer_settings); the sampler shards itself"
         )
     if sampler is None:
         return
@@ -105,7 +123,7 @@ def check_trainer(trainer: pl.Trainer, sampler: BSSSampler | None = None) -> Non
                 f"Trainer(reload_dataloaders_every_n_epochs={reload}): Lightning counts the "
                 "batches when it builds the loader, but this sampler's epochs hold from "
                 f"{min(lengths)} to {max(lengths)} samples per process: pass "
-                "reload_dataloaders_every_n_epochs=1 (see TRAINER_SETTINGS)"
+                "reload_dataloaders_every_n_epochs=1 (see trainer_settings)"
             )
 
 

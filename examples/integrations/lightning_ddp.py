@@ -11,11 +11,12 @@ What it shows:
 
 * the data module builds the sampler in ``setup()``, where the process group exists, so the
   sampler shards itself like ``DistributedSampler``; ``train_dataloader()`` returns it every time;
-* the ``Trainer`` gets ``TRAINER_SETTINGS`` (``use_distributed_sampler=False``,
-  ``reload_dataloaders_every_n_epochs=1``) and ``BalanceSamplingCallback`` from
-  ``bss_sampler.integrations.lightning``, which scores before the first epoch, re-scores when
-  ``needs_update``, moves the sampler to the next epoch, keeps its state in the checkpoint and
-  logs the scores; it refuses a ``Trainer`` whose settings would change the order.
+* the ``Trainer`` gets ``trainer_settings(...)`` (``use_distributed_sampler=False``; for the
+  heuristic sampler, whose epochs grow, ``reload_dataloaders_every_n_epochs=1``) and
+  ``BalanceSamplingCallback`` from ``bss_sampler.integrations.lightning``, which scores before
+  the first epoch, re-scores when ``needs_update``, moves the sampler to the next epoch, keeps
+  its state in the checkpoint and logs the scores; it refuses a ``Trainer`` whose settings would
+  change the order.
 
 Checkpoints are taken at epoch ends (Lightning restarts an interrupted epoch from its beginning).
 Each rank writes ``record-rank{r}.json`` (per epoch: scores, length, consumed indices) to ``--out``.
@@ -43,7 +44,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from bss_sampler.integrations.lightning import TRAINER_SETTINGS, BalanceSamplingCallback
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler.integrations.lightning import BalanceSamplingCallback, trainer_settings
+
+SAMPLER_TYPES = {"learned": LearnedBalanceSampler, "heuristic": HeuristicCurriculumSampler}
 
 
 class ToyModule(L.LightningModule):
@@ -117,7 +121,7 @@ def main() -> None:
     L.seed_everything(args.seed, verbose=False)
     data = ToyData(args.sampler, args.num_samples, args.batch_size, args.seed)
     trainer = L.Trainer(
-        **TRAINER_SETTINGS,  # use_distributed_sampler=False, reload_dataloaders_every_n_epochs=1
+        **trainer_settings(SAMPLER_TYPES[args.sampler]),  # what the sampler needs
         accelerator="cpu",
         devices=args.devices,
         strategy=args.strategy,
