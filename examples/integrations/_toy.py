@@ -1,8 +1,9 @@
-"""The tiny two-modality task every integration recipe trains, and the checks they share.
+"""The tiny two-modality task every integration recipe trains, and their shared bookkeeping.
 
 The recipes in this folder differ only in the framework around the sampler; the data, the model,
 the loss, the sampler configuration and the bookkeeping (which indices each rank consumed) live
-here once.
+here once. The checks that a run trained on the right indices are test oracles: they live in
+``tests/integrations/oracles.py``.
 
 * :class:`ToyAV`: ``N`` synthetic "audio"/"video" pairs. The audio vector always carries its
   class; the video vector carries it with a per-sample strength in ``[0, 1]``, so some samples
@@ -12,11 +13,7 @@ here once.
   ``update_scores`` understands.
 * :func:`make_sampler`: the two BSS samplers with small-run settings (scores refreshed every 2
   epochs; a curriculum that reaches the whole dataset at epoch 3).
-* :func:`reference_order`: one epoch's global order recomputed in a *single* process from the
-  recorded scores, the ground truth the distributed runs must match.
-* :func:`check_shards`: the property every recipe asserts: the ranks' shares, put back
-  together, are exactly the epoch's order, and every sample of the epoch is seen exactly once
-  (apart from the padding that makes the shares equal).
+* :func:`epoch_record` / :func:`save_record`: what each rank trained on, written as JSON.
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
 
@@ -40,16 +37,10 @@ __all__ = [
     "ToyAV",
     "ToyAVModel",
     "add_common_args",
-    "check_shards",
     "epoch_record",
-    "interleave",
-    "load_records",
     "make_sampler",
-    "reference_order",
     "save_record",
-    "score_loader",
     "training_loss",
-    "verify_run",
 ]
 
 NUM_CLASSES = 4
@@ -145,74 +136,6 @@ def make_sampler(
     raise ValueError(f"kind must be 'learned' or 'heuristic', got {kind!r}")
 
 
-def score_loader(dataset: ToyAV, batch_size: int = 16) -> DataLoader[Item]:
-    """An unshuffled loader over the whole dataset for ``update_scores``.
-
-    Under an initialised process group each rank gets its share through
-    ``DistributedSampler(shuffle=False)``; ``update_scores`` then syncs the scores across ranks.
-    """
-    sampler = None
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        sampler = DistributedSampler(dataset, shuffle=False)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
-
-
-def reference_order(
-    kind: str, dataset: ToyAV, scores: Sequence[float], epoch: int, *, seed: int = 0
-) -> list[int]:
-    """Epoch ``epoch``'s global order, recomputed by one fresh, unsharded sampler from ``scores``.
-
-    ``scores`` are the scores the sampler held during that epoch (for the learned sampler: after
-    the moving average of Eq. 9, which a first ``set_scores`` takes as they are).
-    """
-    sampler = make_sampler(kind, dataset, seed=seed, num_replicas=1, rank=0)
-    sampler.set_scores(torch.tensor(scores, dtype=torch.float32))
-    sampler.set_epoch(epoch)
-    return [int(i) for i in sampler.epoch_indices()]
-
-
-def interleave(shards: Sequence[Sequence[int]], chunk: int = 1) -> list[int]:
-    """Undo a round-robin split: ``chunk`` items from rank 0, then from rank 1, and so on.
-
-    ``chunk=1`` undoes ``DistributedSampler`` (and Lightning's ``DistributedSamplerWrapper``);
-    ``chunk=batch_size`` undoes Accelerate's ``BatchSamplerShard``.
-    """
-    if len({len(shard) for shard in shards}) > 1:
-        raise AssertionError(
-            f"ranks consumed different numbers of samples: {[len(s) for s in shards]}"
-        )
-    merged: list[int] = []
-    for start in range(0, len(shards[0]), chunk):
-        for shard in shards:
-            merged.extend(shard[start : start + chunk])
-    return merged
-
-
-def check_shards(order: Sequence[int], shards: Sequence[Sequence[int]], *, chunk: int = 1) -> None:
-    """Assert that the ranks' ``shards`` are exactly the global ``order`` split round-robin.
-
-    The merged shards must start with ``order`` (every sample of the epoch exactly once, in the
-    epoch's order) and may only continue with the padding that makes the shares equal, which
-    repeats the order's beginning.
-
-    Raises:
-        AssertionError: with the first mismatch.
-    """
-    merged = interleave(shards, chunk)
-    if len(set(order)) != len(order):
-        raise AssertionError("the epoch's order repeats samples")
-    head, padding = merged[: len(order)], merged[len(order) :]
-    if head != list(order):
-        first = (
-            next(i for i, (x, y) in enumerate(zip(head, order)) if x != y)
-            if len(head) == len(order)
-            else len(head)
-        )
-        raise AssertionError(f"the merged shards differ from the epoch's order at position {first}")
-    if padding != list(order[: len(padding)]):
-        raise AssertionError(f"the padding {padding} does not repeat the order's beginning")
-
-
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The flags every recipe takes: sampler kind, run length, sizes, seed and output folder."""
     parser.add_argument("--sampler", choices=("learned", "heuristic"), default="learned")
@@ -249,41 +172,3 @@ def epoch_record(epoch: int, sampler: BSSSampler, indices: Sequence[int]) -> dic
         "scores": scores.tolist(),
         "indices": [int(i) for i in indices],
     }
-
-
-def load_records(out: Path) -> list[list[dict[str, Any]]]:
-    """The records of all ranks in ``out``, ordered by rank: ``records[rank][i]`` is an epoch."""
-    paths = sorted(
-        out.glob("record-rank*.json"), key=lambda p: int(p.stem.removeprefix("record-rank"))
-    )
-    return [json.loads(path.read_text())["epochs"] for path in paths]
-
-
-def verify_run(
-    out: Path, kind: str, dataset: ToyAV, *, world_size: int, chunk: int = 1, seed: int = 0
-) -> list[list[dict[str, Any]]]:
-    """Check a finished distributed run from its records and return them.
-
-    For every epoch: all ranks held identical scores, and their consumed indices put back
-    together are exactly the order one unsharded sampler computes from those scores
-    (:func:`reference_order`, :func:`check_shards`).
-    """
-    records = load_records(out)
-    if len(records) != world_size:
-        raise AssertionError(
-            f"expected records of {world_size} ranks in {out}, found {len(records)}"
-        )
-    epochs = [entry["epoch"] for entry in records[0]]
-    for rank_records in records[1:]:
-        if [entry["epoch"] for entry in rank_records] != epochs:
-            raise AssertionError("ranks recorded different epochs")
-    for i, epoch in enumerate(epochs):
-        entries = [rank_records[i] for rank_records in records]
-        if any(entry["scores"] != entries[0]["scores"] for entry in entries):
-            raise AssertionError(f"epoch {epoch}: ranks held different scores")
-        order = reference_order(kind, dataset, entries[0]["scores"], epoch, seed=seed)
-        try:
-            check_shards(order, [entry["indices"] for entry in entries], chunk=chunk)
-        except AssertionError as error:
-            raise AssertionError(f"epoch {epoch}: {error}") from None
-    return records

@@ -1,4 +1,4 @@
-"""BSS with Hugging Face Accelerate: ``prepare()``, ``register_for_checkpointing``, resume.
+"""BSS with Hugging Face Accelerate: prepare(), save_state/load_state, exact resume at any step.
 
 Run on 2 CPU processes (``accelerate launch --cpu --num_processes 2`` works as well)::
 
@@ -9,17 +9,14 @@ Run on 2 CPU processes (``accelerate launch --cpu --num_processes 2`` works as w
 
 What it shows:
 
-* the sampler is built *global* (``global_order=True``: under the process group it would
-  otherwise shard by rank, and Accelerate would shard it again); ``accelerator.prepare(loader)``
-  wraps its batches in ``BatchSamplerShard``, which reads the whole order on every process and hands
-  out whole batches round-robin (rank 0 gets batches 0, 2, 4, ...);
-* ``loader.set_epoch(epoch)`` each epoch: Accelerate forwards it to the sampler (and would
-  otherwise advance its own counter on every ``iter()``);
-* ``accelerator.register_for_checkpointing(sampler)``: ``save_state``/``load_state`` carry the
-  scores, their moving average and the epoch. Because every process reads the whole order (and
-  one batch ahead), the sampler's own position is not the number of batches this process
-  trained on; the recipe therefore rewinds the restored sampler to the start of its epoch and
-  lets ``accelerator.skip_first_batches`` drop the batches already trained on.
+* the sampler is built global (``global_order=True``): ``accelerator.prepare`` deals whole
+  batches of that order to the processes (``BatchSamplerShard``: rank 0 gets batches 0, 2, 4, ...),
+  so a sampler sharded by rank would be sharded twice;
+* ``prepare_loader`` from ``bss_sampler.integrations.accelerate`` prepares the loader and
+  registers it for checkpointing: ``save_state`` stores the sampler (scores, moving average,
+  epoch) and the batches this process has taken in the epoch; after ``load_state`` the loop
+  re-enters at the checkpoint's epoch (``loader.epoch``) and the loader skips what was trained;
+* ``loader.set_epoch(epoch)`` each epoch (a resumed epoch keeps its place).
 
 Each rank writes ``record-rank{r}.json`` (per epoch: scores, length, consumed indices) to ``--out``.
 """
@@ -29,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 from _toy import (
@@ -39,15 +35,22 @@ from _toy import (
     epoch_record,
     make_sampler,
     save_record,
-    score_loader,
     training_loss,
 )
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
+from bss_sampler.integrations import scoring_loader
+from bss_sampler.integrations.accelerate import prepare_loader
+
 
 def main() -> None:
-    parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = add_common_args(
+        argparse.ArgumentParser(
+            description=__doc__.splitlines()[0],
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+    )
     parser.add_argument(
         "--checkpoint-at", type=int, default=None, help="save_state after this many optimiser steps"
     )
@@ -66,52 +69,37 @@ def main() -> None:
     model = ToyAVModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     sampler = make_sampler(args.sampler, dataset, seed=args.seed, global_order=True)
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    accelerator.register_for_checkpointing(sampler)
-    scoring = score_loader(dataset)  # the process group exists now: a DistributedSampler share
+    model, optimizer = accelerator.prepare(model, optimizer)
+    loader = prepare_loader(
+        accelerator, DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
+    )
+    scoring = scoring_loader(dataset, batch_size=16)  # the process group exists: this rank's share
 
-    start_epoch, skip, step, record = 0, 0, 0, []
+    step, record = 0, []
     if args.resume is not None:
-        accelerator.load_state(str(args.resume))
-        progress: dict[str, Any] = json.loads(
+        accelerator.load_state(str(args.resume))  # the sampler and the batches taken in its epoch
+        progress = json.loads(
             (args.resume / f"progress-rank{accelerator.process_index}.json").read_text()
         )
-        start_epoch, skip, step, record = (
-            progress["epoch"],
-            progress["batches"],
-            progress["step"],
-            progress["record"],
-        )
-        sampler.load_state_dict({**sampler.state_dict(), "yielded": 0})  # rewind to epoch start
-    else:
-        sampler.update_scores(accelerator.unwrap_model(model), scoring, progress=False)
+        step, record = progress["step"], progress["record"]
 
-    for epoch in range(start_epoch, args.epochs):
-        if skip:
-            entry = record.pop()
-        else:
-            if epoch > 0 and sampler.needs_update(epoch):
-                sampler.update_scores(accelerator.unwrap_model(model), scoring, progress=False)
-            entry = epoch_record(epoch, sampler, [])
+    for epoch in range(loader.epoch, args.epochs):  # resumed: the checkpoint's epoch
+        if sampler.needs_update(epoch):  # before epoch 0, then every E epochs; once per epoch
+            sampler.update_scores(accelerator.unwrap_model(model), scoring, progress=False)
         loader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-        for done, batch in enumerate(batches, start=skip + 1):
+        if not record or record[-1]["epoch"] != epoch:
+            record.append(epoch_record(epoch, sampler, []))
+        for batch in loader:  # resumed: only the batches not yet trained
             optimizer.zero_grad()
             accelerator.backward(training_loss(model, batch))
             optimizer.step()
-            entry["indices"].extend(batch["index"].tolist())
+            record[-1]["indices"].extend(batch["index"].tolist())
             step += 1
             if step == args.checkpoint_at:
                 folder = args.out / "checkpoint"
                 accelerator.save_state(str(folder))
-                (folder / f"progress-rank{accelerator.process_index}.json").write_text(
-                    json.dumps(
-                        {"epoch": epoch, "batches": done, "step": step, "record": [*record, entry]}
-                    )
-                )
-        skip = 0
-        record.append(entry)
+                progress_file = folder / f"progress-rank{accelerator.process_index}.json"
+                progress_file.write_text(json.dumps({"step": step, "record": record}))
 
     save_record(args.out, accelerator.process_index, record)
     if accelerator.is_main_process:

@@ -1,4 +1,4 @@
-"""BSS in PyTorch Lightning: DDP on 2 CPU processes, a Callback for scores and checkpoints.
+"""BSS in PyTorch Lightning: DDP on 2 CPU processes with `BalanceSamplingCallback`.
 
 Run::
 
@@ -9,21 +9,16 @@ Run::
 
 What it shows:
 
-* the sampler shards itself (``num_replicas``/``rank`` from the trainer, in the data module's
-  ``setup``) and the ``Trainer`` gets ``use_distributed_sampler=False``: with the default
-  ``True``, Lightning wraps a custom sampler in its ``DistributedSamplerWrapper``, which reshuffles
-  the order (``--shard-by lightning`` runs that variant, with a ``global_order=True`` sampler, to
-  show it);
-* :class:`BalanceSamplingCallback` scores before the first epoch (``on_fit_start``), re-scores
-  at the end of each epoch when ``needs_update(next_epoch)`` says so (over a
-  ``DistributedSampler(shuffle=False)`` share per rank, synced by ``update_scores``), moves the
-  sampler to the next epoch, and keeps the sampler state in the checkpoint
-  (``Callback.state_dict``);
-* the heuristic sampler's epoch grows, and Lightning fixes the number of batches when it builds
-  the loader: ``reload_dataloaders_every_n_epochs=1`` rebuilds it each epoch, after the callback
-  has set the new epoch, so the wrapper sees the new length.
+* the data module builds the sampler in ``setup()``, where the process group exists, so the
+  sampler shards itself like ``DistributedSampler``; ``train_dataloader()`` returns it every time;
+* the ``Trainer`` gets ``trainer_settings(...)`` (``use_distributed_sampler=False``; for the
+  heuristic sampler, whose epochs grow, ``reload_dataloaders_every_n_epochs=1``) and
+  ``BalanceSamplingCallback`` from ``bss_sampler.integrations.lightning``, which scores before
+  the first epoch, re-scores when ``needs_update``, moves the sampler to the next epoch, keeps
+  its state in the checkpoint and logs the scores; it refuses a ``Trainer`` whose settings would
+  change the order.
 
-Lightning restarts an interrupted epoch from its beginning; checkpoints are taken at epoch ends.
+Checkpoints are taken at epoch ends (Lightning restarts an interrupted epoch from its beginning).
 Each rank writes ``record-rank{r}.json`` (per epoch: scores, length, consumed indices) to ``--out``.
 """
 
@@ -47,7 +42,12 @@ from _toy import (
 )
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
+
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler.integrations.lightning import BalanceSamplingCallback, trainer_settings
+
+SAMPLER_TYPES = {"learned": LearnedBalanceSampler, "heuristic": HeuristicCurriculumSampler}
 
 
 class ToyModule(L.LightningModule):
@@ -71,93 +71,20 @@ class ToyModule(L.LightningModule):
 
 
 class ToyData(L.LightningDataModule):
-    """The toy dataset and its BSS sampler, built in ``setup`` once the ranks are known.
+    """The toy dataset and its BSS sampler, built once in ``setup`` (the process group exists)."""
 
-    ``shard_by="sampler"`` (recommended) shards in the sampler (``num_replicas``/``rank`` from the
-    trainer) and needs ``use_distributed_sampler=False``; ``shard_by="lightning"`` builds the
-    global sampler and lets Lightning wrap it in ``DistributedSamplerWrapper``, which *reshuffles*
-    the order of training loaders (see the module docstring).
-    """
-
-    def __init__(
-        self, kind: str, num_samples: int, batch_size: int, seed: int, shard_by: str = "sampler"
-    ) -> None:
+    def __init__(self, kind: str, num_samples: int, batch_size: int, seed: int) -> None:
         super().__init__()
-        self.kind, self.batch_size, self.seed, self.shard_by = kind, batch_size, seed, shard_by
+        self.kind, self.batch_size, self.seed = kind, batch_size, seed
         self.train_set = ToyAV(num_samples, seed=seed)
         self.sampler: BSSSampler | None = None
 
     def setup(self, stage: str) -> None:
-        if self.sampler is None:
-            shard = self.shard_by == "sampler"
-            self.sampler = make_sampler(
-                self.kind,
-                self.train_set,
-                seed=self.seed,
-                num_replicas=self.trainer.world_size if shard else None,
-                rank=self.trainer.global_rank if shard else None,
-                global_order=not shard,
-            )
+        if self.sampler is None:  # shards by the process group, as DistributedSampler
+            self.sampler = make_sampler(self.kind, self.train_set, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader[Any]:
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler)
-
-
-class BalanceSamplingCallback(L.Callback):
-    """Keeps the datamodule's BSS sampler in step with a Lightning run.
-
-    The datamodule exposes ``sampler`` (built in its ``setup``, which Lightning runs before the
-    callbacks' ``setup``) and ``train_set``. The callback scores before the first epoch,
-    re-scores when ``needs_update(next_epoch)``, moves the sampler to the next epoch before the
-    next loader is built, and saves the sampler state in checkpoints.
-
-    Args:
-        batch_size: batch size of the scoring pass.
-    """
-
-    def __init__(self, batch_size: int = 16) -> None:
-        self.batch_size = batch_size
-        self.sampler: BSSSampler | None = None
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.sampler = getattr(trainer.datamodule, "sampler", None)
-        if self.sampler is None:
-            raise RuntimeError("BalanceSamplingCallback needs a datamodule with a BSS `sampler`")
-
-    def _score(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        assert self.sampler is not None
-        dataset = trainer.datamodule.train_set
-        share = DistributedSampler(
-            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-        )
-        loader = DataLoader(dataset, batch_size=self.batch_size, sampler=share)
-        self.sampler.update_scores(module, loader, progress=False)
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # after setup and checkpoint restore, before the first training loader is built
-        assert self.sampler is not None
-        if self.sampler.scores is None:
-            self._score(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # callbacks run before ModelCheckpoint: the checkpoint holds the next epoch's sampler
-        assert self.sampler is not None
-        next_epoch = trainer.current_epoch + 1
-        if self.sampler.needs_update(next_epoch):
-            self._score(trainer, pl_module)
-        self.sampler.set_epoch(next_epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.sampler is None else {"sampler": self.sampler.state_dict()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Lightning checkpoints the callbacks of rank 0 only. The ranks' sampler states differ
-        # only in ``rank`` (same scores and epoch; in lockstep, so the same position): each rank
-        # loads rank 0's state under its own rank.
-        assert self.sampler is not None, "restored before setup"
-        state = state_dict["sampler"]
-        own_rank = self.sampler.state_dict()["config"]["rank"]
-        self.sampler.load_state_dict({**state, "config": {**state["config"], "rank": own_rank}})
 
 
 class RecordCallback(L.Callback):
@@ -169,8 +96,14 @@ class RecordCallback(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the sampler's scores and epoch as the loader uses them, before anything re-scores
-        self.epochs.append(epoch_record(trainer.current_epoch, trainer.datamodule.sampler, []))
-        pl_module.seen = self.epochs[-1]["indices"]
+        record = epoch_record(trainer.current_epoch, trainer.datamodule.sampler, [])
+        self.epochs.append(record)
+        pl_module.seen = record["indices"]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # what BalanceSamplingCallback logged for this epoch (identical on every rank)
+        logged = trainer.callback_metrics
+        self.epochs[-1]["logged"] = {k: float(v) for k, v in logged.items() if k.startswith("bss/")}
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         save_record(self.out, trainer.global_rank, self.epochs)
@@ -182,25 +115,17 @@ def main() -> None:
     parser.add_argument(
         "--strategy", default="ddp", help="ddp (re-launches this script) or ddp_spawn"
     )
-    parser.add_argument(
-        "--shard-by",
-        choices=("sampler", "lightning"),
-        default="sampler",
-        help="sampler: explicit num_replicas/rank; lightning: global sampler in "
-        "Lightning's DistributedSamplerWrapper (reshuffles the order)",
-    )
     parser.add_argument("--resume", type=Path, default=None, help="a checkpoint to continue from")
     args = parser.parse_args()
 
     L.seed_everything(args.seed, verbose=False)
-    data = ToyData(args.sampler, args.num_samples, args.batch_size, args.seed, args.shard_by)
+    data = ToyData(args.sampler, args.num_samples, args.batch_size, args.seed)
     trainer = L.Trainer(
+        **trainer_settings(SAMPLER_TYPES[args.sampler]),  # what the sampler needs
         accelerator="cpu",
         devices=args.devices,
         strategy=args.strategy,
         max_epochs=args.epochs,
-        reload_dataloaders_every_n_epochs=1,  # the heuristic sampler's length changes per epoch
-        use_distributed_sampler=args.shard_by == "lightning",
         callbacks=[
             BalanceSamplingCallback(),
             RecordCallback(args.out),

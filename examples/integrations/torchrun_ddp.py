@@ -44,11 +44,12 @@ from _toy import (
     epoch_record,
     make_sampler,
     save_record,
-    score_loader,
     training_loss,
 )
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
+
+from bss_sampler.integrations import scoring_loader
 
 KEEP = 2  # checkpoints kept per rank: ranks are at most one step apart when killed
 
@@ -121,7 +122,7 @@ def main() -> None:
     loader = DataLoader(
         dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers
     )
-    scoring = score_loader(dataset)
+    scoring = scoring_loader(dataset, batch_size=16)  # this rank's unshuffled share
 
     start_epoch, step, record = 0, 0, []
     if args.resume is not None:

@@ -1,21 +1,108 @@
-"""``examples/integrations/accelerate_ddp.py``: prepare(), register_for_checkpointing, resume."""
+"""``bss_sampler.integrations.accelerate``: the loader's bookkeeping in one process and, through
+``examples/integrations/accelerate_ddp.py``, prepare() and save_state/load_state on 2 processes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 
 pytest.importorskip("accelerate", reason="the `accelerate` extra is not installed")
 
-from _toy import ToyAV, load_records, verify_run
+from _toy import ToyAV, make_sampler
+
+from bss_sampler.integrations.accelerate import BalanceSamplingLoader, prepare_loader
+
+from .oracles import load_records, verify_run
 
 BATCH_SIZE = 4  # the recipe's default; BatchSamplerShard deals whole batches round-robin
 
 
-def test_batches_match_one_process_and_resume_mid_epoch(
+class FakeAccelerator(SimpleNamespace):
+    """What prepare_loader uses of an Accelerator, on one process: prepare is the identity."""
+
+    def __init__(self, num_processes: int = 1) -> None:
+        super().__init__(num_processes=num_processes, registered=[])
+
+    def prepare(self, loader: Any) -> Any:
+        return loader
+
+    def skip_first_batches(self, loader: Iterable[Any], n: int) -> Iterable[Any]:
+        return islice(loader, n, None)
+
+    def register_for_checkpointing(self, obj: Any) -> None:
+        self.registered.append(obj)
+
+
+def _loader(accelerator: FakeAccelerator) -> BalanceSamplingLoader:
+    sampler = make_sampler("learned", ToyAV(24), global_order=True)
+    sampler.set_scores(torch.linspace(-1, 1, 24))
+    return prepare_loader(accelerator, DataLoader(ToyAV(24), batch_size=4, sampler=sampler))
+
+
+def _indices(batches: Iterable[dict[str, torch.Tensor]]) -> list[list[int]]:
+    return [batch["index"].tolist() for batch in batches]
+
+
+def test_state_holds_the_epoch_start_and_the_batches_taken() -> None:
+    accelerator = FakeAccelerator()
+    loader = _loader(accelerator)
+    assert accelerator.registered == [loader]
+    loader.set_epoch(1)
+    full = _indices(loader)
+    loader.set_epoch(1)  # the same epoch: keeps its place (a second pass, here)
+    taken = []
+    with pytest.warns(UserWarning, match="a second time"):
+        for batch in loader:
+            taken.append(batch["index"].tolist())
+            if len(taken) == 2:
+                state = loader.state_dict()
+                break
+    assert state["batches"] == 2 and state["sampler"]["yielded"] == 0
+    assert state["sampler"]["epoch"] == 1
+
+    restored = _loader(FakeAccelerator())
+    restored.sampler.set_scores(torch.zeros(24))  # overwritten by the state
+    restored.load_state_dict(state)
+    assert (restored.epoch, restored.batches, len(restored)) == (1, 2, 4)
+    restored.set_epoch(restored.epoch)  # the loop re-enters the resumed epoch
+    assert _indices(restored) == full[2:]
+    assert restored.batches == 6
+    restored.set_epoch(2)  # a new epoch starts from its beginning
+    assert (restored.batches, len(restored)) == (0, 6)
+
+    at_end = _loader(FakeAccelerator())
+    at_end.load_state_dict({**state, "batches": 6})  # saved after the epoch's last batch
+    assert _indices(at_end) == []
+
+
+def test_misuse_is_refused_with_the_reason() -> None:
+    dataset = ToyAV(24)
+    sharded = make_sampler("learned", dataset, num_replicas=2, rank=0)
+    with pytest.raises(ValueError, match="build it with global_order=True"):
+        prepare_loader(FakeAccelerator(2), DataLoader(dataset, sampler=sharded))
+    with pytest.raises(TypeError, match="found RandomSampler"):
+        prepare_loader(FakeAccelerator(), DataLoader(dataset, sampler=RandomSampler(dataset)))
+
+    loader = _loader(FakeAccelerator())
+    state = loader.state_dict()
+    with pytest.raises(ValueError, match=r"state_dict\['version'\] must be 1, got 9"):
+        loader.load_state_dict({**state, "version": 9})
+    with pytest.raises(KeyError, match="batches"):
+        loader.load_state_dict({"version": 1, "sampler": state["sampler"]})
+    # a position restored into the sampler itself (it was registered instead of the loader)
+    loader.sampler.load_state_dict({**state["sampler"], "yielded": 8})
+    with pytest.raises(RuntimeError, match="register the BalanceSamplingLoader"):
+        iter(loader)
+
+
+def test_ddp_recipe_batches_match_one_process_and_resume_mid_epoch(
     tmp_path: Path, torchrun: Callable[..., object]
 ) -> None:
     full, resumed = tmp_path / "full", tmp_path / "resumed"

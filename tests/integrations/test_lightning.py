@@ -1,4 +1,5 @@
-"""``examples/integrations/lightning_ddp.py``: Trainer(strategy="ddp", devices=2) on CPU."""
+"""``bss_sampler.integrations.lightning``: the callback in one process and, through
+``examples/integrations/lightning_ddp.py``, in ``Trainer(strategy="ddp", devices=2)`` on CPU."""
 
 from __future__ import annotations
 
@@ -6,13 +7,236 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
 
 pytest.importorskip("lightning", reason="the `lightning` extra is not installed")
 
-from _toy import ToyAV, load_records, verify_run
+import lightning as L
+from _toy import ToyAV, ToyAVModel, make_sampler, training_loss
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler.integrations.lightning import (
+    BalanceSamplingCallback,
+    check_trainer,
+    trainer_settings,
+)
+from bss_sampler.scoring import default_forward
+
+from .oracles import load_records, reference_order, verify_run
+
+QUIET = {
+    "accelerator": "cpu",
+    "logger": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "enable_checkpointing": False,
+}
 
 
-def test_growing_curriculum_and_resume_from_epoch_checkpoint(
+class Module(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = ToyAVModel()
+
+    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, list[Tensor]]:
+        return self.model(a, v)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return training_loss(self.model, batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class Data(L.LightningDataModule):
+    def __init__(self, kind: str, n: int = 32) -> None:
+        super().__init__()
+        self.kind, self.train_set = kind, ToyAV(n)
+        self.sampler: LearnedBalanceSampler | HeuristicCurriculumSampler | None = None
+
+    def setup(self, stage: str) -> None:
+        if self.sampler is None:
+            self.sampler = make_sampler(self.kind, self.train_set)
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        return DataLoader(self.train_set, batch_size=8, sampler=self.sampler)
+
+
+class Recorder(L.Callback):
+    """Per epoch: the scores in use, the indices trained and what the callback logged."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, object]] = []
+
+    def on_train_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: dict[str, Tensor],
+        batch_idx: int,
+    ) -> None:
+        # not on_train_epoch_start: Lightning skips it when it resumes inside an epoch
+        if not self.epochs or self.epochs[-1]["epoch"] != trainer.current_epoch:
+            scores = trainer.datamodule.sampler.scores
+            self.epochs.append({"epoch": trainer.current_epoch, "scores": scores, "indices": []})
+        self.epochs[-1]["indices"].extend(batch["index"].tolist())
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        self.epochs[-1]["logged"] = {
+            k: float(v) for k, v in metrics.items() if k.startswith("bss/")
+        }
+
+
+def test_callback_scores_on_schedule_logs_and_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    scored: list[int] = []  # the epoch each scoring batch ran in
+
+    def forward(model: torch.nn.Module, batch: object) -> object:
+        scored.append(len(recorder.epochs))
+        return default_forward(model, batch)
+
+    torch.manual_seed(0)
+    recorder = Recorder()
+    trainer = L.Trainer(
+        **trainer_settings(LearnedBalanceSampler),
+        **{**QUIET, "enable_checkpointing": True},
+        max_epochs=3,
+        callbacks=[
+            BalanceSamplingCallback(forward=forward, scoring_batch_size=16),
+            recorder,
+            ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", save_top_k=-1),
+        ],
+    )
+    trainer.fit(Module(), datamodule=Data("learned"))
+    # update_every=2: scored before epoch 0 and at the end of epoch 1 (for epoch 2), 2 batches each
+    assert scored == [0, 0, 2, 2]
+    for entry in recorder.epochs:
+        scores = entry["scores"]
+        assert entry["indices"] == reference_order(
+            "learned", ToyAV(32), scores.tolist(), entry["epoch"]
+        )
+        assert entry["logged"] == pytest.approx(
+            {
+                "bss/score_mean": float(scores.mean()),
+                "bss/score_min": float(scores.min()),
+                "bss/score_max": float(scores.max()),
+                "bss/scores_epoch": 2.0 if entry["epoch"] == 2 else 0.0,
+            }
+        )
+
+    # a fresh Trainer, module and sampler from the checkpoint of epoch 1: no scoring, same epoch 2
+    scored.clear()
+    again = Recorder()
+    resumed = L.Trainer(
+        **trainer_settings(LearnedBalanceSampler),
+        **{**QUIET, "enable_checkpointing": True},
+        max_epochs=3,
+        callbacks=[
+            BalanceSamplingCallback(forward=forward, scoring_batch_size=16),
+            again,
+            ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", save_top_k=-1),
+        ],
+    )
+    resumed.fit(Module(), datamodule=Data("learned"), ckpt_path=tmp_path / "epoch=1.ckpt")
+    assert scored == []
+    assert [e["epoch"] for e in again.epochs] == [2]
+    assert again.epochs[0]["indices"] == recorder.epochs[2]["indices"]
+    assert torch.equal(again.epochs[0]["scores"], recorder.epochs[2]["scores"])
+
+
+def _ddp_trainer(**settings: object) -> L.Trainer:
+    """A 2-process DDP Trainer, not started: its settings and world size are what is checked."""
+    return L.Trainer(**QUIET, devices=2, strategy="ddp", max_epochs=4, **settings)
+
+
+def test_settings_are_checked_with_the_setting_and_value_named() -> None:
+    callback = BalanceSamplingCallback()
+    with pytest.raises(ValueError, match=r"Trainer\(use_distributed_sampler=True\) on 2 processes"):
+        callback.setup(_ddp_trainer(), Module(), "fit")
+    callback.setup(_ddp_trainer(use_distributed_sampler=False), Module(), "fit")
+
+    assert trainer_settings(LearnedBalanceSampler) == {"use_distributed_sampler": False}
+    with pytest.raises(TypeError, match="the class"):
+        trainer_settings(make_sampler("learned", ToyAV(32)))  # type: ignore[arg-type]
+    trainer = _ddp_trainer(**trainer_settings(HeuristicCurriculumSampler))  # rank 0 of 2
+    dataset = ToyAV(32)
+    check_trainer(trainer, make_sampler("heuristic", dataset, num_replicas=2, rank=0))
+    with pytest.raises(ValueError, match="global_order=True, so each of the 2 processes"):
+        check_trainer(trainer, make_sampler("learned", dataset, global_order=True))
+    with pytest.raises(
+        ValueError, match="num_replicas=1, rank=0, but this Trainer process has world_size=2"
+    ):
+        check_trainer(trainer, make_sampler("learned", dataset))  # no process group: 1 replica
+    once = _ddp_trainer(**trainer_settings(LearnedBalanceSampler))  # no reloading
+    check_trainer(once, make_sampler("learned", dataset, num_replicas=2, rank=0))  # fixed length
+    with pytest.raises(
+        ValueError,
+        match=r"reload_dataloaders_every_n_epochs=0\): .* from 4 to 16 samples per process",
+    ):
+        check_trainer(once, make_sampler("heuristic", dataset, num_replicas=2, rank=0))
+
+
+def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(tmp_path: Path) -> None:
+    # Lightning restores a StatefulDataLoader's own state (taken where its 2 workers had read
+    # ahead) after the callback's: the rest of the interrupted epoch, and the later epochs (the
+    # re-scoring before epoch 2 sees the same weights), are trained on the same indices.
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+
+    class StatefulData(Data):
+        def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+            loader: DataLoader[dict[str, Tensor]] = stateful.StatefulDataLoader(
+                self.train_set, batch_size=8, sampler=self.sampler, num_workers=2
+            )
+            return loader
+
+    def fit(ckpt_path: Path | None, checkpoint: ModelCheckpoint | None) -> list[object]:
+        torch.manual_seed(0)
+        recorder = Recorder()
+        trainer = L.Trainer(
+            **trainer_settings(LearnedBalanceSampler),
+            **{**QUIET, "enable_checkpointing": checkpoint is not None},
+            max_epochs=3,
+            callbacks=[BalanceSamplingCallback(), recorder, *([checkpoint] if checkpoint else [])],
+        )
+        trainer.fit(Module(), datamodule=StatefulData("learned"), ckpt_path=ckpt_path)
+        return [(e["epoch"], e["indices"]) for e in recorder.epochs]
+
+    # 32 samples in batches of 8: step 6 is epoch 1 after 2 of its 4 batches
+    every_6 = ModelCheckpoint(
+        dirpath=tmp_path, every_n_train_steps=6, filename="{step}", save_top_k=-1
+    )
+    full = fit(None, every_6)
+    resumed = fit(tmp_path / "step=6.ckpt", None)
+    assert resumed == [(1, full[1][1][16:]), full[2]]
+
+
+def test_lightnings_wrapper_reshuffles_the_order_it_is_given() -> None:
+    # What Trainer(use_distributed_sampler=True) does to a global sampler on 2 processes: Lightning
+    # 2.6 wraps it in DistributedSamplerWrapper with shuffle=True for training loaders, which
+    # deals out order[randperm(seed + epoch)], not the order (the warning in docs/integrations.md).
+    def sampler_at_epoch_1() -> LearnedBalanceSampler | HeuristicCurriculumSampler:
+        sampler = make_sampler("learned", ToyAV(32), global_order=True)
+        sampler.set_scores(torch.linspace(-1, 1, 32))
+        sampler.set_epoch(1)
+        return sampler
+
+    order = sampler_at_epoch_1().epoch_indices()
+    shuffled = order[torch.randperm(32, generator=torch.Generator().manual_seed(0 + 1))].tolist()
+    for rank in range(2):  # each rank's process has its own sampler
+        wrapper = DistributedSamplerWrapper(
+            sampler_at_epoch_1(), num_replicas=2, rank=rank, shuffle=True, seed=0
+        )
+        wrapper.set_epoch(1)
+        share = list(wrapper)
+        assert share == shuffled[rank::2]
+        assert share != order.tolist()[rank::2]
+
+
+def test_ddp_recipe_growing_curriculum_and_resume_from_epoch_checkpoint(
     tmp_path: Path, run_recipe: Callable[..., object]
 ) -> None:
     full, resumed = tmp_path / "full", tmp_path / "resumed"
@@ -21,6 +245,16 @@ def test_growing_curriculum_and_resume_from_epoch_checkpoint(
     records = verify_run(full, "heuristic", ToyAV(64), world_size=2)
     # 16, 39, 53 samples (root pacing, lambda0=0.25, t_grow=3), split over 2 ranks with padding
     assert [entry["length"] for entry in records[0]] == [8, 20, 27]
+    for entry in (entry for rank_records in records for entry in rank_records):
+        scores = torch.tensor(entry["scores"])
+        assert entry["logged"] == pytest.approx(
+            {
+                "bss/score_mean": float(scores.mean()),
+                "bss/score_min": float(scores.min()),
+                "bss/score_max": float(scores.max()),
+                "bss/scores_epoch": 0.0,  # scored once, before epoch 0 (rescore_every=None)
+            }
+        )
 
     # a fresh Trainer from the checkpoint written after epoch 0 trains epochs 1 and 2 identically
     run_recipe([*common, "--out", str(resumed), "--resume", str(full / "checkpoints/epoch=0.ckpt")])

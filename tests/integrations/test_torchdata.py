@@ -10,8 +10,10 @@ pytest.importorskip(
     "torchdata.stateful_dataloader", reason="the `torchdata` extra is not installed"
 )
 
-from _toy import ToyAV, ToyAVModel, check_shards, make_sampler
+from _toy import ToyAV, ToyAVModel, make_sampler
 from torchdata_stateful import interrupted_and_resumed
+
+from .oracles import check_shards
 
 EPOCH, WORLD_SIZE, BATCH_SIZE = 1, 2, 4
 

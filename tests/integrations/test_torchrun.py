@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _toy import ToyAV, verify_run
+from _toy import ToyAV
+
+from .oracles import verify_run
 
 RECIPES = Path(__file__).resolve().parents[2] / "examples" / "integrations"
 

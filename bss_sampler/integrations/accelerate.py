@@ -1,0 +1,166 @@
+"""BSS under Hugging Face Accelerate: the order kept by ``prepare``, exact resume by ``load_state``.
+
+``accelerator.prepare(loader)`` wraps the loader's batches in ``BatchSamplerShard``: every process
+reads the *whole* order and keeps every ``num_processes``-th batch. The sampler must therefore be
+global (``global_order=True``); one that shards by rank itself would be sharded twice.
+`prepare_loader` checks that, prepares the loader and registers a `BalanceSamplingLoader` for
+checkpointing, so ``save_state``/``load_state`` carry the sampler (scores, epoch) and the number
+of batches this process has taken in the current epoch. Every process reads one batch ahead of
+training, so that count is kept where the training loop takes the batches, not by the sampler.
+
+A training loop that resumes exactly from a ``save_state`` taken at any step:
+
+    sampler = LearnedBalanceSampler(train_set, global_order=True)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    loader = prepare_loader(accelerator, DataLoader(train_set, batch_size=32, sampler=sampler))
+    scoring = scoring_loader(train_set, batch_size=64)      # this process's share
+    if resume:
+        accelerator.load_state(folder)                       # the sampler and the batches taken
+    for epoch in range(loader.epoch, epochs):                # resumed: the checkpoint's epoch
+        if sampler.needs_update(epoch):
+            sampler.update_scores(accelerator.unwrap_model(model), scoring)
+        loader.set_epoch(epoch)                              # a resumed epoch keeps its place
+        for batch in loader:                                 # resumed: the batches not yet taken
+            ...                                              # forward, backward, step
+            accelerator.save_state(folder)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable
+
+from torch.utils.data import DataLoader
+
+from .._checks import check_int
+from ._common import BSSSampler, find_sampler
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator  # type: ignore[import-untyped]
+
+__all__ = ["BalanceSamplingLoader", "prepare_loader"]
+
+_STATE_VERSION = 1
+
+
+class BalanceSamplingLoader:
+    """A prepared loader over a global BSS sampler that counts the batches the loop has taken.
+
+    Built by `prepare_loader`. Iterate it as the prepared loader; call `set_epoch` before each
+    epoch. Its `state_dict` holds the sampler's state at the start of the current epoch and the
+    number of batches this process has taken from the current epoch (each handed-out batch
+    counts; save after the optimiser step). After `load_state_dict` the next iteration skips those
+    batches with ``skip_first_batches``, which reproduces the epoch exactly, padding included.
+
+    Args:
+        loader: the loader returned by ``accelerator.prepare``.
+        sampler: the BSS sampler that loader draws from (``global_order=True`` on more than one
+            process).
+        skip_first_batches: ``accelerator.skip_first_batches``.
+    """
+
+    def __init__(
+        self,
+        loader: Iterable[Any],
+        sampler: BSSSampler,
+        skip_first_batches: Callable[[Any, int], Iterable[Any]],
+    ) -> None:
+        self.loader = loader
+        self.sampler = sampler
+        self._skip_first_batches = skip_first_batches
+        self._batches = 0  # taken from the current epoch, skipped ones included
+        self._skip = 0  # batches the next iteration skips (set by load_state_dict)
+
+    @property
+    def epoch(self) -> int:
+        """The sampler's epoch: after ``load_state`` the checkpoint's, where the loop resumes."""
+        return self.sampler.epoch
+
+    @property
+    def batches(self) -> int:
+        """Batches this process has taken from the current epoch (skipped ones included)."""
+        return self._batches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move to ``epoch`` (the current one keeps its place, as for the sampler)."""
+        epoch = check_int("epoch", epoch, 0)
+        if epoch != self.sampler.epoch:
+            self._batches = self._skip = 0
+        set_loader_epoch = getattr(self.loader, "set_epoch", None)
+        if set_loader_epoch is not None:
+            set_loader_epoch(epoch)  # Accelerate's own epoch counter, forwarded to the sampler
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        """Batches the next iteration yields on this process (a resumed epoch: what is left)."""
+        return len(self.loader) - self._skip  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        if len(self.sampler) != self.sampler.epoch_length():
+            raise RuntimeError(
+                f"the sampler was restored {self.sampler.epoch_length() - len(self.sampler)} "
+                f"samples into epoch {self.sampler.epoch}: the position belongs to this loader "
+                "(it skips whole batches), so register the BalanceSamplingLoader for "
+                "checkpointing, not the sampler"
+            )
+        skip, self._skip = self._skip, 0
+        self._batches = skip
+        source = self._skip_first_batches(self.loader, skip) if skip else self.loader
+        return self._count(source)
+
+    def _count(self, source: Iterable[Any]) -> Iterator[Any]:
+        for batch in source:
+            self._batches += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler at the start of the current epoch and the batches taken from it."""
+        return {
+            "version": _STATE_VERSION,
+            "sampler": self.sampler.state_dict(consumed=0),
+            "batches": self._batches,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict`: the next iteration skips the batches already taken."""
+        for key in ("version", "sampler", "batches"):
+            if key not in state:
+                raise KeyError(f"state_dict lacks the field {key!r}")
+        if state["version"] != _STATE_VERSION:
+            raise ValueError(
+                f"state_dict['version'] must be {_STATE_VERSION}, got {state['version']!r}"
+            )
+        batches = check_int("state_dict['batches']", state["batches"], 0)
+        self.sampler.load_state_dict(state["sampler"])
+        self._batches = self._skip = batches
+
+
+def prepare_loader(accelerator: Accelerator, loader: DataLoader[Any]) -> BalanceSamplingLoader:
+    """Prepare ``loader`` (over a BSS sampler) and register it for checkpointing.
+
+    Args:
+        accelerator: the ``accelerate.Accelerator``.
+        loader: a ``DataLoader`` not yet prepared, whose ``sampler`` is a BSS sampler built with
+            ``global_order=True`` when there is more than one process.
+
+    Returns:
+        The prepared loader, wrapped to count the batches taken, and registered with
+            ``accelerator.register_for_checkpointing``.
+
+    Raises:
+        TypeError: the loader does not draw from a BSS sampler.
+        ValueError: a sampler that shards by rank under more than one process.
+    """
+    sampler = find_sampler(loader)
+    processes = accelerator.num_processes
+    if processes > 1 and not sampler.global_order:
+        raise ValueError(
+            f"accelerator.prepare deals whole batches of one global order to the {processes} "
+            f"processes, so the sampler must yield that order: build it with global_order=True "
+            f"(got a sampler sharded {sampler.num_replicas} ways, which would be sharded twice)"
+        )
+    wrapped = BalanceSamplingLoader(
+        accelerator.prepare(loader), sampler, accelerator.skip_first_batches
+    )
+    accelerator.register_for_checkpointing(wrapped)
+    return wrapped

@@ -1,0 +1,263 @@
+"""BSS in PyTorch Lightning: a ``Callback`` that scores, moves and checkpoints the sampler.
+
+The sampler shards itself (by the process group, as ``DistributedSampler``) and the ``Trainer``
+gets `trainer_settings`:
+
+* ``use_distributed_sampler=False``: with the default ``True`` Lightning wraps a custom sampler
+  in its ``DistributedSamplerWrapper``, which for training loaders *reshuffles* the order
+  (Lightning 2.6 passes ``shuffle=True``) and would shard a sharded sampler a second time;
+* ``reload_dataloaders_every_n_epochs=1`` for `HeuristicCurriculumSampler`: Lightning counts the
+  batches when it builds the loader, and the heuristic sampler's epochs grow.
+
+`BalanceSamplingCallback` checks both (`check_trainer`) and raises a ``ValueError`` that names
+the setting and its value. Build the sampler once, where the process group exists (a
+``LightningDataModule``'s ``setup``), and return it from every ``train_dataloader()``:
+
+    class Data(L.LightningDataModule):
+        def setup(self, stage):
+            self.train_set = ...
+            self.sampler = LearnedBalanceSampler(self.train_set)  # shards by the process group
+
+        def train_dataloader(self):
+            return DataLoader(self.train_set, batch_size=32, sampler=self.sampler)
+
+    settings = trainer_settings(LearnedBalanceSampler)
+    trainer = L.Trainer(**settings, callbacks=[BalanceSamplingCallback()], ...)
+    trainer.fit(model, datamodule=Data())
+
+Checkpoints: the sampler's state travels in Lightning's checkpoint (``Callback.state_dict``).
+The callback moves the sampler to the next epoch (and re-scores it) at each epoch's end, before
+``ModelCheckpoint`` saves, so a checkpoint taken at an epoch's end resumes exactly. Lightning
+restarts an epoch interrupted mid-way from its beginning, so the callback saves the sampler at
+the start of its epoch; a torchdata ``StatefulDataLoader`` then sets the position from its own
+state (exact with the learned sampler; see the integrations page for the heuristic one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+
+from .._checks import check_bool, check_int
+from ..samplers import HeuristicCurriculumSampler, LearnedBalanceSampler
+from ..scoring import Forward
+from ._common import BSSSampler, find_sampler, score_summary, scoring_loader
+
+__all__ = ["BalanceSamplingCallback", "check_trainer", "trainer_settings"]
+
+_BSS_SAMPLERS = (LearnedBalanceSampler, HeuristicCurriculumSampler)
+_UNBOUNDED_EPOCHS = 1000  # epochs whose lengths are compared when max_epochs is unbounded
+
+
+def _uses_distributed_sampler(trainer: pl.Trainer) -> bool:
+    # Lightning keeps the Trainer argument on its accelerator connector (no public attribute).
+    connector = getattr(trainer, "_accelerator_connector", None)
+    return bool(getattr(connector, "use_distributed_sampler", False))
+
+
+def _planned_epochs(trainer: pl.Trainer) -> int:
+    max_epochs = trainer.max_epochs
+    return max_epochs if max_epochs is not None and max_epochs > 0 else _UNBOUNDED_EPOCHS
+
+
+def trainer_settings(sampler_type: type[BSSSampler]) -> dict[str, Any]:
+    """The ``Trainer`` arguments a sampler of ``sampler_type`` needs: ``L.Trainer(**settings)``.
+
+    ``use_distributed_sampler=False`` always; ``reload_dataloaders_every_n_epochs=1`` for
+    `HeuristicCurriculumSampler`, whose epochs grow (reloading otherwise only rebuilds the loader,
+    and its workers, each epoch).
+
+    >>> trainer_settings(HeuristicCurriculumSampler)
+    {'use_distributed_sampler': False, 'reload_dataloaders_every_n_epochs': 1}
+    """
+    if not (isinstance(sampler_type, type) and issubclass(sampler_type, _BSS_SAMPLERS)):
+        raise TypeError(
+            "sampler_type must be LearnedBalanceSampler or HeuristicCurriculumSampler (the "
+            f"class), got {sampler_type!r}"
+        )
+    settings: dict[str, Any] = {"use_distributed_sampler": False}
+    if issubclass(sampler_type, HeuristicCurriculumSampler):
+        settings["reload_dataloaders_every_n_epochs"] = 1
+    return settings
+
+
+def check_trainer(trainer: pl.Trainer, sampler: BSSSampler | None = None) -> None:
+    """Raise ``ValueError`` when a ``Trainer`` setting would change what ``sampler`` yields.
+
+    Without ``sampler``, checks only what needs none (``use_distributed_sampler`` on more than
+    one process). With it, also that it shards as the ``Trainer`` runs and that a sampler whose
+    epochs change length gets ``reload_dataloaders_every_n_epochs=1``.
+    """
+    world_size, rank = trainer.world_size, trainer.global_rank
+    if world_size > 1 and _uses_distributed_sampler(trainer):
+        raise ValueError(
+            "Trainer(use_distributed_sampler=True) on "
+            f"{world_size} processes wraps the BSS sampler in Lightning's "
+            "DistributedSamplerWrapper, which reshuffles the order of training loaders (and "
+            "shards a sharded sampler again): pass use_distributed_sampler=False (see "
+            "bss_sampler.integrations.lightning.trainer_settings); the sampler shards itself"
+        )
+    if sampler is None:
+        return
+    if world_size > 1 and sampler.global_order:
+        raise ValueError(
+            f"the sampler has global_order=True, so each of the {world_size} processes would "
+            "train on the whole order: build it without global_order (it then shards by the "
+            "process group, or pass num_replicas=trainer.world_size, rank=trainer.global_rank)"
+        )
+    if not sampler.global_order and (sampler.num_replicas, sampler.rank) != (world_size, rank):
+        raise ValueError(
+            f"the sampler shards with num_replicas={sampler.num_replicas}, rank={sampler.rank}, "
+            f"but this Trainer process has world_size={world_size}, global_rank={rank}: build "
+            "the sampler in a LightningDataModule's setup() (the process group exists there) or "
+            "pass num_replicas=trainer.world_size, rank=trainer.global_rank"
+        )
+    reload = getattr(trainer, "reload_dataloaders_every_n_epochs", 0)  # set by a connector
+    if reload != 1:
+        lengths = {sampler.epoch_length(t) for t in range(_planned_epochs(trainer))}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"Trainer(reload_dataloaders_every_n_epochs={reload}): Lightning counts the "
+                "batches when it builds the loader, but this sampler's epochs hold from "
+                f"{min(lengths)} to {max(lengths)} samples per process: pass "
+                "reload_dataloaders_every_n_epochs=1 (see trainer_settings)"
+            )
+
+
+class BalanceSamplingCallback(pl.Callback):
+    """Keeps a BSS sampler in step with ``Trainer.fit``: scores, epochs, checkpoints, logs.
+
+    * ``setup``: `check_trainer` (``use_distributed_sampler``).
+    * ``on_fit_start`` (after a checkpoint is restored, before the first loader is built): finds
+      the sampler in the ``train_dataloader()`` the fit uses, checks the ``Trainer`` against it,
+      and scores when ``needs_update`` for the sampler's epoch (before epoch 0; not again after
+      a resume).
+    * ``on_train_epoch_start``: checks that the loader still draws from that sampler, and logs
+      ``bss/score_mean``, ``bss/score_min``, ``bss/score_max`` and ``bss/scores_epoch`` with
+      ``pl_module.log_dict`` (epoch level).
+    * ``on_train_epoch_end``: re-scores when ``needs_update(next_epoch)`` (unless training ends)
+      and calls ``set_epoch(next_epoch)``, before ``ModelCheckpoint`` saves.
+    * ``state_dict``/``load_state_dict``: the sampler's state in Lightning's checkpoint. Lightning
+      saves rank 0's; any rank's state resumes any other (the ranks advance in lockstep).
+
+    Args:
+        scoring_loader: ``scoring_loader(trainer)`` returns the loader ``update_scores`` runs
+            over: this process's unshuffled share of the training set. Default: built from the
+            training loader's dataset, ``collate_fn`` and ``num_workers`` with
+            `bss_sampler.integrations.scoring_loader`.
+        forward: ``forward(model, batch)`` of `bss_sampler.score_dataset`; default: the
+            LightningModule called as ``module(**inputs)`` or ``module(*inputs)``.
+        scoring_batch_size: batch size of the default scoring loader (default: the training
+            loader's).
+        log_scores: log the scores' summary each epoch.
+    """
+
+    def __init__(
+        self,
+        *,
+        scoring_loader: Callable[[pl.Trainer], Iterable[Any]] | None = None,
+        forward: Forward | None = None,
+        scoring_batch_size: int | None = None,
+        log_scores: bool = True,
+    ) -> None:
+        super().__init__()
+        self.scoring_loader = scoring_loader
+        self.forward = forward
+        self.scoring_batch_size = (
+            None
+            if scoring_batch_size is None
+            else check_int("scoring_batch_size", scoring_batch_size, 1)
+        )
+        self.log_scores = check_bool("log_scores", log_scores)
+        self.sampler: BSSSampler | None = None
+        self._train_loader: Any = None
+        self._scoring: Iterable[Any] | None = None
+        self._restored: Mapping[str, Any] | None = None  # a checkpoint's state, before on_fit_start
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            check_trainer(trainer)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._train_loader = trainer.fit_loop._data_source.dataloader()
+        sampler = find_sampler(self._train_loader)
+        check_trainer(trainer, sampler)
+        if self._restored is not None:
+            sampler.load_state_dict(self._restored)
+            self._restored = None
+        self.sampler = sampler
+        if sampler.needs_update(sampler.epoch):
+            self._score(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        sampler = self._require_sampler()
+        if find_sampler(trainer.train_dataloader) is not sampler:
+            raise RuntimeError(
+                "the training loader no longer draws from the sampler the callback scores: build "
+                "the sampler once (in setup()) and return it from every train_dataloader()"
+            )
+        if self.log_scores:
+            summary = {f"bss/{key}": value for key, value in score_summary(sampler).items()}
+            pl_module.log_dict(summary, on_step=False, on_epoch=True, sync_dist=True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        sampler = self._require_sampler()
+        next_epoch = trainer.current_epoch + 1
+        if sampler.needs_update(next_epoch) and not self._last_epoch(trainer, next_epoch):
+            self._score(trainer, pl_module)
+        sampler.set_epoch(next_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.sampler is None:
+            return {} if self._restored is None else {"sampler": self._restored}
+        return {"sampler": self.sampler.state_dict(consumed=0)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning restores callbacks before on_fit_start, where the sampler is found.
+        self._restored = state_dict.get("sampler")
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _require_sampler(self) -> BSSSampler:
+        if self.sampler is None:
+            raise RuntimeError("BalanceSamplingCallback found no sampler: on_fit_start did not run")
+        return self.sampler
+
+    @staticmethod
+    def _last_epoch(trainer: pl.Trainer, next_epoch: int) -> bool:
+        max_epochs = trainer.max_epochs
+        return trainer.should_stop or (max_epochs is not None and 0 <= max_epochs <= next_epoch)
+
+    def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        sampler = self._require_sampler()
+        if self._scoring is None:
+            self._scoring = (
+                self._default_scoring_loader(trainer)
+                if self.scoring_loader is None
+                else self.scoring_loader(trainer)
+            )
+        sampler.update_scores(pl_module, self._scoring, forward=self.forward, progress=False)
+
+    def _default_scoring_loader(self, trainer: pl.Trainer) -> Iterable[Any]:
+        loader = self._train_loader
+        if not isinstance(loader, DataLoader):
+            raise TypeError(
+                "the default scoring loader is built from a torch DataLoader, got "
+                f"{type(loader).__name__}: pass BalanceSamplingCallback(scoring_loader=...)"
+            )
+        batch_size = self.scoring_batch_size or loader.batch_size
+        if batch_size is None:
+            raise ValueError(
+                "the training loader has no batch_size (it uses a batch_sampler): pass "
+                "BalanceSamplingCallback(scoring_batch_size=...)"
+            )
+        return scoring_loader(
+            loader.dataset,  # type: ignore[arg-type]
+            batch_size,
+            num_replicas=trainer.world_size,
+            rank=trainer.global_rank,
+            collate_fn=loader.collate_fn,
+            num_workers=loader.num_workers,
+        )
