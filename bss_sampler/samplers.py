@@ -72,11 +72,21 @@ class _Pass:
     current chunk's list iterator, so it costs nothing per index.
     """
 
-    __slots__ = ("_chunk", "_chunk_end", "_final", "_order", "completed", "iterator", "start")
+    __slots__ = (
+        "_chunk",
+        "_chunk_end",
+        "_final",
+        "_order",
+        "completed",
+        "end",
+        "iterator",
+        "start",
+    )
 
     def __init__(self, order: Tensor, start: int) -> None:
         self._order: Tensor | None = order
         self.start = start
+        self.end = len(order)
         self._chunk_end = start
         self._chunk: Iterator[int] = iter(())
         self._final: int | None = None
@@ -398,11 +408,16 @@ class _ScoredSampler(Sampler[int]):
         return iterator
 
     def _reference_pass(self) -> _Pass | None:
-        """The pass a checkpoint describes: the oldest live one (the loader's), else the one
-        that got furthest."""
-        for run in self._passes:
-            if run.alive:
+        """The pass a checkpoint describes: the oldest live one with indices left to hand out
+        (the loader's; a later peek does not move it), else the newest live one (a framework
+        may hold an earlier iterator its workers read to the end, then iterate again), else
+        the one that got furthest."""
+        alive = [run for run in self._passes if run.alive]
+        for run in alive:
+            if run.position() < run.end:
                 return run
+        if alive:
+            return alive[-1]
         ended = [run for run in self._passes if run.position() > run.start or run.completed]
         return max(ended, key=_Pass.position, default=None)
 

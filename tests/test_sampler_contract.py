@@ -147,6 +147,21 @@ def test_a_second_iterator_moves_neither_the_first_nor_the_position(cls):
     assert head + list(loader_pass) == want
 
 
+def test_an_earlier_iterator_read_to_its_end_does_not_hide_the_loaders():
+    """Lightning iterates a reloaded loader twice per epoch; with workers the first iterator's
+    indices may all be dispatched while it is still referenced. The loader's pass counts."""
+    sampler = scored(LearnedBalanceSampler, 12)
+    stale = iter(sampler)
+    assert len(list(zip(range(12), stale))) == 12  # read to the end, never told it is over
+    loader_pass = iter(sampler)
+    for _ in range(5):
+        next(loader_pass)
+    assert sampler.state_dict()["yielded"] == 5
+    fresh = make(LearnedBalanceSampler, 12)
+    fresh.load_state_dict(sampler.state_dict())
+    assert list(fresh) == list(loader_pass)
+
+
 def test_a_live_iterator_keeps_its_epoch_across_chunk_boundaries():
     n = 70_000
     sampler = LearnedBalanceSampler(range(n))

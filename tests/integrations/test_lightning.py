@@ -180,7 +180,10 @@ def test_settings_are_checked_with_the_setting_and_value_named() -> None:
         check_trainer(once, make_sampler("heuristic", dataset, num_replicas=2, rank=0))
 
 
-def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reload", [False, True], ids=["learned", "learned-reloaded"])
+def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(
+    tmp_path: Path, reload: bool
+) -> None:
     # Lightning restores a StatefulDataLoader's own state (taken where its 2 workers had read
     # ahead) after the callback's: the rest of the interrupted epoch, and the later epochs (the
     # re-scoring before epoch 2 sees the same weights), are trained on the same indices.
@@ -198,6 +201,7 @@ def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(tmp_path: Path)
         recorder = Recorder()
         trainer = L.Trainer(
             **trainer_settings(LearnedBalanceSampler),
+            **({"reload_dataloaders_every_n_epochs": 1} if reload else {}),
             **{**QUIET, "enable_checkpointing": checkpoint is not None},
             max_epochs=3,
             callbacks=[BalanceSamplingCallback(), recorder, *([checkpoint] if checkpoint else [])],
