@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional  # before init_process_group: see teardown_runtime
 
 __all__ = [
     "Runtime",
@@ -74,8 +76,18 @@ def setup_runtime(device: str = "auto") -> Runtime:
 
 
 def teardown_runtime(runtime: Runtime) -> None:
-    """Leave the process group if :func:`setup_runtime` created it."""
+    """Leave the process group if :func:`setup_runtime` created it.
+
+    Call it once the DDP model is gone (``fit`` calls it after ``_fit`` returned):
+    ``destroy_process_group`` frees the gloo backend, joining its worker threads, only when
+    nothing else holds the group. Left running into interpreter exit, such a thread can abort
+    the process (SIGABRT, "terminate called without an active exception"). The module-level
+    import of ``torch.distributed.nn.functional`` keeps that module's ``group=group.WORLD``
+    defaults from holding the group (they would if it were first imported after
+    ``init_process_group``, as DDP does). No barrier: this also runs on the error path.
+    """
     if runtime.owns_process_group and dist.is_initialized():
+        gc.collect()  # DDP objects in reference cycles
         dist.destroy_process_group()
 
 

@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 import torch
+import torch.distributed.nn.functional  # before Accelerator(): see the teardown
 from _toy import (
     ToyAV,
     ToyAVModel,
@@ -104,6 +105,12 @@ def main() -> None:
     save_record(args.out, accelerator.process_index, record)
     if accelerator.is_main_process:
         torch.save(accelerator.unwrap_model(model).state_dict(), args.out / "final-model.pt")
+    # Teardown, as in torchrun_ddp.py: end_training's destroy_process_group frees gloo (joining
+    # its worker threads, which could otherwise abort the process at exit) only when nothing else
+    # holds the group: not the DDP model (free_memory drops the accelerator's references and
+    # ours), nor torch.distributed.nn.functional (imported above, before the group exists).
+    accelerator.wait_for_everyone()
+    model, optimizer = accelerator.free_memory(model, optimizer)
     accelerator.end_training()
 
 

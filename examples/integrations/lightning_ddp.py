@@ -25,11 +25,14 @@ Each rank writes ``record-rank{r}.json`` (per epoch: scores, length, consumed in
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional  # before the group exists: see DestroyProcessGroup
 from _toy import (
     BSSSampler,
     ToyAV,
@@ -109,6 +112,22 @@ class RecordCallback(L.Callback):
         save_record(self.out, trainer.global_rank, self.epochs)
 
 
+class DestroyProcessGroup(L.Callback):
+    """Destroys the process group when ``fit`` ends, in each training process.
+
+    Lightning destroys it itself only with NCCL; a gloo group would live into interpreter exit,
+    where its worker threads can abort the process (SIGABRT, "terminate called without an active
+    exception"): see the teardown in ``torchrun_ddp.py``. ``teardown`` runs after the strategy
+    has unwrapped DDP, so nothing else holds the group and its threads are joined here.
+    """
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and dist.is_initialized():
+            dist.barrier()
+            gc.collect()
+            dist.destroy_process_group()
+
+
 def main() -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--devices", type=int, default=2)
@@ -130,6 +149,7 @@ def main() -> None:
             BalanceSamplingCallback(),
             RecordCallback(args.out),
             ModelCheckpoint(dirpath=args.out / "checkpoints", filename="{epoch}", save_top_k=-1),
+            DestroyProcessGroup(),
         ],
         logger=False,
         enable_progress_bar=False,

@@ -30,6 +30,7 @@ kills a run at a random step.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional  # before init_process_group: see the teardown
 from _toy import (
     ToyAV,
     ToyAVModel,
@@ -167,6 +169,14 @@ def main() -> None:
     save_record(args.out, rank, record)
     if rank == 0:
         torch.save(model.state_dict(), args.out / "final-model.pt")
+    # Teardown. destroy_process_group frees gloo (joining its worker threads) only when nothing
+    # else holds the group; a worker thread still alive at interpreter exit can abort the process
+    # (SIGABRT, "terminate called without an active exception"). DDP holds the group, and so does
+    # torch.distributed.nn.functional if first imported after init_process_group (its defaults
+    # are group.WORLD), hence the import above. The barrier: every rank past its last collective.
+    dist.barrier()
+    del ddp_model
+    gc.collect()
     dist.destroy_process_group()
 
 
