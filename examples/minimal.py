@@ -14,11 +14,13 @@ The model returns ``(multimodal_logits, [audio_logits, video_logits])`` and batc
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional  # before init_process_group (see the end)
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -135,6 +137,8 @@ for epoch in range(start_epoch, args.epochs):
 
 if rank == 0:
     torch.save(model.state_dict(), args.checkpoint.with_name("final-model.pt"))
-if distributed:
+if distributed:  # free gloo's threads before exit, or they may abort it (SIGABRT)
     dist.barrier()
+    del train_model
+    gc.collect()
     dist.destroy_process_group()

@@ -26,11 +26,14 @@ Each rank writes ``record-rank{r}.json`` (per epoch: scores, length, consumed in
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional  # before the Trainer's process group: see main()
 from _toy import (
     ToyAV,
     ToyAVModel,
@@ -160,6 +163,13 @@ def main() -> None:
     train(args, args.out, args.resume)
     if args.then_resume_from is not None:
         train(args, args.out / "resumed", args.out / f"checkpoint-{args.then_resume_from}")
+    # The Trainer leaves its gloo process group alive; freed only at interpreter exit, its worker
+    # threads can abort the process (SIGABRT), see torchrun_ddp.py. The Trainers are gone, and
+    # the import above keeps torch.distributed.nn.functional from holding the group.
+    if dist.is_initialized():
+        dist.barrier()
+        gc.collect()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
