@@ -38,7 +38,7 @@ from _toy import (
     save_record,
     training_loss,
 )
-from accelerate import Accelerator
+from accelerate import Accelerator  # type: ignore[import-untyped]
 from torch.utils.data import DataLoader
 
 from bss_sampler.integrations import scoring_loader

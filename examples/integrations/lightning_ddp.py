@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -63,7 +63,8 @@ class ToyModule(L.LightningModule):
         self.seen: list[int] = []
 
     def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, list[Tensor]]:
-        return self.model(a, v)
+        out: tuple[Tensor, list[Tensor]] = self.model(a, v)
+        return out
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.seen.extend(batch["index"].tolist())
@@ -99,7 +100,9 @@ class RecordCallback(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the sampler's scores and epoch as the loader uses them, before anything re-scores
-        record = epoch_record(trainer.current_epoch, trainer.datamodule.sampler, [])
+        # Trainer sets .datamodule at runtime without declaring it; setup() has built the sampler
+        data: ToyData = trainer.datamodule  # type: ignore[attr-defined]
+        record = epoch_record(trainer.current_epoch, cast(BSSSampler, data.sampler), [])
         self.epochs.append(record)
         pl_module.seen = record["indices"]
 

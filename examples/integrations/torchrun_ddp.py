@@ -143,7 +143,8 @@ def main() -> None:
         consumed = 0
         for batch in loader:
             optimizer.zero_grad()
-            training_loss(ddp_model, batch).backward()
+            # torch.autograd.backward is typed, unlike Tensor.backward
+            torch.autograd.backward(training_loss(ddp_model, batch))
             optimizer.step()
             step += 1
             consumed += len(batch["target"])

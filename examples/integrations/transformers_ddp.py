@@ -29,7 +29,7 @@ import argparse
 import gc
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -91,7 +91,7 @@ class Recorder(TrainerCallback):
             self.epochs.append(epoch_record(epoch, self.trainer.bss_sampler, []))
 
     def on_save(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = Path(cast(str, args.output_dir)) / f"checkpoint-{state.global_step}"
         (folder / f"record-rank{args.process_index}.json").write_text(json.dumps(self.epochs))
 
 
@@ -139,7 +139,7 @@ def train(args: argparse.Namespace, out: Path, resume: Path | None) -> None:
 
     save_record(out, training_args.process_index, trainer.epochs)
     if training_args.process_index == 0:
-        torch.save(trainer.model.state_dict(), out / "final-model.pt")
+        torch.save(cast(nn.Module, trainer.model).state_dict(), out / "final-model.pt")
 
 
 def main() -> None:
