@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from bss_sampler import (
     BalanceReport,
     BalanceScorer,
+    CoverageError,
     HeuristicCurriculumSampler,
     LearnedBalanceSampler,
     _dist,
@@ -296,3 +297,16 @@ def test_as_dict_and_summary():
     assert "modality0  accuracy  80.00%  confidence 0.650  ratio 1.86" in text
     assert "imbalance ratio 1.86 (strongest: modality0)" in text
     assert "audio" in report.summary(["audio", "video"])
+
+
+def test_an_idle_rank_without_num_modalities_raises_before_the_all_reduce(monkeypatch):
+    """It cannot size its share of the buffer; joining with a wrong size would corrupt the sum."""
+    calls = []
+    monkeypatch.setattr(_dist, "is_distributed", lambda: True)
+    monkeypatch.setattr(_dist, "all_reduce_sum_", lambda t: calls.append(t.numel()) or t)
+    with pytest.raises(RuntimeError, match=r"pass num_modalities=M to BalanceScorer on every"):
+        BalanceScorer(5).compute()
+    assert calls == []
+    with pytest.raises(CoverageError, match="all 5 samples were never updated"):
+        BalanceScorer(5, num_modalities=2).compute()  # joins: (5 + 2 * 3) * 5 + 3 values
+    assert calls == [(5 + 2 * 3) * 5 + 3]
