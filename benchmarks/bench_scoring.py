@@ -10,13 +10,23 @@ in one process; median of the repetitions. Three cases:
   model's device, one host copy at the end, global min-max normalisation);
 * ``released_style``: the released scripts' way, written out below as a reference: train mode,
   autograd on, a host copy and ``tolist()`` per batch, min-max normalisation over Python lists.
+
+``--baseline DIR`` adds a fourth case, ``update_scores_baseline``: the same call on another
+version of the library, e.g. the commit before a change (``mkdir DIR && git archive REV
+bss_sampler | tar -x -C DIR``), imported under another name, so that before and after are timed
+round-robin in one process.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import importlib.util
 import itertools
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
 
 import _common
 import torch
@@ -67,8 +77,24 @@ def released_style_scores(
     return torch.tensor(scores)
 
 
-def time_scoring(channels: int, repeats: int, batch_size: int) -> dict[str, object]:
-    """The three cases for a CNN of width ``channels``; ratios against ``forward``."""
+def load_baseline(folder: str) -> ModuleType:
+    """The ``bss_sampler`` package under ``folder``, imported as ``bss_sampler_baseline``."""
+    package = Path(folder) / "bss_sampler"
+    spec = importlib.util.spec_from_file_location(
+        "bss_sampler_baseline", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"no bss_sampler package under {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def time_scoring(
+    channels: int, repeats: int, batch_size: int, baseline: ModuleType | None = None
+) -> dict[str, object]:
+    """The cases for a CNN of width ``channels``; ratios against ``forward``."""
     torch.manual_seed(0)
     splits = digits_halves(images=True)
     model = cnn_classifier(splits, channels)
@@ -80,19 +106,30 @@ def time_scoring(channels: int, repeats: int, batch_size: int) -> dict[str, obje
         "update_scores": lambda: sampler.update_scores(model, loader, progress=False),
         "released_style": lambda: released_style_scores(reference_model, loader),
     }
+    if baseline is not None:
+        base_sampler = baseline.LearnedBalanceSampler(splits.train)
+        cases["update_scores_baseline"] = lambda: base_sampler.update_scores(
+            model, loader, progress=False
+        )
     table = _common.ratio_table(_common.interleaved_timings(cases, repeats), "forward")
     ours, ref = table["update_scores"]["median_s"], table["released_style"]["median_s"]
     _common.print_table(f"scoring pass, width {channels},", table)
     print(f"released-style scoring takes {ref / ours:.2f}x the time of update_scores", flush=True)
-    return {
+    result: dict[str, object] = {
         "channels": channels,
         "forward_ms_per_batch": 1e3 * table["forward"]["median_s"] / len(loader),
         "timings": table,
         "released_style_over_update_scores": ref / ours,
     }
+    if baseline is not None:
+        before = table["update_scores_baseline"]["median_s"]
+        result["update_scores_over_baseline"] = ours / before
+        print(f"update_scores takes {ours / before:.3f}x the time of the baseline's", flush=True)
+    return result
 
 
-def run(quick: bool, batch_size: int = 64) -> dict[str, object]:
+def run(quick: bool, batch_size: int = 64, baseline: str | None = None) -> dict[str, object]:
+    base = None if baseline is None else load_baseline(baseline)
     repeats = 7 if quick else 21
     payload: dict[str, object] = {
         "benchmark": "scoring_pass",
@@ -100,14 +137,23 @@ def run(quick: bool, batch_size: int = 64) -> dict[str, object]:
         "dataset": "load_digits top/bottom halves (1, 4, 8), train split",
         "model": "two-view CNN (2 conv + BatchNorm per view, widths c and 2c), late fusion",
         "batch_size": batch_size,
-        "widths": [time_scoring(c, repeats, batch_size) for c in (32, 96)],
+        "baseline": baseline,
+        "widths": [time_scoring(c, repeats, batch_size, base) for c in (32, 96)],
     }
     _common.write_json("scoring_pass", payload)
     return payload
 
 
 def main() -> None:
-    _common.run_cli(run, __doc__.splitlines()[0], "fewer repetitions")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="also time the bss_sampler package under DIR"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run(args.quick, baseline=args.baseline)
 
 
 if __name__ == "__main__":

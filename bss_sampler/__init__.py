@@ -3,6 +3,7 @@
 * `BalanceScorer`: each sample's balance score (Eq. 4-6), accumulated on the device.
 * `HeuristicCurriculumSampler`: balanced samples first, a growing subset (Eq. 7-8).
 * `LearnedBalanceSampler`: EMA scores and softmax-weighted epoch orders (Eq. 9-11).
+* `BalanceReport`: what each scoring pass saw: per-modality accuracy, confidence and imbalance.
 
 Importing the package has no side effects.
 """
@@ -17,6 +18,7 @@ from .functional import (
 from .ordering import epoch_generator, shard, shuffled_prefix, weighted_permutation
 from .pacing import PACING_FUNCTIONS, baby_step_pacing, linear_pacing, root_pacing
 from .presets import PRESETS, Preset
+from .report import BalanceReport
 from .samplers import HeuristicCurriculumSampler, LearnedBalanceSampler
 from .scorer import BalanceScorer, CoverageError
 from .scoring import default_forward, score_dataset
@@ -27,6 +29,7 @@ __all__ = [
     "CRITERIA",
     "PACING_FUNCTIONS",
     "PRESETS",
+    "BalanceReport",
     "BalanceScorer",
     "CoverageError",
     "HeuristicCurriculumSampler",

@@ -77,11 +77,16 @@ def _similarity(unimodal_exp: Tensor) -> Tensor:
     return torch.stack(pairs).mean(dim=0)
 
 
+def _cross_entropies(shifted: Tensor, exp: Tensor, targets: Tensor) -> Tensor:
+    """``(H, B)`` cross-entropy of each head from `_shift_exp` of its ``(H, B, C)`` logits."""
+    index = targets.long().view(1, -1, 1).expand(len(shifted), -1, 1)
+    # cross-entropy = -log_softmax(z)[y] = log(sum(exp(shifted))) - shifted[y]
+    return exp.sum(dim=-1).log_() - shifted.gather(-1, index).squeeze(-1)
+
+
 def _loss(shifted: Tensor, exp: Tensor, targets: Tensor, alpha: float) -> Tensor:
     """Eq. 5 from :func:`_shift_exp` of the ``(1 + M, B, C)`` heads, the fused head first."""
-    index = targets.long().view(1, -1, 1).expand(len(shifted), -1, 1)
-    # cross-entropy = -log_softmax(z)[y] = log(sum(exp(shifted))) - shifted[y], per head: (1 + M, B)
-    ce = exp.sum(dim=-1).log_() - shifted.gather(-1, index).squeeze(-1)
+    ce = _cross_entropies(shifted, exp, targets)
     return torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)  # (1 - alpha) CE_multi + alpha sum CE_uni
 
 
@@ -89,6 +94,23 @@ def _terms(heads: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor
     """Raw Eq. 4 and Eq. 5 of a ``(1 + M, B, C)`` stack of logits, the fused head first."""
     shifted, exp = _shift_exp(heads)
     return _similarity(exp[1:]), _loss(shifted, exp, targets, alpha)
+
+
+def _report_terms(
+    heads: Tensor, targets: Tensor, alpha: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Raw Eq. 4 and Eq. 5 plus, per head, what `bss_sampler.BalanceReport` averages.
+
+    Returns ``(similarity, loss, correct, confidence)``: ``(B,)``, ``(B,)`` and two ``(1 + M, B)``
+    tensors, the fused head first: whether the head's argmax is the target (0 or 1, in the
+    compute dtype), and the softmax probability of the target, ``exp(-CE)``, from the same
+    log-softmax as Eq. 5.
+    """
+    shifted, exp = _shift_exp(heads)
+    ce = _cross_entropies(shifted, exp, targets)
+    loss = torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)
+    correct = (shifted.argmax(dim=-1) == targets.view(1, -1)).to(shifted.dtype)
+    return _similarity(exp[1:]), loss, correct, ce.neg().exp_()
 
 
 def prediction_similarity(unimodal_logits: Sequence[Tensor] | Tensor) -> Tensor:

@@ -50,6 +50,7 @@ from .ordering import (
 from .ordering import ranking as rank_scores
 from .pacing import PACING_FUNCTIONS, EpochFraction
 from .presets import get_preset
+from .report import BalanceReport
 from .scorer import check_alpha, check_criteria
 from .scoring import Forward, score_dataset
 
@@ -169,6 +170,7 @@ class _ScoredSampler(Sampler[int]):
         self._scores: Tensor | None = None  # what the current epoch's order is drawn from
         self._next_scores: Tensor | None = None  # newer scores, for the next epoch
         self._scores_epoch = -1  # the epoch the newest scores are for
+        self._last_report: BalanceReport | None = None  # of the newest scores; not checkpointed
         self._start = 0  # where this epoch's first pass starts (a checkpoint's position)
         self._passes: list[_Pass] = []  # this epoch's iterators, oldest first
         self._warned_repeat = False
@@ -209,27 +211,54 @@ class _ScoredSampler(Sampler[int]):
         """The epoch the newest scores were set for (``None`` before any scores)."""
         return None if self._scores_epoch < 0 else self._scores_epoch
 
+    @property
+    def last_report(self) -> BalanceReport | None:
+        """What the newest scoring saw: a `bss_sampler.BalanceReport` (per-modality accuracy and
+        confidence, imbalance ratio, quantiles of the new scores and of the scores in use after
+        the EMA), identical on every rank.
+
+        Set by `update_scores`, and by `set_scores` when given a ``report``; ``None`` before,
+        after `set_scores` without one, and after `load_state_dict` (it is not checkpointed).
+        """
+        return self._last_report
+
     def _started(self) -> bool:
         """Whether this epoch's order is in use (iterated, resumed, or already superseded)."""
         return bool(self._passes) or self._start > 0 or self._next_scores is not None
 
-    def set_scores(self, scores: Tensor | Sequence[float]) -> Tensor:
+    def set_scores(
+        self, scores: Tensor | Sequence[float], *, report: BalanceReport | None = None
+    ) -> Tensor:
         """Use ``scores`` (one per sample, higher = more balanced), e.g. from an online scorer.
 
         Before the current epoch has started they apply to it; once it has started (or was
         resumed mid-way) they apply from the next ``set_epoch``, so a started epoch never changes
         its order. Returns the newest scores (for the learned sampler, after the EMA of Eq. 9).
+
+        ``report``: the scorer's `bss_sampler.BalanceScorer.last_report` of these scores; it
+        becomes `last_report`, with the quantiles of the returned scores as its
+        ``ema_score_quantiles``.
         """
         values = self._check_scores(scores)
+        if report is not None and (
+            not isinstance(report, BalanceReport) or report.num_samples != self.num_samples
+        ):
+            raise ValueError(
+                f"report must be a BalanceReport of {self.num_samples} samples (the scorer's "
+                f"last_report), got {report!r}"
+            )
         if self._started():
             newest = self._next_scores if self._next_scores is not None else self._scores
             self._next_scores = self._blend(newest, values)
             self._scores_epoch = self.epoch + 1
-            return self._next_scores.clone()
-        self._scores = self._blend(self._scores, values)
-        self._scores_epoch = self.epoch
-        self._scores_changed()
-        return self._scores.clone()
+            used = self._next_scores
+        else:
+            self._scores = self._blend(self._scores, values)
+            self._scores_epoch = self.epoch
+            self._scores_changed()
+            used = self._scores
+        self._last_report = None if report is None else report.with_ema_scores(used)
+        return used.clone()
 
     def _check_scores(self, scores: Tensor | Sequence[float]) -> Tensor:
         if scores is None or isinstance(scores, (str, bytes)):
@@ -277,9 +306,11 @@ class _ScoredSampler(Sampler[int]):
 
         See `bss_sampler.score_dataset` for the batch conventions; ``loader`` must visit the
         dataset exactly once (under ``torchrun``: each rank its unshuffled share). Every rank
-        ends with identical scores. They apply as in `set_scores`. Returns the newest scores.
+        ends with identical scores. They apply as in `set_scores`. Returns the newest scores;
+        what the pass saw (accuracy and confidence per modality, score quantiles) is then in
+        `last_report`.
         """
-        scores = score_dataset(
+        scores, report = score_dataset(
             model,
             loader,
             self.num_samples,
@@ -288,8 +319,9 @@ class _ScoredSampler(Sampler[int]):
             forward=forward,
             train_mode=self.train_mode if train_mode is None else train_mode,
             progress=progress,
+            return_report=True,
         )
-        return self.set_scores(scores)
+        return self.set_scores(scores, report=report)
 
     def _blend(self, old: Tensor | None, new: Tensor) -> Tensor:
         """The scores in use once ``new`` arrives: the heuristic replaces, the learned averages."""
@@ -538,6 +570,7 @@ class _ScoredSampler(Sampler[int]):
         self.epoch = epoch
         self._scores, self._next_scores = scores, next_scores
         self._scores_epoch = -1 if scores is None else scores_epoch
+        self._last_report = None
         self._start = yielded
         self._passes = []
         self._scores_changed()

@@ -7,6 +7,11 @@ sums across ranks with one all-reduce (when a process group is initialised), ave
 dataset-wide min-max normalisation and returns Eq. 6 on the CPU. Because the normalisation happens
 after the sync, every rank returns identical scores.
 
+The same pass also sums, per sample and per head, whether the head's argmax is the target and the
+probability it gives the target; they travel in the same all-reduce and make
+`BalanceScorer.last_report` (a `bss_sampler.BalanceReport`: per-modality accuracy, confidence and
+imbalance ratio, score quantiles), also identical on every rank.
+
 Errors in the values (NaN/inf logits, labels or indices out of range) are raised at the faulty
 batch when the logits are on the CPU and no process group is initialised. On an accelerator,
 checking them per batch would stall the device, and under a process group one rank raising alone
@@ -34,7 +39,8 @@ from torch import Tensor
 
 from . import _dist
 from ._checks import check_int, check_real
-from .functional import CRITERIA, _balance_score_rows, _terms
+from .functional import CRITERIA, _balance_score_rows, _report_terms
+from .report import BalanceReport
 
 if sys.version_info >= (3, 10):  # pragma: no cover
     from typing import Literal
@@ -83,6 +89,7 @@ class _Totals(NamedTuple):
 
     table: Tensor  # (5, N): the rows below, similarity and loss first
     rows: _Rows
+    head_sums: Tensor | None  # (2 (1 + M), N): per head, correct then confidence; None: M unknown
     bad_index: int  # indices passed to update() outside [0, N - 1]
     classes: int  # the logits' number of classes (0 if no rank saw a batch)
     flagged: bool  # some sample had NaN/inf logits or a target out of range
@@ -246,6 +253,9 @@ class BalanceScorer:
         criteria: ``("similarity", "loss")`` for Eq. 6; ``("similarity",)`` or ``("loss",)`` for the
             ablation rows of Table 3.
         device: where the per-sample state lives; ``None`` means the device of the first logits.
+        num_modalities: `M`, the unimodal heads every update must have; ``None`` takes it from
+            the first update. Under a process group, give it when some rank may call `compute`
+            without any update: that rank cannot otherwise size its share of the all-reduce.
 
     A sample updated several times (several passes, or distributed padding) is scored with the mean
     of its raw values. Logits are detached: online scoring may pass the training step's logits.
@@ -266,27 +276,47 @@ class BalanceScorer:
         alpha: float = 0.2,
         criteria: Sequence[str] = CRITERIA,
         device: torch.device | str | None = None,
+        num_modalities: int | None = None,
     ) -> None:
         self.num_samples = check_int("num_samples", num_samples, minimum=1)
         self.alpha = check_alpha(alpha)
         self.criteria = check_criteria(criteria)
         self._device = None if device is None else torch.device(device)
+        self.num_modalities = (
+            None if num_modalities is None else check_int("num_modalities", num_modalities, 2)
+        )
         self._state: Tensor | None = None  # (5, N): the rows of _Rows
         self._bad_index: Tensor | None = None  # () int64
         self._classes = 0
+        self._modalities = self.num_modalities  # M of the updates so far (None: none yet)
+        self._head_sums: Tensor | None = None  # (2 (1 + M), N): per head, correct then confidence
+        self._heads_unknown = False  # restored without report rows: the report is NaN
         self._pending: list[_Batch] = []  # batches copied by update() whose maths has not run
         self._pending_elements = 0
+        self._last_report: BalanceReport | None = None
 
     @property
     def device(self) -> torch.device | None:
         """Device of the per-sample state; ``None`` until known."""
         return self._state.device if self._state is not None else self._device
 
+    @property
+    def last_report(self) -> BalanceReport | None:
+        """The `bss_sampler.BalanceReport` of the latest `compute`, from its all-reduce.
+
+        ``None`` before the first `compute`, and when the number of modalities is unknown (a
+        checkpoint from before reports were kept, with no update since). `reset` keeps it.
+        """
+        return self._last_report
+
     def reset(self) -> None:
-        """Forget every accumulated value."""
+        """Forget every accumulated value (`last_report` stays)."""
         self._state = None
         self._bad_index = None
         self._classes = 0
+        self._modalities = self.num_modalities
+        self._head_sums = None
+        self._heads_unknown = False
         self._pending = []
         self._pending_elements = 0
 
@@ -300,6 +330,20 @@ class BalanceScorer:
                 )
                 self._bad_index = torch.zeros((), dtype=torch.int64, device=device)
         return self._state, self._bad_index
+
+    def _allocate_heads(self, device: torch.device) -> Tensor | None:
+        """The per-head report rows, once the number of modalities is known."""
+        if self._head_sums is None and self._modalities is not None:
+            state, _ = self._allocate(device)
+            fill = math.nan if self._heads_unknown else 0.0
+            with torch.inference_mode(False):
+                self._head_sums = torch.full(
+                    (2 * (1 + self._modalities), self.num_samples),
+                    fill,
+                    dtype=state.dtype,
+                    device=state.device,
+                )
+        return self._head_sums
 
     def update(
         self,
@@ -320,6 +364,14 @@ class BalanceScorer:
         The maths runs in the logits' dtype, at least float32 (float64 logits stay float64).
         """
         uni = _check_logits(multimodal_logits, unimodal_logits)
+        if self._modalities is None:
+            self._modalities = len(uni)
+        elif len(uni) != self._modalities:
+            source = "num_modalities" if self.num_modalities is not None else "earlier updates"
+            raise ValueError(
+                f"unimodal_logits must hold {self._modalities} modalities (from {source}), "
+                f"got {len(uni)}"
+            )
         batch, classes = multimodal_logits.shape
         targets = _int_tensor("targets", targets, batch)
         idx = _int_tensor("indices", indices, batch)
@@ -360,6 +412,8 @@ class BalanceScorer:
             return
         pending, self._pending, self._pending_elements = self._pending, [], 0
         state, bad_count = self._allocate(pending[0].heads.device)
+        head_rows = self._allocate_heads(state.device)
+        assert head_rows is not None  # update() has set the number of modalities
         if len(pending) == 1:
             heads, pair = pending[0].heads, pending[0].pair
         else:
@@ -367,14 +421,21 @@ class BalanceScorer:
             pair = torch.cat([batch.pair for batch in pending], dim=1)
         idx, targets = pair[0], pair[1]
         if not all(batch.checked for batch in pending):
-            self._accumulate_checked(idx, heads, targets, state, bad_count)
+            self._accumulate_checked(idx, heads, targets, state, head_rows, bad_count)
             return
-        sim, loss = _terms(heads, targets, self.alpha)
+        sim, loss, correct, confidence = _report_terms(heads, targets, self.alpha)
         rows = torch.stack([sim, loss, torch.ones_like(sim)])  # the _SUMS leading rows of _Rows
         state[:_SUMS].index_add_(1, idx, rows.to(state.dtype))
+        head_rows.index_add_(1, idx, torch.cat([correct, confidence]).to(state.dtype))
 
     def _accumulate_checked(
-        self, idx: Tensor, heads: Tensor, targets: Tensor, state: Tensor, bad_count: Tensor
+        self,
+        idx: Tensor,
+        heads: Tensor,
+        targets: Tensor,
+        state: Tensor,
+        head_rows: Tensor,
+        bad_count: Tensor,
     ) -> None:
         """The deferred path: count invalid values per sample instead of reading them now."""
         n, classes = self.num_samples, heads.shape[-1]
@@ -382,7 +443,7 @@ class BalanceScorer:
         bad_index, bad_target = safe_idx != idx, safe_targets != targets
         finite = torch.isfinite(heads).all(-1).all(0)
         valid = finite & ~bad_target & ~bad_index
-        sim, loss = _terms(heads, safe_targets, self.alpha)
+        sim, loss, correct, confidence = _report_terms(heads, safe_targets, self.alpha)
         rows = _Rows(
             similarity=torch.where(valid, sim, 0.0),
             loss=torch.where(valid, loss, 0.0),
@@ -391,6 +452,8 @@ class BalanceScorer:
             bad_target=(bad_target & ~bad_index).to(sim.dtype),
         )
         state.index_add_(1, safe_idx, torch.stack(rows).to(state.dtype))
+        per_head = torch.where(valid, torch.cat([correct, confidence]), 0.0)
+        head_rows.index_add_(1, safe_idx, per_head.to(state.dtype))
         bad_count.add_(bad_index.sum())
 
     @staticmethod
@@ -434,19 +497,30 @@ class BalanceScorer:
         """Per-sample sums over all updates and all ranks: the one all-reduce of a pass."""
         self._flush()
         state, bad_index = self._allocate(self._device or torch.device("cpu"))
+        heads = self._allocate_heads(state.device)
+        if heads is None and _dist.is_distributed():
+            raise RuntimeError(
+                "BalanceScorer.compute(): this rank had no update() and the scorer does not know "
+                "the number of modalities, which sizes its share of the all-reduce; pass "
+                "num_modalities=M to BalanceScorer on every rank"
+            )
         # the scalars travel with the rows: bad indices, the classes and whether this rank saw any
         seen = torch.tensor([self._classes, self._classes > 0], dtype=state.dtype)
-        flat = torch.cat(
-            [state.flatten(), bad_index.to(state.dtype).view(1), seen.to(state.device)]
-        )
+        parts = [state.flatten(), bad_index.to(state.dtype).view(1), seen.to(state.device)]
+        if heads is not None:  # the report's rows, in the same all-reduce
+            parts.insert(1, heads.flatten())
+        flat = torch.cat(parts)
         _dist.all_reduce_sum_(flat)
-        rows = flat[:-3].view(len(_ROW_NAMES), self.num_samples)
+        size = state.numel()
+        rows = flat[:size].view(len(_ROW_NAMES), self.num_samples)
+        head_rows = None if heads is None else flat[size : size + heads.numel()].view_as(heads)
         # one read for every decision compute() takes: the scalars, any flagged sample, any missing
         summary = torch.cat([flat[-3:], rows[_SUMS:].amax(dim=1), rows[_SUMS - 1].amin().view(1)])
         bad, classes_sum, reporting, *flagged, least_visits = summary.tolist()
         return _Totals(
             table=rows,
             rows=_Rows(*rows.unbind(0)),
+            head_sums=head_rows,
             bad_index=int(bad),
             classes=round(classes_sum / reporting) if reporting else 0,
             flagged=any(flagged),
@@ -480,6 +554,23 @@ class BalanceScorer:
         means = totals.table[:2] / rows.visits  # (2, N): each sample's mean similarity and loss
         return _balance_score_rows(means, self.criteria).to("cpu", torch.float32)
 
+    def _report(self, totals: _Totals, scores: Tensor) -> BalanceReport | None:
+        """Dataset means of each sample's mean over its updates, read in one copy."""
+        if totals.head_sums is None:
+            return None
+        sums = torch.cat([totals.table[:2], totals.head_sums])
+        similarity, loss, *per_head = (sums / totals.rows.visits).mean(dim=1).tolist()
+        heads = len(per_head) // 2
+        correct, confidence = per_head[:heads], per_head[heads:]
+        return BalanceReport.from_means(
+            num_samples=self.num_samples,
+            similarity=similarity,
+            loss=loss,
+            multimodal=(correct[0], confidence[0]),
+            unimodal=list(zip(correct[1:], confidence[1:])),
+            scores=scores,
+        )
+
     @overload
     def compute(self, *, return_visits: Literal[False] = ...) -> Tensor: ...
 
@@ -492,7 +583,8 @@ class BalanceScorer:
         Min-max normalisation runs over the whole dataset after the cross-rank sync, so values lie
         in ``[-1, 1]`` (higher = more balanced) and are identical on every rank. A constant
         criterion normalises to 0. Under a process group every rank must call this (it
-        all-reduces once), whether or not it saw a batch.
+        all-reduces once), whether or not it saw a batch (a rank that saw none needs
+        ``num_modalities``). The same all-reduce also gives `last_report`.
 
         Args:
             return_visits: also return how many valid updates each sample had, summed over all
@@ -506,6 +598,7 @@ class BalanceScorer:
         """
         totals = self._sync()
         scores = self._scores(totals)
+        self._last_report = self._report(totals, scores)
         if return_visits:
             return scores, totals.rows.visits.to("cpu", torch.int64)
         return scores
@@ -515,7 +608,8 @@ class BalanceScorer:
 
         One ``(num_samples,)`` tensor per state row (``similarity``, ``loss``, ``visits``,
         ``nonfinite``, ``bad_target``) once anything was accumulated, plus ``bad_index`` and
-        ``classes``.
+        ``classes``; and the report's ``correct`` and ``confidence``, one ``(1 + M,
+        num_samples)`` tensor each (the fused head first).
         """
         self._flush()
         state: dict[str, Any] = {
@@ -528,12 +622,17 @@ class BalanceScorer:
                 state[name] = row.clone()
             state["bad_index"] = int(self._bad_index.item())
             state["classes"] = self._classes
+        if self._head_sums is not None:
+            correct, confidence = self._head_sums.cpu().chunk(2)
+            state["correct"], state["confidence"] = correct.clone(), confidence.clone()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`; raises on another dataset size or configuration.
 
-        Also reads the single ``(5, num_samples)`` ``buffer`` of version 0.1.0 checkpoints.
+        Also reads the single ``(5, num_samples)`` ``buffer`` of version 0.1.0 checkpoints. A
+        state without the report's rows (saved before reports were kept) scores as before; the
+        report of its samples is unknown, so `last_report` holds NaN until `reset`.
         """
         for key, mine in (
             ("num_samples", self.num_samples),
@@ -566,9 +665,44 @@ class BalanceScorer:
                 rows.append(row)
         else:
             rows = None
+        heads = self._check_head_rows(state)
         self.reset()
         if rows is not None:
             buffer, bad = self._allocate(self._device or torch.device("cpu"))
             buffer.copy_(torch.stack(rows))
             bad.fill_(int(state.get("bad_index", 0)))
             self._classes = int(state.get("classes", 0))
+            if heads is not None:
+                self._modalities = len(heads) // 2 - 1
+                head_rows = self._allocate_heads(buffer.device)
+                assert head_rows is not None
+                head_rows.copy_(heads)
+            else:
+                self._heads_unknown = bool(buffer[_ROW_NAMES.index("visits")].any())
+
+    def _check_head_rows(self, state: Mapping[str, Any]) -> Tensor | None:
+        """The report's ``correct`` and ``confidence`` rows of ``state``, stacked, or ``None``."""
+        if "correct" not in state and "confidence" not in state:
+            return None
+        correct, confidence = state.get("correct"), state.get("confidence")
+        n = self.num_samples
+        if (
+            not isinstance(correct, Tensor)
+            or not isinstance(confidence, Tensor)
+            or correct.dim() != 2
+            or correct.shape != confidence.shape
+            or correct.shape[0] < 3
+            or correct.shape[1] != n
+        ):
+            raise ValueError(
+                "state_dict['correct'] and state_dict['confidence'] must be tensors of the same "
+                f"shape (1 + M, {n}) with M >= 2, got {getattr(correct, 'shape', correct)!r} and "
+                f"{getattr(confidence, 'shape', confidence)!r}"
+            )
+        modalities = correct.shape[0] - 1
+        if self.num_modalities is not None and modalities != self.num_modalities:
+            raise ValueError(
+                f"state_dict was saved with {modalities} modalities, this scorer has "
+                f"num_modalities={self.num_modalities}"
+            )
+        return torch.cat([correct, confidence])

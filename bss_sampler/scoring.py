@@ -21,9 +21,10 @@ value.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from itertools import chain
-from typing import Any, Callable, Optional, Tuple  # noqa: UP035 (runtime alias on 3.9)
+from typing import Any, Callable, Optional, Tuple, overload  # noqa: UP035 (runtime alias on 3.9)
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +33,13 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Seque
 from . import _dist
 from ._checks import check_bool
 from .functional import CRITERIA
+from .report import BalanceReport
 from .scorer import BalanceScorer, CoverageError, UnimodalLogits
+
+if sys.version_info >= (3, 10):  # pragma: no cover
+    from typing import Literal
+else:  # pragma: no cover
+    from typing_extensions import Literal
 
 __all__ = ["CoverageError", "Forward", "ForwardOutput", "default_forward", "score_dataset"]
 
@@ -174,6 +181,36 @@ def _check_once(visits: Tensor, num_samples: int) -> None:
         )
 
 
+@overload
+def score_dataset(
+    model: nn.Module,
+    loader: Iterable[Any],
+    num_samples: int,
+    *,
+    alpha: float = ...,
+    criteria: Sequence[str] = ...,
+    forward: Forward | None = ...,
+    train_mode: bool = ...,
+    progress: bool = ...,
+    return_report: Literal[False] = ...,
+) -> Tensor: ...
+
+
+@overload
+def score_dataset(
+    model: nn.Module,
+    loader: Iterable[Any],
+    num_samples: int,
+    *,
+    alpha: float = ...,
+    criteria: Sequence[str] = ...,
+    forward: Forward | None = ...,
+    train_mode: bool = ...,
+    progress: bool = ...,
+    return_report: Literal[True],
+) -> tuple[Tensor, BalanceReport]: ...
+
+
 def score_dataset(
     model: nn.Module,
     loader: Iterable[Any],
@@ -184,7 +221,8 @@ def score_dataset(
     forward: Forward | None = None,
     train_mode: bool = False,
     progress: bool = True,
-) -> Tensor:
+    return_report: bool = False,
+) -> Tensor | tuple[Tensor, BalanceReport]:
     """Balance scores of all ``num_samples`` samples from one pass of ``model`` over ``loader``.
 
     Runs under ``torch.inference_mode()`` with the model in eval mode (``train_mode=True``: train
@@ -192,8 +230,13 @@ def score_dataset(
     submodule's mode afterwards. Accumulation stays on the model's device; under an initialised
     process group each rank scores its share and every rank returns the same scores.
 
+    With ``return_report=True`` also returns the pass's `bss_sampler.BalanceReport` (accuracy
+    and confidence of every head, the modalities' imbalance ratio, score quantiles), from the
+    same all-reduce; e.g. ``scores, report = score_dataset(model, loader, n,
+    return_report=True)`` and ``print(report)`` to see whether a model is imbalanced.
+
     Returns:
-        float32 ``(num_samples,)`` on the CPU (Eq. 6).
+        float32 ``(num_samples,)`` on the CPU (Eq. 6), and the report when asked.
 
     Raises:
         CoverageError: the loader missed or repeated samples, or a batch without indices came
@@ -205,6 +248,7 @@ def score_dataset(
     forward = default_forward if forward is None else forward
     train_mode = check_bool("train_mode", train_mode)
     progress = check_bool("progress", progress)
+    return_report = check_bool("return_report", return_report)
     scorer = BalanceScorer(num_samples, alpha=alpha, criteria=criteria, device=_model_device(model))
     order = _positional_order(loader)
     seen = 0
@@ -236,4 +280,7 @@ def score_dataset(
             module.training = mode
     scores, visits = scorer.compute(return_visits=True)  # the pass's one all-reduce
     _check_once(visits, num_samples)
+    if return_report:
+        assert scorer.last_report is not None  # compute() saw every sample, so M is known
+        return scores, scorer.last_report
     return scores

@@ -9,6 +9,14 @@ small late-fusion MLP from the same seeds; the table reports test accuracy at th
 validation epoch, mean ± std over seeds, and is written to ``accuracy.md`` beside the curves
 (``accuracy.png``).
 
+Is the model imbalanced at all? Every run scores the training set every 5 epochs
+(``--report-every``; BSS-L's own re-scorings, report-only passes otherwise) and the trained
+model once more at the end: each head's training accuracy, its mean confidence in the target
+and the imbalance ratio between the views (`bss_sampler.BalanceReport`). The final reports are
+printed and written to ``report.md`` (every field: ``report.json``); ``report.png`` shows each
+method's reports over training (the first seed) and each run's folder has its own
+``report.png``.
+
     python examples/quickstart.py                 # 3 seeds, 60 epochs, writes runs/quickstart
     python examples/quickstart.py --seeds 0 1 2 3 4 --epochs 80
     python examples/quickstart.py --seeds 0 --epochs 3    # a check that everything runs
@@ -21,11 +29,14 @@ import dataclasses
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 import torch
+from torch.utils.data import DataLoader
 
+from bss_sampler import BalanceReport, score_dataset
 from examples.common import (
     LateFusionClassifier,
     add_common_args,
@@ -35,7 +46,8 @@ from examples.common import (
     seed_everything,
 )
 from examples.common.cli import DefaultsHelpFormatter
-from examples.common.plots import plot_comparison
+from examples.common.plots import plot_comparison, plot_report, report_rows
+from examples.common.records import write_json
 from examples.common.released import resolve_preset
 from examples.common.tabular import MFEAT_VIEWS, load_mfeat
 
@@ -70,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=64, help="encoder width")
     add_common_args(parser)
     parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False, threads=1)
+    parser.set_defaults(report_every=5)
     parser.set_defaults(out="runs/quickstart")
     return resolve_preset(parser.parse_args(argv))
 
@@ -127,6 +140,61 @@ def write_markdown(
     return path
 
 
+def final_report(model: torch.nn.Module, train: torch.utils.data.Dataset[Any]) -> BalanceReport:
+    """The trained model's balance report on the training set: one scoring pass, eval mode."""
+    size = len(train)  # type: ignore[arg-type]
+    loader = DataLoader(train, batch_size=256)
+    _, report = score_dataset(model, loader, size, progress=False, return_report=True)
+    return report
+
+
+def report_table(reports: dict[str, list[BalanceReport]], views: list[str]) -> list[list[str]]:
+    """Header and one row per method: the final reports, mean ± std over seeds."""
+    table = [
+        [
+            "method",
+            "fused acc",
+            *(f"{v} acc" for v in views),
+            *(f"{v} conf" for v in views),
+            "imbalance ratio",
+            "similarity",
+        ]
+    ]
+
+    def cell(values: list[float], percent: bool) -> str:
+        scale = 100 if percent else 1
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        digits = 2 if percent else 3
+        return f"{scale * statistics.mean(values):.{digits}f} ± {scale * spread:.{digits}f}"
+
+    for name, rs in reports.items():
+        table.append(
+            [
+                name,
+                cell([r.multimodal_accuracy for r in rs], True),
+                *(cell([r.unimodal_accuracy[m] for r in rs], True) for m in range(len(views))),
+                *(cell([r.unimodal_confidence[m] for r in rs], False) for m in range(len(views))),
+                cell([r.imbalance_ratio for r in rs], False),
+                cell([r.similarity for r in rs], False),
+            ]
+        )
+    return table
+
+
+def report_notes(views: list[str]) -> dict[str, str]:
+    """One line per column of the report table."""
+    return {
+        "fused acc": "training-set accuracy of the fused head (the trained model, eval mode)",
+        **{f"{v} acc": f"training-set accuracy of the {v} head alone" for v in views},
+        **{
+            f"{v} conf": f"mean softmax probability the {v} head gives the true class"
+            for v in views
+        },
+        "imbalance ratio": "largest over smallest view confidence (OGM-GE's ratio; 1 = balanced)",
+        "similarity": "mean cosine of the view heads' softmax outputs (Eq. 4)",
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]]]:
     args = parse_args(argv)
     if args.threads > 0:
@@ -137,8 +205,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
     title = f"UCI digits, views {args.views[0]} and {args.views[1]}"
     print(f"{title}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
     runs: dict[str, list[list[dict[str, float]]]] = {}
+    reports: dict[str, list[BalanceReport]] = {}
     for name, sampler in METHODS.items():
-        runs[name] = []
+        runs[name], reports[name] = [], []
         for seed in args.seeds:
             cfg = dataclasses.replace(base, sampler=sampler, seed=seed)
             seed_everything(seed)
@@ -151,6 +220,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
                 out_dir=out / f"{sampler}-seed{seed}",
             )
             runs[name].append(history)
+            reports[name].append(final_report(model, data.train))
+            if report_rows(history):
+                run_dir = out / f"{sampler}-seed{seed}"
+                plot_report({f"{name}, seed {seed}": history}, run_dir / "report.png")
             print(f"{name:12s} seed {seed}: test acc {100 * best_row(history)['test_acc']:.2f}")
 
     seeds = f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
@@ -175,6 +248,37 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
         title=f"{title}: mean of {seeds}, band from min to max",
     )
     print(f"curves: {path}")
+
+    # Is the model imbalanced? The trained models' balance reports on the training set.
+    first = next(iter(METHODS))
+    print(f"\nBalance report of the trained model ({first}, seed {args.seeds[0]}):")
+    print(reports[first][0].summary(args.views))
+    caption = (
+        f"Balance report of the trained models on the training set after {args.epochs} epochs, "
+        f"mean ± std over {seeds}."
+    )
+    table = report_table(reports, args.views)
+    notes = report_notes(args.views)
+    print(f"\n{caption}")
+    for row in table:
+        print(f"{row[0]:14s}" + "".join(f"{c:>17s}" for c in row[1:]))
+    print("columns:")
+    for name, text in notes.items():
+        print(f"  {name:16s}{text}")
+    path = write_markdown(out / "report.md", title, caption, table, notes)
+    write_json(
+        out / "report.json",
+        {name: [dataclasses.asdict(r) for r in rs] for name, rs in reports.items()},
+    )
+    print(f"report table: {path} (every field of every run: report.json)")
+    first_runs = {name: histories[0] for name, histories in runs.items()}
+    if any(report_rows(history) for history in first_runs.values()):
+        path = plot_report(
+            first_runs,
+            out / "report.png",
+            title=f"{title}: balance reports over training, seed {args.seeds[0]}",
+        )
+        print(f"reports over training: {path} (and report.png in each run's folder)")
     return runs
 
 

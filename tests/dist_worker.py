@@ -7,17 +7,22 @@ Usage: ``python tests/dist_worker.py SCENARIO OUT_DIR PORT``; each rank saves wh
 * ``errors`` (2 ranks): one rank feeds invalid values; every rank records the error it raised
   and how long it took.
 * ``padding`` (3 ranks): score datasets of 1 and 2 samples, which ``DistributedSampler`` pads.
+* ``report`` (2 ranks): the hand-computed reports of ``report_cases.py`` from uneven shards (a
+  padded ``DistributedSampler`` share in a scoring pass, and unequal online shares), and how many
+  all-reduces each took.
 
 The process group times out after 60 s, so a rank left waiting shows up as a failure, not a hang.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -26,16 +31,18 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import PairDataset, PairModel
+from report_cases import CASES, Case
 
 from bss_sampler import (
     BalanceScorer,
     HeuristicCurriculumSampler,
     LearnedBalanceSampler,
+    _dist,
     default_forward,
     score_dataset,
 )
 
-WORLD = {"samplers": 2, "errors": 2, "padding": 3}
+WORLD = {"samplers": 2, "errors": 2, "padding": 3, "report": 2}
 
 
 def samplers(rank: int, world: int) -> dict[str, object]:
@@ -49,6 +56,7 @@ def samplers(rank: int, world: int) -> dict[str, object]:
         )
         global_sampler = cls(data, seed=3, global_order=True)
         result[f"{name}/scores"] = global_sampler.update_scores(model, score_loader, progress=False)
+        result[f"{name}/report"] = dataclasses.asdict(global_sampler.last_report)  # type: ignore[arg-type]
         sharded = cls(data, seed=3, num_replicas=world, rank=rank)
         by_group = cls(data, seed=3)  # like DistributedSampler: the process group's world and rank
         for sampler in (sharded, by_group):
@@ -136,7 +144,56 @@ def padding(rank: int, world: int) -> dict[str, object]:
     return result
 
 
-SCENARIOS = {"samplers": samplers, "errors": errors, "padding": padding}
+def report(rank: int, world: int) -> dict[str, object]:
+    """Each hand-computed case from uneven shards; every report should equal the hand values."""
+    calls: list[int] = []
+    real = _dist.all_reduce_sum_
+
+    def counting(tensor: torch.Tensor) -> torch.Tensor:
+        calls.append(tensor.numel())
+        return real(tensor)
+
+    _dist.all_reduce_sum_ = counting  # type: ignore[assignment]
+    result: dict[str, object] = {}
+    for name, make in CASES.items():
+        case = make()
+        n = len(case.targets)
+
+        def forward(model: torch.nn.Module, batch: Any, case: Case = case) -> Any:
+            (i,) = batch
+            return case.multi[i], [u[i] for u in case.unis], case.targets[i], i
+
+        # a scoring pass over DistributedSampler's share: N odd pads sample 0 onto rank 1
+        data = torch.utils.data.TensorDataset(torch.arange(n))
+        loader = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, shuffle=False))
+        calls.clear()
+        scores, pass_report = score_dataset(
+            torch.nn.Identity(), loader, n, forward=forward, progress=False, return_report=True
+        )
+        result[f"{name}/pass"] = dataclasses.asdict(pass_report)
+        result[f"{name}/pass/scores"] = scores
+        result[f"{name}/pass/all_reduces"] = list(calls)
+        # online: rank 0 updates the first n // 2 + 1 samples, rank 1 the rest, 2 per batch
+        mine = torch.arange(n)[: n // 2 + 1] if rank == 0 else torch.arange(n)[n // 2 + 1 :]
+        scorer = BalanceScorer(n)
+        for part in mine.split(2):
+            scorer.update(part, case.multi[part], [u[part] for u in case.unis], case.targets[part])
+        calls.clear()
+        scorer.compute()
+        result[f"{name}/online"] = dataclasses.asdict(scorer.last_report)  # type: ignore[arg-type]
+        result[f"{name}/online/all_reduces"] = list(calls)
+    # a rank with no update: fine when num_modalities says how many heads there are
+    case = CASES["two"]()
+    scorer = BalanceScorer(5, num_modalities=2)
+    if rank == 0:
+        scorer.update(torch.arange(5), case.multi, case.unis, case.targets)
+    scorer.compute()
+    result["idle_rank"] = dataclasses.asdict(scorer.last_report)  # type: ignore[arg-type]
+    _dist.all_reduce_sum_ = real  # type: ignore[assignment]
+    return result
+
+
+SCENARIOS = {"samplers": samplers, "errors": errors, "padding": padding, "report": report}
 
 
 def run(rank: int, scenario: str, out_dir: str, port: str) -> None:

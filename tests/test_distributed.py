@@ -4,6 +4,7 @@ dataset smaller than the world is not a coverage error."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from torch.utils.data import DataLoader
 from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
 
 from .conftest import PairDataset, PairModel
+from .report_cases import CASES
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 
@@ -54,6 +56,11 @@ def test_two_ranks_equal_one_process(ranks, cls):
     name = cls.__name__
     for result in ranks:
         assert torch.allclose(result[f"{name}/scores"], scores, atol=1e-6)
+    # the report: identical on both ranks, and what one process reports
+    assert ranks[0][f"{name}/report"] == ranks[1][f"{name}/report"]
+    report = dataclasses.asdict(single.last_report)
+    for key, value in report.items():
+        assert ranks[0][f"{name}/report"][key] == pytest.approx(value, abs=1e-6), key
     assert torch.equal(ranks[0][f"{name}/scores"], ranks[1][f"{name}/scores"])
     single.set_scores(ranks[0][f"{name}/scores"])  # identical inputs: identical orders
     for epoch in range(3):
@@ -113,3 +120,31 @@ def test_three_ranks_pad_datasets_smaller_than_the_world(padding, n, how):
     want = LearnedBalanceSampler(data).update_scores(model, DataLoader(data), progress=False)
     for result in padding:
         assert torch.allclose(result[f"{n}/{how}"], want, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    return _spawn(tmp_path_factory, "report", 2, timeout=300)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("how", ["pass", "online"])
+def test_report_from_uneven_shards_is_the_hand_computed_one(reports, name, how):
+    """2 gloo ranks, uneven shares (a padded DistributedSampler share, or 3 + 2 samples): the
+    report is identical on both ranks, equals the hand-computed values, and took the pass's one
+    all-reduce."""
+    case = CASES[name]()
+    assert reports[0][f"{name}/{how}"] == reports[1][f"{name}/{how}"]
+    for key, value in case.expected.items():
+        assert reports[0][f"{name}/{how}"][key] == pytest.approx(value, rel=1e-12), key
+    modalities, n = len(case.unis), len(case.targets)
+    size = (5 + 2 * (1 + modalities)) * n + 3
+    assert reports[0][f"{name}/{how}/all_reduces"] == reports[1][f"{name}/{how}/all_reduces"]
+    assert reports[0][f"{name}/{how}/all_reduces"] == [size]
+
+
+def test_a_rank_without_updates_reports_with_num_modalities(reports):
+    expected = CASES["two"]().expected
+    assert reports[0]["idle_rank"] == reports[1]["idle_rank"]
+    for key, value in expected.items():
+        assert reports[1]["idle_rank"][key] == pytest.approx(value, rel=1e-12), key

@@ -29,6 +29,7 @@ ROLE_FREE_MODULES = (
     "bss_sampler.ordering",
     "bss_sampler.pacing",
     "bss_sampler.presets",
+    "bss_sampler.report",
 )
 REST_ROLES = (":meth:`", ":func:`", ":class:`", ":mod:`")
 

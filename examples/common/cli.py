@@ -122,6 +122,13 @@ def add_common_args(
         "train mode, except Twitter2015's learned script: eval mode)",
         action=argparse.BooleanOptionalAction,
     )
+    _flag(
+        g,
+        "report_every",
+        "a report-only scoring pass every N epochs when BSS does not score (random order too): "
+        "each head's training accuracy in history.csv and report.png (0: only BSS's scorings)",
+        type=int,
+    )
     if augmented:
         g.add_argument(
             "--score-augmented",

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from examples.common.metrics import classification_metrics
 from examples.common.runtime import autocast
 
-__all__ = ["PREDICTIONS", "combine_logits", "evaluate", "split_batch"]
+__all__ = ["PREDICTIONS", "combine_logits", "evaluate", "modality_names", "split_batch"]
 
 #: Test-time predictions: paper Eq. 12 ("all"), and the released code's two variants.
 PREDICTIONS = ("all", "unimodal_sum", "multimodal")
@@ -45,6 +45,12 @@ def split_batch(
     return inputs, targets, batch.get("index")
 
 
+def modality_names(model: nn.Module) -> list[str] | None:
+    """The names of the model's unimodal heads: its ``encoders`` mapping's keys, or ``None``."""
+    encoders = getattr(model, "encoders", None)
+    return list(encoders) if isinstance(encoders, (Mapping, nn.ModuleDict)) else None
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -69,8 +75,7 @@ def evaluate(
     targets: list[Tensor] = []
     for batch in loader:
         inputs, target, _ = split_batch(batch, device)
-        encoders = getattr(model, "encoders", None)
-        names = list(encoders) if isinstance(encoders, (Mapping, nn.ModuleDict)) else list(inputs)
+        names = modality_names(model) or list(inputs)
         with autocast(device, amp):
             m, u = model(**inputs)
         multi.append(m.float().cpu())

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from examples.common.models import ConcatClassifier
+
 if TYPE_CHECKING:
     from examples.common.training import TrainConfig
 
@@ -27,6 +29,7 @@ __all__ = [
     "MODEL_WRAPPERS",
     "StepFn",
     "StepOutput",
+    "concat_step",
     "get_method",
     "joint_loss",
     "register_method",
@@ -120,3 +123,23 @@ def joint_step(
     unimodal = list(unimodal)
     loss = joint_loss(multimodal, unimodal, targets, cfg.train_loss_weights)
     return StepOutput(loss, multimodal, unimodal)
+
+
+def wrap_concat(model: nn.Module, cfg: TrainConfig | None = None) -> ConcatClassifier:
+    """The model hook of method ``"concat"``: `ConcatClassifier.from_model` (idempotent)."""
+    return ConcatClassifier.from_model(model)
+
+
+@register_method("concat", wrap=wrap_concat)
+def concat_step(
+    model: nn.Module, inputs: Mapping[str, Tensor], targets: Tensor, cfg: TrainConfig
+) -> StepOutput:
+    """The paper's "Concat" baseline (Table 1): the fused head's cross-entropy alone.
+
+    The unimodal logits (for scoring, evaluation and the balance report) are the fused head's
+    per-modality parts (`examples.common.models.ConcatClassifier`); nothing trains them apart.
+    With ``--sampler random`` this is the baseline BSS is compared with in the paper.
+    """
+    multimodal, unimodal = model(**inputs)
+    loss = F.cross_entropy(multimodal.float(), targets)
+    return StepOutput(loss, multimodal, list(unimodal))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LateFusionClassifier", "encoder_inputs", "mlp_encoder"]
+__all__ = ["ConcatClassifier", "LateFusionClassifier", "encoder_inputs", "mlp_encoder"]
 
 
 class LateFusionClassifier(nn.Module):
@@ -38,6 +39,53 @@ class LateFusionClassifier(nn.Module):
     def forward(self, **inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
         features = [e(*encoder_inputs(k, e, inputs)) for k, e in self.encoders.items()]
         unimodal = [self.heads[k](f) for k, f in zip(self.encoders, features)]
+        return self.fusion_head(torch.cat(features, dim=1)), unimodal
+
+
+class ConcatClassifier(nn.Module):
+    """The paper's "Concat" baseline: encoders and one linear head on their concatenation.
+
+    ``forward(**inputs) -> (multimodal_logits, [unimodal_logits, ...])`` where the unimodal
+    logits are the fused head split by modality, as OGM-GE measures each modality inside a
+    concatenation model: ``W_m z_m + b / M`` for the columns ``W_m`` of the head's weight that
+    read modality ``m``'s features ``z_m``. They sum to the fused logits, so a prediction from all
+    heads (Eq. 12) is twice the fused logits (the same argmax), and BSS scoring and the
+    `bss_sampler.BalanceReport` see how much each modality alone supports the target.
+
+    ``encoders`` and ``fusion_head`` are shared with the model they come from (not copied); a
+    ``LateFusionClassifier``'s per-modality ``heads`` are left out (Concat has none to train).
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], fusion_head: nn.Linear) -> None:
+        super().__init__()
+        if len(encoders) < 2:
+            raise ValueError(f"encoders must hold at least 2 modalities, got {list(encoders)}")
+        self.encoders = nn.ModuleDict(encoders)
+        self.fusion_head = fusion_head
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> ConcatClassifier:
+        """The ``encoders`` and linear ``fusion_head`` of a ``LateFusionClassifier``-style model
+        (a ``ConcatClassifier`` is returned as is)."""
+        if isinstance(model, ConcatClassifier):
+            return model
+        encoders = getattr(model, "encoders", None)
+        head = getattr(model, "fusion_head", None)
+        if not isinstance(encoders, (Mapping, nn.ModuleDict)) or not isinstance(head, nn.Linear):
+            raise TypeError(
+                "method 'concat' needs a model with an `encoders` mapping and a linear "
+                f"`fusion_head` (LateFusionClassifier), got {type(model).__name__}"
+            )
+        return cls(dict(encoders.items()), head)
+
+    def forward(self, **inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
+        features = [e(*encoder_inputs(k, e, inputs)) for k, e in self.encoders.items()]
+        weight, bias = self.fusion_head.weight, self.fusion_head.bias
+        share = None if bias is None else bias / len(features)
+        unimodal, start = [], 0
+        for f in features:
+            unimodal.append(F.linear(f, weight[:, start : start + f.shape[1]], share))
+            start += f.shape[1]
         return self.fusion_head(torch.cat(features, dim=1)), unimodal
 
 

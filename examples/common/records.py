@@ -12,7 +12,9 @@ __all__ = ["format_row", "write_history", "write_json"]
 
 
 def format_row(row: dict[str, float], splits: Sequence[str]) -> str:
-    """``epoch 3 | loss 1.2345 | n 640 | val acc 71.20 map 75.01 f1 70.02 | test ...`` (percent)."""
+    """``epoch 3 | loss 1.2345 | n 640 | val acc 71.20 map 75.01 f1 70.02 | test ...`` (percent),
+    then ``| train heads fused 80.1 audio 75.3 video 40.2, ratio 1.62`` when the row has a
+    balance report (training-set accuracy of each head, imbalance ratio)."""
     parts = [
         f"epoch {int(row['epoch'])}",
         f"loss {row['train_loss']:.4f}",
@@ -23,16 +25,31 @@ def format_row(row: dict[str, float], splits: Sequence[str]) -> str:
             f"{split} acc {100 * row[f'{split}_acc']:.2f} map {100 * row[f'{split}_map']:.2f}"
             f" f1 {100 * row[f'{split}_f1']:.2f}"
         )
+    if "report_multimodal_accuracy" in row:
+        heads = [f"fused {100 * row['report_multimodal_accuracy']:.1f}"]
+        heads += [
+            f"{key[len('report_') : -len('_accuracy')]} {100 * value:.1f}"
+            for key, value in row.items()
+            if key.startswith("report_")
+            and key.endswith("_accuracy")
+            and key != "report_multimodal_accuracy"
+        ]
+        parts.append(f"train heads {' '.join(heads)}, ratio {row['report_imbalance_ratio']:.2f}")
     return " | ".join(parts)
 
 
 def write_history(history: Sequence[dict[str, float]], out_dir: Path) -> None:
-    """Rewrite ``history.csv`` and ``history.json`` (one row per epoch) in ``out_dir``."""
+    """Rewrite ``history.csv`` and ``history.json`` (one row per epoch) in ``out_dir``.
+
+    The CSV has every column of any row (``report_*`` columns only where a report was made),
+    blank where a row lacks it.
+    """
     write_json(out_dir / "history.json", list(history))
     if not history:
         return
+    columns = list(dict.fromkeys(key for row in history for key in row))
     with (out_dir / "history.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
 

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from examples.common.cli import config_from_args
-from examples.common.plots import plot_history
+from examples.common.plots import plot_history, plot_report, report_rows
 from examples.common.runtime import seed_everything
 from examples.common.splits import stratified_split
 from examples.common.training import fit
@@ -123,7 +123,8 @@ def run_example(
 
     Seeds everything before the model is built (same initial weights for every sampler), runs
     :func:`examples.common.training.fit` with the flags of ``args`` and, on rank 0, writes
-    ``<args.out>/accuracy.png`` and says where the outputs are. Returns the per-epoch history.
+    ``<args.out>/accuracy.png`` (and ``report.png`` when a scoring pass ran) and says where the
+    outputs are. Returns the per-epoch history.
     """
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -137,8 +138,12 @@ def run_example(
         plot_history(
             history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset
         )
+        report = ""
+        if report_rows(history):
+            plot_report({args.dataset: history}, Path(args.out) / "report.png")
+            report = ", report.png (each head's accuracy and the scores at each scoring)"
         print(
             f"outputs in {args.out}: history.csv and history.json (metrics per epoch), "
-            "accuracy.png (curves), best.json, best.pt, last.pt (continue with --resume)"
+            f"accuracy.png (curves){report}, best.json, best.pt, last.pt (continue with --resume)"
         )
     return history

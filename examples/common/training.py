@@ -3,6 +3,11 @@
 Datasets yield mappings ``{"<modality>": tensor, ..., "target": int, "index": int}`` where
 ``index`` is the item's position in that dataset; models take the modality tensors as keyword
 arguments and return ``(multimodal_logits, [unimodal_logits, ...])``.
+
+Every scoring pass (and every online re-scoring) also gives a `bss_sampler.BalanceReport`: the
+epoch's history row then holds it as ``report_*`` columns (``report_epoch``: the epochs trained
+before it was scored). ``TrainConfig.report_every`` adds report-only passes, e.g. for random
+order, which never scores.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from bss_sampler import BalanceScorer
+from bss_sampler import BalanceReport, BalanceScorer, score_dataset
+from bss_sampler.presets import get_preset
 from examples.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from examples.common.evaluation import PREDICTIONS, evaluate, split_batch
+from examples.common.evaluation import PREDICTIONS, evaluate, modality_names, split_batch
 from examples.common.methods import METHODS, StepFn, get_method, wrap_for_method
 from examples.common.records import format_row, write_history, write_json
 from examples.common.runtime import Runtime, autocast, progress, setup_runtime, teardown_runtime
@@ -34,7 +40,7 @@ from examples.common.sampling import (
     make_train_loader,
 )
 
-__all__ = ["TrainConfig", "build_optimizer", "build_scheduler", "fit"]
+__all__ = ["TrainConfig", "build_optimizer", "build_scheduler", "fit", "report_columns"]
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("none", "step", "cosine")
@@ -75,6 +81,9 @@ class TrainConfig:
     warmup_epochs: int = 0  #: random order, no scoring, for this many epochs; BSS starts after
     scoring: str = "pass"  #: ``pass`` (extra sequential pass) or ``online`` (training outputs)
     score_train_mode: bool | None = None  #: score in train mode; None: preset's (official: on)
+    #: a report-only scoring pass every this many epochs when no BSS scoring happens (random
+    #: order, warm-up, BSS-H between re-rankings); 0: reports only from BSS's own scorings
+    report_every: int = 0
     seed: int = 0
     device: str = "auto"  #: ``auto`` = CUDA when available
     amp: bool = False  #: float16 autocast + GradScaler on CUDA, bfloat16 autocast on CPU
@@ -121,6 +130,8 @@ class TrainConfig:
                 f"warmup_epochs must lie in [0, epochs - 1] = [0, {self.epochs - 1}], "
                 f"got {self.warmup_epochs}"
             )
+        if self.report_every < 0:
+            raise ValueError(f"report_every must be >= 0, got {self.report_every}")
         if self.scoring not in ("pass", "online"):
             raise ValueError(f"scoring must be 'pass' or 'online', got {self.scoring!r}")
         if self.scoring == "online" and self.sampler == "heuristic" and self.rescore_every:
@@ -205,21 +216,56 @@ def _score_pass(run: _Run, epoch: int) -> None:
         run.bss.update_scores(run.model, run.score_loader, progress=run.show)
 
 
-def _update_scores(run: _Run, epoch: int) -> None:
+def _update_scores(run: _Run, epoch: int) -> BalanceReport | None:
     """Score before ``epoch``: a pass when BSS starts (after the warm-up), then re-score when
-    the sampler asks (online from the last epoch, or a pass)."""
+    the sampler asks (online from the last epoch, or a pass). Returns the scoring's report."""
     bss, t = run.bss, run.bss_epoch(epoch)
     if bss is None or t < 0:
-        return
+        return None
     if t == 0:
         _score_pass(run, epoch)
-        return
-    if not bss.needs_update(t):
-        return
-    if run.scorer is not None:
-        bss.set_scores(run.scorer.compute())
+    elif not bss.needs_update(t):
+        return None
+    elif run.scorer is not None:
+        bss.set_scores(run.scorer.compute(), report=run.scorer.last_report)
     else:
         _score_pass(run, epoch)
+    return bss.last_report
+
+
+def _report_pass(run: _Run, epoch: int) -> BalanceReport:
+    """A scoring pass that only reports (no sampler sees its scores), as BSS would score."""
+    cfg = run.cfg
+    if hasattr(run.score_set, "set_epoch"):
+        run.score_set.set_epoch(epoch)
+    train_mode = cfg.score_train_mode
+    if train_mode is None:
+        train_mode = get_preset(cfg.preset).train_mode
+    size = len(run.score_set)  # type: ignore[arg-type]
+    with autocast(run.runtime.device, cfg.amp):
+        _, report = score_dataset(
+            run.model,
+            run.score_loader,
+            size,
+            alpha=cfg.alpha,
+            criteria=cfg.criteria,
+            train_mode=train_mode,
+            progress=run.show,
+            return_report=True,
+        )
+    return report
+
+
+def report_columns(
+    report: BalanceReport, epoch: int, names: list[str] | None = None
+) -> dict[str, Any]:
+    """A history row's ``report_*`` columns: ``report_epoch`` (epochs trained before the
+    scoring) and `BalanceReport.as_dict` prefixed ``report_``."""
+    if names is not None and len(names) != report.num_modalities:
+        names = None  # the model's encoders do not name its unimodal heads
+    columns: dict[str, Any] = {"report_epoch": epoch}
+    columns.update({f"report_{k}": v for k, v in report.as_dict(names).items()})
+    return columns
 
 
 def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float, int]:
@@ -307,7 +353,9 @@ def fit(
 
     Returns one row per epoch: ``epoch`` (1-based), ``train_loss``, ``train_samples``, ``lr``,
     ``time_s`` and, per split, the metrics of :func:`examples.common.evaluation.evaluate`
-    prefixed ``<split>_``. ``score_set`` is the training data as the scoring pass sees it
+    prefixed ``<split>_``; an epoch that started with a scoring pass (or a report-only pass,
+    ``cfg.report_every``) also has its balance report's ``report_*`` columns
+    (`report_columns`). ``score_set`` is the training data as the scoring pass sees it
     (e.g. without augmentation; same items in the same order), default ``train_set``. With
     ``out_dir``, rank 0 writes ``history.{csv,json}``, ``last.pt`` (resumable) and ``best.pt``
     (best ``<split>_acc`` on ``cfg.select_split``, else ``test``) plus ``best.json``.
@@ -389,9 +437,12 @@ def _fit(
         history, best, start = list(ckpt["history"]), dict(ckpt["best"]), ckpt["epoch"] + 1
         log(f"resumed from {cfg.resume} after epoch {start}")
 
+    names = modality_names(model)
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()
-        _update_scores(run, epoch)
+        report = _update_scores(run, epoch)
+        if report is None and cfg.report_every and epoch % cfg.report_every == 0:
+            report = _report_pass(run, epoch)
         loader = run.epoch_loader(epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
@@ -409,6 +460,8 @@ def _fit(
             metrics = evaluate(model, loader, device, predict=cfg.predict, amp=cfg.amp)
             row.update({f"{split}_{k}": v for k, v in metrics.items()})
         row["time_s"] = time.perf_counter() - tic
+        if report is not None:
+            row.update(report_columns(report, epoch, names))
         history.append(row)
         log(format_row(row, list(eval_loaders)))
         if select is not None and row[f"{select}_acc"] > best["acc"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -43,3 +44,35 @@ def test_short_run_writes_the_table_and_the_curves(
         assert png.format == "PNG" and png.size[0] > 2 * png.size[1] > 400  # two panels
         colours = png.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is not None and len(colours) > 50  # curves, not a blank canvas
+
+
+def test_short_run_prints_and_plots_the_balance_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = quickstart.main(["--seeds", "0", "--epochs", "6", "--out", str(tmp_path)])
+    # every run reports at epochs 0 and 5 (--report-every 5: BSS-L's own re-scoring at 5)
+    for histories in runs.values():
+        reported = [r["report_epoch"] for r in histories[0] if "report_epoch" in r]
+        assert reported == [0, 5]
+    out = capsys.readouterr().out
+    assert "Balance report of the trained model (random order, seed 0):" in out
+    assert re.search(r"^  pix    accuracy +\d+\.\d\d%  confidence 0\.\d{3}  ratio", out, re.M)
+    assert re.search(r"^  imbalance ratio \d+\.\d\d \(strongest: pix\)", out, re.M)
+    table = (tmp_path / "report.md").read_text(encoding="utf-8")
+    header = "| method | fused acc | pix acc | mor acc | pix conf | mor conf | imbalance ratio |"
+    assert header in table
+    assert f"report table: {tmp_path / 'report.md'}" in out
+    saved = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert list(saved) == ["random order", "BSS-H", "BSS-L"]
+    assert saved["random order"][0]["num_samples"] == 1190
+    assert len(saved["random order"][0]["unimodal_accuracy"]) == 2
+
+    from PIL import Image
+
+    for path in [tmp_path / "report.png"] + [
+        tmp_path / f"{s}-seed0" / "report.png" for s in ("random", "heuristic", "learned")
+    ]:
+        with Image.open(path) as png:
+            assert png.format == "PNG" and png.size[0] > 400
+    with Image.open(tmp_path / "report.png") as png:
+        assert png.size[1] > 2.5 * 400  # one row of panels per method
