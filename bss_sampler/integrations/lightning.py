@@ -35,13 +35,14 @@ state (exact with the learned sampler; see the integrations page for the heurist
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_int
+from ..report import BalanceReport
 from ..samplers import HeuristicCurriculumSampler, LearnedBalanceSampler
 from ..scoring import Forward
 from ._common import BSSSampler, find_sampler, score_summary, scoring_loader
@@ -137,7 +138,10 @@ class BalanceSamplingCallback(pl.Callback):
       a resume).
     * ``on_train_epoch_start``: checks that the loader still draws from that sampler, and logs
       ``bss/score_mean``, ``bss/score_min``, ``bss/score_max`` and ``bss/scores_epoch`` with
-      ``pl_module.log_dict`` (epoch level).
+      ``pl_module.log_dict`` (epoch level); after each scoring pass, its balance report
+      (`bss_sampler.BalanceReport.as_dict` under ``bss/report/``, without the histogram: each
+      head's accuracy and confidence, the imbalance ratio, the score quantiles), identical on
+      every rank.
     * ``on_train_epoch_end``: re-scores when ``needs_update(next_epoch)`` (unless training ends)
       and calls ``set_epoch(next_epoch)``, before ``ModelCheckpoint`` saves.
     * ``state_dict``/``load_state_dict``: the sampler's state in Lightning's checkpoint. Lightning
@@ -152,7 +156,9 @@ class BalanceSamplingCallback(pl.Callback):
             LightningModule called as ``module(**inputs)`` or ``module(*inputs)``.
         scoring_batch_size: batch size of the default scoring loader (default: the training
             loader's).
-        log_scores: log the scores' summary each epoch.
+        log_scores: log the scores' summary each epoch and each scoring pass's report.
+        modality_names: names of the modalities in the report's keys (default ``modality0``,
+            ``modality1``, ...), in the model's order.
     """
 
     def __init__(
@@ -162,6 +168,7 @@ class BalanceSamplingCallback(pl.Callback):
         forward: Forward | None = None,
         scoring_batch_size: int | None = None,
         log_scores: bool = True,
+        modality_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.scoring_loader = scoring_loader
@@ -172,6 +179,8 @@ class BalanceSamplingCallback(pl.Callback):
             else check_int("scoring_batch_size", scoring_batch_size, 1)
         )
         self.log_scores = check_bool("log_scores", log_scores)
+        self.modality_names = None if modality_names is None else tuple(modality_names)
+        self._logged_report: BalanceReport | None = None
         self.sampler: BSSSampler | None = None
         self._train_loader: Any = None
         self._scoring: Iterable[Any] | None = None
@@ -201,6 +210,11 @@ class BalanceSamplingCallback(pl.Callback):
             )
         if self.log_scores:
             summary = {f"bss/{key}": value for key, value in score_summary(sampler).items()}
+            report = sampler.last_report
+            if report is not None and report is not self._logged_report:  # a new scoring pass
+                self._logged_report = report
+                rows = report.as_dict(self.modality_names).items()
+                summary.update((f"bss/report/{k}", v) for k, v in rows if "_bin" not in k)
             pl_module.log_dict(summary, on_step=False, on_epoch=True, sync_dist=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -88,8 +88,14 @@ class Recorder(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
         self.epochs[-1]["logged"] = {
-            k: float(v) for k, v in metrics.items() if k.startswith("bss/")
+            k: float(v) for k, v in metrics.items() if k.startswith("bss/") and "/report/" not in k
         }
+        self.epochs[-1]["report"] = {
+            k.removeprefix("bss/report/"): float(v)
+            for k, v in metrics.items()
+            if k.startswith("bss/report/")
+        }
+        self.epochs[-1]["last_report"] = trainer.datamodule.sampler.last_report
 
 
 def test_callback_scores_on_schedule_logs_and_resumes_from_its_checkpoint(tmp_path: Path) -> None:
@@ -106,7 +112,9 @@ def test_callback_scores_on_schedule_logs_and_resumes_from_its_checkpoint(tmp_pa
         **{**QUIET, "enable_checkpointing": True},
         max_epochs=3,
         callbacks=[
-            BalanceSamplingCallback(forward=forward, scoring_batch_size=16),
+            BalanceSamplingCallback(
+                forward=forward, scoring_batch_size=16, modality_names=("audio", "video")
+            ),
             recorder,
             ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", save_top_k=-1),
         ],
@@ -127,6 +135,13 @@ def test_callback_scores_on_schedule_logs_and_resumes_from_its_checkpoint(tmp_pa
                 "bss/scores_epoch": 2.0 if entry["epoch"] == 2 else 0.0,
             }
         )
+    # each scoring pass's balance report, logged once (before epochs 0 and 2)
+    first, third = recorder.epochs[0]["last_report"], recorder.epochs[2]["last_report"]
+    assert first is not None and third is not None and first is not third
+    for entry, report in ((recorder.epochs[0], first), (recorder.epochs[2], third)):
+        want = {k: v for k, v in report.as_dict(["audio", "video"]).items() if "_bin" not in k}
+        assert entry["report"] == pytest.approx(want)
+        assert {"audio_accuracy", "video_confidence", "imbalance_ratio"} <= set(entry["report"])
 
     # a fresh Trainer, module and sampler from the checkpoint of epoch 1: no scoring, same epoch 2
     scored.clear()
