@@ -85,7 +85,7 @@ def _cross_entropies(shifted: Tensor, exp: Tensor, targets: Tensor) -> Tensor:
 
 
 def _loss(shifted: Tensor, exp: Tensor, targets: Tensor, alpha: float) -> Tensor:
-    """Eq. 5 from :func:`_shift_exp` of the ``(1 + M, B, C)`` heads, the fused head first."""
+    """Eq. 5 from `_shift_exp` of the ``(1 + M, B, C)`` heads, the fused head first."""
     ce = _cross_entropies(shifted, exp, targets)
     return torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)  # (1 - alpha) CE_multi + alpha sum CE_uni
 
@@ -165,7 +165,7 @@ def balance_terms(
 
 
 def _normalize_rows(values: Tensor) -> Tensor:
-    """:func:`min_max_normalize` of each row of a ``(R, N)`` tensor, in one pass."""
+    """`min_max_normalize` of each row of a ``(R, N)`` tensor, in one pass."""
     lo, hi = torch.aminmax(values, dim=-1, keepdim=True)
     span = hi - lo
     # a constant row has values - lo == 0 exactly, so dividing it by 1 gives the zeros wanted

@@ -16,7 +16,7 @@ Errors in the values (NaN/inf logits, labels or indices out of range) are raised
 batch when the logits are on the CPU and no process group is initialised. On an accelerator,
 checking them per batch would stall the device, and under a process group one rank raising alone
 would leave the others waiting in the all-reduce; there they are counted and raised by
-:meth:`BalanceScorer.compute`, on every rank alike, after the all-reduce. Affected samples are
+`BalanceScorer.compute`, on every rank alike, after the all-reduce. Affected samples are
 never mixed into the sums. Both paths word each mistake the same way.
 
 >>> import torch
@@ -246,7 +246,7 @@ class BalanceScorer:
     """Accumulates each sample's balance score over one or more passes (paper Eq. 4-6).
 
     Args:
-        num_samples: size ``N`` of the dataset; indices passed to :meth:`update` lie in
+        num_samples: size ``N`` of the dataset; indices passed to `update` lie in
             ``[0, N - 1]``.
         alpha: weight of the unimodal cross-entropies in Eq. 5, in ``[0, 1]``. The released code's
             unweighted sum of all heads normalises to exactly the scores of ``alpha=0.5``.
@@ -260,9 +260,9 @@ class BalanceScorer:
     A sample updated several times (several passes, or distributed padding) is scored with the mean
     of its raw values. Logits are detached: online scoring may pass the training step's logits.
 
-    :meth:`update` only checks the batch (on the CPU) and copies its logits; the maths of Eq. 4-5
+    `update` only checks the batch (on the CPU) and copies its logits; the maths of Eq. 4-5
     runs on all pending batches at once when they hold ``_chunk_elements`` logits (2^22: 16 MiB
-    of float32) and in :meth:`compute` / :meth:`state_dict`. A few large operations instead of
+    of float32) and in `compute` / `state_dict`. A few large operations instead of
     some twenty small ones per batch: that is what makes a scoring pass cost little more than
     the forward passes.
     """
@@ -463,7 +463,7 @@ class BalanceScorer:
         return device.type == "cpu" and not _dist.is_distributed()
 
     def _raise_now(self, pair: Tensor, heads: Tensor) -> None:
-        """Raise for an invalid batch with the words :meth:`compute` would use.
+        """Raise for an invalid batch with the words `compute` would use.
 
         ``pair`` holds the batch's dataset indices and targets, ``heads`` its stacked logits.
         """
@@ -628,7 +628,7 @@ class BalanceScorer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`; raises on another dataset size or configuration.
+        """Restore `state_dict`; raises on another dataset size or configuration.
 
         Also reads the single ``(5, num_samples)`` ``buffer`` of version 0.1.0 checkpoints. A
         state without the report's rows (saved before reports were kept) scores as before; the

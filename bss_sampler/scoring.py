@@ -1,6 +1,6 @@
 """The scoring pass: run a model over a loader once and score every sample (Eq. 4-6).
 
-Batch and model conventions of :func:`default_forward`:
+Batch and model conventions of `default_forward`:
 
 * a batch is a tuple ``(x_1, ..., x_M, y)``: the model is called as ``model(x_1, ..., x_M)``;
 * or a mapping: ``batch["target"]`` (or ``"label"``) holds the labels, optional
@@ -242,7 +242,7 @@ def score_dataset(
         CoverageError: the loader missed or repeated samples, or a batch without indices came
             from a loader whose order is unknown (anything but a ``DataLoader`` over a
             ``SequentialSampler`` or an unshuffled ``DistributedSampler``).
-        ValueError: invalid logits, targets or indices (see :meth:`BalanceScorer.update`), or a
+        ValueError: invalid logits, targets or indices (see `BalanceScorer.update`), or a
             ``forward`` that does not return four values.
     """
     forward = default_forward if forward is None else forward
