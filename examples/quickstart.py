@@ -195,6 +195,17 @@ def report_notes(views: list[str]) -> dict[str, str]:
     }
 
 
+def show_table(caption: str, table: list[list[str]], notes: dict[str, str], width: int) -> None:
+    """Print ``table`` (first column the method) under ``caption``, then what each column means."""
+    print(f"\n{caption}")
+    for row in table:
+        print(f"{row[0]:14s}" + "".join(f"{c:>{width}s}" for c in row[1:]))
+    print("columns:")
+    label = max(map(len, notes)) + 2
+    for name, text in notes.items():
+        print(f"  {name:{label}s}{text}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]]]:
     args = parse_args(argv)
     if args.threads > 0:
@@ -233,12 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
     )
     table = results_table(runs, args.views)
     notes = column_notes(args.views)
-    print(f"\n{caption}")
-    for row in table:
-        print(f"{row[0]:14s}" + "".join(f"{c:>16s}" for c in row[1:]))
-    print("columns:")
-    for name, text in notes.items():
-        print(f"  {name:12s}{text}")
+    show_table(caption, table, notes, width=16)
     path = write_markdown(out / "accuracy.md", title, caption, table, notes)
     print(f"table: {path}")
     path = plot_comparison(
@@ -259,12 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
     )
     table = report_table(reports, args.views)
     notes = report_notes(args.views)
-    print(f"\n{caption}")
-    for row in table:
-        print(f"{row[0]:14s}" + "".join(f"{c:>17s}" for c in row[1:]))
-    print("columns:")
-    for name, text in notes.items():
-        print(f"  {name:16s}{text}")
+    show_table(caption, table, notes, width=17)
     path = write_markdown(out / "report.md", title, caption, table, notes)
     write_json(
         out / "report.json",
