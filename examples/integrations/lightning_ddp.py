@@ -107,9 +107,12 @@ class RecordCallback(L.Callback):
         pl_module.seen = record["indices"]
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # what BalanceSamplingCallback logged for this epoch (identical on every rank)
+        # the score summary BalanceSamplingCallback logged for this epoch (identical on every
+        # rank); its bss/report/ values are logged once per scoring pass, not per epoch
         logged = trainer.callback_metrics
-        self.epochs[-1]["logged"] = {k: float(v) for k, v in logged.items() if k.startswith("bss/")}
+        self.epochs[-1]["logged"] = {
+            k: float(v) for k, v in logged.items() if k.startswith("bss/") and "/report/" not in k
+        }
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         save_record(self.out, trainer.global_rank, self.epochs)
