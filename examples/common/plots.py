@@ -20,6 +20,18 @@ STYLES: list[tuple[Any, str]] = [
 ]
 
 
+def _save(fig: Any, path: str | Path, title: str | None) -> Path:
+    """Title, lay out and write ``fig`` as a PNG at ``path`` (folders created), then close it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -95,14 +107,7 @@ def plot_comparison(
         ax.set_ylabel(f"{split} accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def report_rows(history: Histories) -> list[Mapping[str, Any]]:
@@ -185,11 +190,4 @@ def plot_report(runs: Mapping[str, Histories], path: str | Path, *, title: str =
         ax_hist.grid(alpha=0.3)
         ax_hist.legend(fontsize=7)
         ax_hist.set_title("score histogram at each scoring")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
