@@ -548,6 +548,8 @@ class _ScoredSampler(Sampler[int]):
                 f"data_source has {self.num_samples}"
             )
         config = {**state["config"], "seed": state["seed"]}
+        if state["version"] == 1 and config.get("num_replicas") == -1:
+            config["num_replicas"] = 1  # version 1 wrote -1 for the unsharded (global) order
         for key, value in self._config().items():
             if key == "rank" or (key not in state["config"] and state["version"] == 1):
                 continue

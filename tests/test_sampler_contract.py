@@ -387,6 +387,7 @@ def test_version_1_state_still_loads():
     old = {k: v for k, v in state.items() if k not in ("scores_epoch", "next_scores")}
     old["version"] = 1
     old["config"] = {k: v for k, v in state["config"].items() if k != "seed"}
+    old["config"].update(num_replicas=-1, rank=-1)  # how 0.1.0 wrote the global order
     fresh = make(LearnedBalanceSampler, 10)
     fresh.load_state_dict(old)
     assert head + list(fresh) == sampler.epoch_indices().tolist()
