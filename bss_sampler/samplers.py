@@ -120,6 +120,11 @@ class _Pass:
             return self._final
         return self._chunk_end - operator.length_hint(self._chunk)
 
+    @property
+    def moved(self) -> bool:
+        """Whether it yielded anything or reached its end (an untouched pass says nothing)."""
+        return self.completed or self.position() > self.start
+
     def close(self) -> None:
         """Freeze the position and free the order (the pass ended or was dropped)."""
         if self._final is None:
@@ -203,8 +208,11 @@ class _ScoredSampler(Sampler[int]):
     @property
     def scores(self) -> Tensor | None:
         """The newest balance scores (a copy), or ``None``: what the next epoch draws from."""
-        newest = self._next_scores if self._next_scores is not None else self._scores
+        newest = self._newest_scores()
         return None if newest is None else newest.clone()
+
+    def _newest_scores(self) -> Tensor | None:
+        return self._next_scores if self._next_scores is not None else self._scores
 
     @property
     def scores_epoch(self) -> int | None:
@@ -248,8 +256,7 @@ class _ScoredSampler(Sampler[int]):
                 f"last_report), got {report!r}"
             )
         if self._started():
-            newest = self._next_scores if self._next_scores is not None else self._scores
-            self._next_scores = self._blend(newest, values)
+            self._next_scores = self._blend(self._newest_scores(), values)
             self._scores_epoch = self.epoch + 1
             used = self._next_scores
         else:
@@ -435,7 +442,7 @@ class _ScoredSampler(Sampler[int]):
         run = _Pass(self.epoch_indices(), start)
         iterator = run.indices()
         run.iterator = weakref.ref(iterator)
-        self._passes = [p for p in self._passes if p.alive or p.completed or p.position() > p.start]
+        self._passes = [p for p in self._passes if p.alive or p.moved]
         self._passes.append(run)
         return iterator
 
@@ -450,7 +457,7 @@ class _ScoredSampler(Sampler[int]):
                 return run
         if alive:
             return alive[-1]
-        ended = [run for run in self._passes if run.position() > run.start or run.completed]
+        ended = [run for run in self._passes if run.moved]
         return max(ended, key=_Pass.position, default=None)
 
     def _position(self, consumed: int | None) -> int:
@@ -469,9 +476,6 @@ class _ScoredSampler(Sampler[int]):
         return start + consumed
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def _pacing_id(self) -> Any:
-        return None
-
     def _config(self) -> dict[str, Any]:
         return {
             "order": self.order,
@@ -564,7 +568,7 @@ class _ScoredSampler(Sampler[int]):
         scores_epoch = check_int("state_dict['scores_epoch']", state.get("scores_epoch", epoch), -1)
         extra = self._check_extra(state)
         yielded = check_int("state_dict['yielded']", state["yielded"], 0)
-        length = shard_size(self._epoch_size(epoch), self.num_replicas, self.drop_last)
+        length = self.epoch_length(epoch)
         if yielded > length:
             raise ValueError(
                 f"state_dict['yielded'] must lie in [0, {length}] for epoch {epoch}, got {yielded}"
