@@ -407,7 +407,18 @@ class _ScoredSampler(Sampler[int]):
         return any(p.completed for p in self._passes)
 
     def __len__(self) -> int:
-        """Indices the loader's pass yields: the current epoch's, less a resumed position."""
+        """This rank's whole share of the current epoch, fixed for the epoch: `epoch_length`.
+
+        As torch's and torchdata's samplers, a resumed epoch still reports its full length (the
+        iterator simply ends early); frameworks read ``len()`` once and rely on it. What a resumed
+        pass has left is `remaining`.
+        """
+        return self.epoch_length()
+
+    @property
+    def remaining(self) -> int:
+        """Indices the next ``iter()`` yields: `epoch_length` less a resumed position (the whole
+        epoch again once a pass has completed it)."""
         return self.epoch_length() - (0 if self._completed() else self._start)
 
     def _require_scores(self) -> None:

@@ -410,17 +410,27 @@ def test_an_iterated_sampler_pickles_and_resumes(cls):
     it = iter(sampler)
     head = [next(it) for _ in range(11)]
     copy = pickle.loads(pickle.dumps(sampler))
-    assert len(copy) == 19
+    assert (len(copy), copy.remaining) == (30, 19)
     assert head + list(copy) == sampler.epoch_indices().tolist() == head + list(it)
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
-def test_len_after_a_mid_epoch_load_counts_what_is_left(cls):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_len_stays_the_whole_epoch_through_a_resumed_pass(cls, workers):
+    """Issue 17 item 2: len() is fixed for an epoch (as torch's and torchdata's samplers), before,
+    during and after a resumed pass; `remaining` is what that pass has left."""
     sampler = scored(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 40)
     loader = DataLoader(range(40), batch_size=6, sampler=sampler)
     batches = iter(loader)
     next(batches), next(batches)
     fresh = make(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else make(cls, 40)
     fresh.load_state_dict(sampler.state_dict())
-    resumed = DataLoader(range(40), batch_size=6, sampler=fresh)
-    assert len(fresh) == 28 and len(resumed) == 5 == len(list(resumed))
+    assert fresh.remaining == 28
+    resumed = DataLoader(range(40), batch_size=6, sampler=fresh, num_workers=workers)
+    lengths, got = [len(resumed)], []
+    for batch in resumed:
+        lengths.append(len(resumed))
+        got += batch.tolist()
+    lengths.append(len(resumed))
+    assert set(lengths) == {7} and len(fresh) == 40
+    assert got == sampler.epoch_indices().tolist()[12:]

@@ -96,9 +96,9 @@ class BalanceSamplingLoader:
         return len(self.loader) - self._skip  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Any]:
-        if len(self.sampler) != self.sampler.epoch_length():
+        if self.sampler.remaining != self.sampler.epoch_length():
             raise RuntimeError(
-                f"the sampler was restored {self.sampler.epoch_length() - len(self.sampler)} "
+                f"the sampler was restored {self.sampler.epoch_length() - self.sampler.remaining} "
                 f"samples into epoch {self.sampler.epoch}: the position belongs to this loader "
                 "(it skips whole batches), so register the BalanceSamplingLoader for "
                 "checkpointing, not the sampler"
