@@ -305,24 +305,27 @@ class _ScoredSampler(Sampler[int]):
         model: nn.Module,
         loader: Iterable[Any],
         *,
+        alpha: float | None = None,
+        criteria: Sequence[str] | None = None,
         forward: Forward | None = None,
         train_mode: bool | None = None,
         progress: bool = True,
     ) -> Tensor:
         """Score every sample with one pass of ``model`` over ``loader`` and use the scores.
 
-        See `bss_sampler.score_dataset` for the batch conventions; ``loader`` must visit the
-        dataset exactly once (under ``torchrun``: each rank its unshuffled share). Every rank
-        ends with identical scores. They apply as in `set_scores`. Returns the newest scores;
-        what the pass saw (accuracy and confidence per modality, score quantiles) is then in
-        `last_report`.
+        See `bss_sampler.score_dataset` for the batch conventions and for ``alpha`` (Eq. 5),
+        ``criteria`` (Eq. 6) and ``train_mode``; ``None`` takes the sampler's own. ``loader`` must
+        visit the dataset exactly once (under ``torchrun``: each rank its unshuffled share).
+        Every rank ends with identical scores. They apply as in `set_scores`. Returns the newest
+        scores; what the pass saw (accuracy and confidence per modality, score quantiles) is then
+        in `last_report`.
         """
         scores, report = score_dataset(
             model,
             loader,
             self.num_samples,
-            alpha=self.alpha,
-            criteria=self.criteria,
+            alpha=self.alpha if alpha is None else alpha,
+            criteria=self.criteria if criteria is None else criteria,
             forward=forward,
             train_mode=self.train_mode if train_mode is None else train_mode,
             progress=progress,
