@@ -20,6 +20,7 @@ most balanced samples available at that epoch. All three start at ``lambda0`` an
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Callable, Protocol
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "PacingFunction",
     "baby_step_pacing",
     "linear_pacing",
+    "paced_count",
     "root_pacing",
 ]
 
@@ -73,3 +75,41 @@ PACING_FUNCTIONS: dict[str, PacingFunction] = {
 
 EpochFraction = Callable[[int], float]
 """A custom pacing function: ``epoch -> fraction in (0, 1]`` (``HeuristicCurriculumSampler``)."""
+
+
+def _exact(value: float) -> Fraction:
+    """The decimal a float was written as (its shortest repr): ``0.29``, not 0.28999999999999998."""
+    return Fraction(repr(float(value)))
+
+
+def paced_count(pacing: str | EpochFraction, epoch: int, num_samples: int, **kwargs: float) -> int:
+    """``max(1, floor(N * lambda(t)))`` of Eq. 8, computed in exact arithmetic.
+
+    In floats ``0.29 * 100`` is ``28.999999999999996``, so a float floor loses a sample; here
+    ``lambda0``, ``t_grow`` (and a callable's return value) are taken as the decimals they were
+    written as and the floor is exact (Eq. 7's square root through an integer square root:
+    ``floor(N sqrt(q)) = isqrt(floor(N^2 q))``).
+
+    Args:
+        pacing: a key of `PACING_FUNCTIONS` (then ``lambda0`` and ``t_grow`` are keywords) or an
+            ``epoch -> fraction`` callable whose value was already checked to lie in ``(0, 1]``.
+
+    >>> paced_count("root", 0, 100, lambda0=0.29, t_grow=40)
+    29
+    """
+    if callable(pacing):
+        count = math.floor(num_samples * _exact(pacing(epoch)))
+    elif epoch >= kwargs["t_grow"]:
+        count = num_samples
+    else:
+        lambda0, t_grow = _exact(kwargs["lambda0"]), _exact(kwargs["t_grow"])
+        if pacing == "root":
+            squared = (1 - lambda0**2) / t_grow * epoch + lambda0**2
+            count = math.isqrt(math.floor(num_samples**2 * squared))
+        elif pacing == "linear":
+            count = math.floor(num_samples * (lambda0 + (1 - lambda0) * epoch / t_grow))
+        else:
+            steps = max(1, math.ceil((1 - lambda0) / lambda0))
+            done = Fraction(math.floor(steps * epoch / t_grow), steps)
+            count = math.floor(num_samples * (lambda0 + (1 - lambda0) * done))
+    return max(1, min(num_samples, count))

@@ -25,7 +25,6 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
 
 from __future__ import annotations
 
-import math
 import operator
 import warnings
 import weakref
@@ -48,7 +47,7 @@ from .ordering import (
     weighted_permutation,
 )
 from .ordering import ranking as rank_scores
-from .pacing import PACING_FUNCTIONS, EpochFraction
+from .pacing import PACING_FUNCTIONS, EpochFraction, paced_count
 from .presets import get_preset
 from .report import BalanceReport
 from .scorer import check_alpha, check_criteria
@@ -63,6 +62,7 @@ _READABLE_VERSIONS = (1, 2)
 _CHUNK = 1 << 16
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 _FINGERPRINT_EPOCHS = 128  # epochs whose sizes identify a custom pacing callable in checkpoints
+_ADDED = frozenset({"train_mode"})  # config keys that states written before 0.2 may lack
 
 
 class _Pass:
@@ -171,6 +171,9 @@ class _ScoredSampler(Sampler[int]):
         )
         self.global_order = check_bool("global_order", global_order)
         self.num_replicas, self.rank = self._resolve_shard(num_replicas, rank, self.global_order)
+        # left to the process group: followed if one is initialised after construction
+        self._shard_from_group = not self.global_order and num_replicas is None and rank is None
+        self._requested_epoch: int | None = None  # set_epoch since the last load_state_dict
         self.epoch = 0
         self._scores: Tensor | None = None  # what the current epoch's order is drawn from
         self._next_scores: Tensor | None = None  # newer scores, for the next epoch
@@ -203,6 +206,27 @@ class _ScoredSampler(Sampler[int]):
         if not 0 <= rank < replicas:
             raise ValueError(f"rank must lie in [0, {replicas - 1}] (num_replicas - 1), got {rank}")
         return replicas, rank
+
+    def _follow_group(self) -> None:
+        """Shard by the process group as it is now when ``num_replicas``/``rank`` were left to it.
+
+        A sampler built before ``init_process_group`` (which ``DistributedSampler`` refuses) takes
+        the group's world and rank when first used; once a pass or a resumed position depends on
+        the old shard it refuses instead.
+        """
+        if not self._shard_from_group or not _dist.is_initialized():
+            return
+        group = (_dist.world_size(), _dist.rank())
+        if group == (self.num_replicas, self.rank):
+            return
+        if self._passes or self._start > 0:
+            raise RuntimeError(
+                f"{type(self).__name__} was built with num_replicas={self.num_replicas}, "
+                f"rank={self.rank} (no process group yet) and epoch {self.epoch} is under way, "
+                f"but the process group now has world size {group[0]} and rank {group[1]}: build "
+                "the sampler after init_process_group, or pass num_replicas and rank"
+            )
+        self.num_replicas, self.rank = group
 
     # -- scores ---------------------------------------------------------------------------------
     @property
@@ -257,48 +281,56 @@ class _ScoredSampler(Sampler[int]):
             )
         if self._started():
             self._next_scores = self._blend(self._newest_scores(), values)
+            self._scores_set()
             self._scores_epoch = self.epoch + 1
             used = self._next_scores
         else:
             self._scores = self._blend(self._scores, values)
+            self._scores_set()
             self._scores_epoch = self.epoch
             self._scores_changed()
             used = self._scores
         self._last_report = None if report is None else report.with_ema_scores(used)
         return used.clone()
 
-    def _check_scores(self, scores: Tensor | Sequence[float]) -> Tensor:
+    def _check_scores(self, scores: Tensor | Sequence[float], name: str = "scores") -> Tensor:
+        """``scores`` as float32 CPU ``(N,)``, finite; ``name`` is what the messages call them."""
         if scores is None or isinstance(scores, (str, bytes)):
             raise ValueError(
-                f"scores must be a tensor or sequence of {self.num_samples} numbers, got {scores!r}"
+                f"{name} must be a tensor or sequence of {self.num_samples} numbers, got {scores!r}"
             )
         try:
             values = torch.as_tensor(scores).detach()
         except (TypeError, ValueError, RuntimeError) as error:
             raise ValueError(
-                f"scores must be a tensor or sequence of {self.num_samples} numbers, got "
+                f"{name} must be a tensor or sequence of {self.num_samples} numbers, got "
                 f"{type(scores).__name__}: {error}"
             ) from None
         if values.dtype == torch.bool or values.is_complex():
-            raise ValueError(f"scores must be real numbers, got dtype {values.dtype}")
+            raise ValueError(f"{name} must be real numbers, got dtype {values.dtype}")
         if values.shape != (self.num_samples,):
             raise ValueError(
-                f"scores must have shape ({self.num_samples},) (one per sample), "
+                f"{name} must have shape ({self.num_samples},) (one per sample), "
                 f"got {tuple(values.shape)}"
             )
         values = values.to("cpu", torch.float64)
         bad = ~values.isfinite()
         if bad.any():
             first = bad.nonzero().flatten()[:5].tolist()
-            raise ValueError(f"scores must be finite, got NaN or inf at indices {first}")
+            raise ValueError(f"{name} must be finite, got NaN or inf at indices {first}")
         big = values.abs() > _FLOAT32_MAX
         if big.any():
             first = big.nonzero().flatten()[:5].tolist()
             raise ValueError(
-                f"scores must fit in float32 (|s| <= {_FLOAT32_MAX:.4g}), got "
+                f"{name} must fit in float32 (|s| <= {_FLOAT32_MAX:.4g}), got "
                 f"{values[big][:5].tolist()} at indices {first}"
             )
-        return values.to(torch.float32)
+        values = values.to(torch.float32)
+        self._check_usable(values, name)
+        return values
+
+    def _check_usable(self, scores: Tensor, name: str) -> None:
+        """Refuse scores this sampler's ordering cannot draw from (checked on arrival)."""
 
     def update_scores(
         self,
@@ -337,19 +369,28 @@ class _ScoredSampler(Sampler[int]):
         """The scores in use once ``new`` arrives: the heuristic replaces, the learned averages."""
         return new
 
+    def _scores_set(self) -> None:
+        """Count an update of the scores (after `_blend`)."""
+
     def _scores_changed(self) -> None:
         """Forget what was derived from the current epoch's scores."""
 
-    def _scheduled(self, epoch: int) -> bool:
+    def _last_scheduled(self, epoch: int) -> int | None:
+        """The latest re-scoring epoch ``<= epoch`` of the schedule (``None``: none)."""
         raise NotImplementedError
 
     def needs_update(self, epoch: int) -> bool:
         """Whether Algorithm 1 scores before ``epoch``: no scores yet, or a scheduled re-scoring
-        that has not happened for ``epoch`` (false again once it has, also after a resume)."""
+        at or before ``epoch`` that the newest scores predate (also one at a skipped epoch: after
+        epochs 0-3 with ``update_every=5``, ``needs_update(7)`` is true). False again once it has
+        happened, also after a resume."""
         epoch = check_int("epoch", epoch, 0)
         if self._scores is None:
             return True
-        return self._scheduled(epoch) and self._scores_epoch != epoch
+        if self._next_scores is not None and epoch > self.epoch:
+            return False  # the next set_epoch takes the pending scores, whichever epoch it is
+        due = self._last_scheduled(epoch)
+        return due is not None and self._scores_epoch < due
 
     # -- epochs ---------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -359,14 +400,21 @@ class _ScoredSampler(Sampler[int]):
         no-op. Another epoch starts from its beginning with the newest scores.
         """
         epoch = check_int("epoch", epoch, 0)
+        self._requested_epoch = epoch
+        self._move_to(epoch)
+
+    def _move_to(self, epoch: int) -> None:
         if epoch == self.epoch:
+            self._follow_group()
             return
         self.epoch = epoch
         self._start = 0
         self._passes = []
-        if self._next_scores is not None:
+        if self._next_scores is not None:  # newer scores: this epoch is the first to use them
             self._scores, self._next_scores = self._next_scores, None
+            self._scores_epoch = epoch
             self._scores_changed()
+        self._follow_group()
 
     def _epoch_size(self, epoch: int) -> int:
         return self.num_samples
@@ -381,6 +429,7 @@ class _ScoredSampler(Sampler[int]):
         learning-rate schedule; see also `total_batches`.
         """
         epoch = self.epoch if epoch is None else check_int("epoch", epoch, 0)
+        self._follow_group()
         return shard_size(self._epoch_size(epoch), self.num_replicas, self.drop_last)
 
     def total_batches(self, num_epochs: int, batch_size: int, *, drop_last: bool = False) -> int:
@@ -438,6 +487,7 @@ class _ScoredSampler(Sampler[int]):
         no iterator, so it moves no checkpoint position and is never a "second pass".
         """
         self._require_scores()
+        self._follow_group()
         order = self._global_order(epoch_generator(self.seed, self.epoch))
         return shard(order, self.num_replicas, self.rank, self.drop_last)
 
@@ -500,6 +550,7 @@ class _ScoredSampler(Sampler[int]):
             "num_replicas": self.num_replicas,
             "rank": self.rank,
             "drop_last": self.drop_last,
+            "train_mode": self.train_mode,
         }
 
     def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
@@ -514,6 +565,7 @@ class _ScoredSampler(Sampler[int]):
 
         Plain tensors, ints, floats, bools and strings only: ``torch.save`` needs no pickle.
         """
+        self._follow_group()
         state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "sampler": type(self).__name__,
@@ -534,12 +586,12 @@ class _ScoredSampler(Sampler[int]):
         scores = state.get(key)
         if scores is None:
             return None
-        if not isinstance(scores, Tensor) or scores.shape != (self.num_samples,):
+        if not isinstance(scores, Tensor):
             raise ValueError(
                 f"state_dict[{key!r}] must be a tensor of shape ({self.num_samples},), got "
-                f"{getattr(scores, 'shape', type(scores).__name__)}"
+                f"{type(scores).__name__}"
             )
-        return scores.to("cpu", torch.float32).clone()
+        return self._check_scores(scores, f"state_dict[{key!r}]").clone()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore `state_dict`; the next ``iter()`` yields exactly the rest of that epoch.
@@ -548,6 +600,7 @@ class _ScoredSampler(Sampler[int]):
         state from another sampler type, version, dataset length, seed or config (the rank may
         differ: ranks advance in lockstep, so any rank's state resumes any other).
         """
+        self._follow_group()
         for key in ("version", "sampler", "num_samples", "seed", "epoch", "yielded", "config"):
             if key not in state:
                 raise KeyError(f"state_dict lacks the field {key!r}")
@@ -569,13 +622,10 @@ class _ScoredSampler(Sampler[int]):
         if state["version"] == 1 and config.get("num_replicas") == -1:
             config["num_replicas"] = 1  # version 1 wrote -1 for the unsharded (global) order
         for key, value in self._config().items():
-            if key == "rank" or (key not in state["config"] and state["version"] == 1):
+            if key == "rank" or (key not in config and (state["version"] == 1 or key in _ADDED)):
                 continue
             if key not in config or config[key] != value:
-                raise ValueError(
-                    f"state_dict was saved with {key}={config.get(key)!r}, this sampler has "
-                    f"{key}={value!r}"
-                )
+                raise ValueError(self._mismatch(key, config.get(key), value))
         epoch = check_int("state_dict['epoch']", state["epoch"], 0)
         scores = self._load_scores(state, "scores")
         next_scores = self._load_scores(state, "next_scores")
@@ -595,6 +645,13 @@ class _ScoredSampler(Sampler[int]):
         self._passes = []
         self._scores_changed()
         self._load_extra(extra)
+        later, self._requested_epoch = self._requested_epoch, None
+        if later is not None and later > epoch:  # a restore never undoes a later set_epoch
+            self._move_to(later)
+
+    @staticmethod
+    def _mismatch(key: str, saved: Any, value: Any) -> str:
+        return f"state_dict was saved with {key}={saved!r}, this sampler has {key}={value!r}"
 
     def _check_extra(self, state: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the subclass's own fields of ``state`` (nothing is assigned yet)."""
@@ -703,6 +760,9 @@ class HeuristicCurriculumSampler(_ScoredSampler):
                 f"pacing must be one of {list(PACING_FUNCTIONS)} or a callable, got {pacing!r}"
             )
         self.pacing = pacing
+        if callable(pacing):  # refused now rather than at the first epoch that reaches the value
+            for epoch in range(_FINGERPRINT_EPOCHS):
+                self.fraction(epoch)
         self.rescore_every = (
             None if rescore_every is None else check_int("rescore_every", rescore_every, 1)
         )
@@ -721,15 +781,22 @@ class HeuristicCurriculumSampler(_ScoredSampler):
             f"pacing({t})", value, 0.0, 1.0, low_open=True, expected="return a fraction in (0, 1]"
         )
 
-    def _scheduled(self, epoch: int) -> bool:
+    def _last_scheduled(self, epoch: int) -> int | None:
         """Every ``rescore_every`` epochs; never when it is ``None`` (the paper)."""
-        return self.rescore_every is not None and epoch % self.rescore_every == 0
+        if self.rescore_every is None:
+            return None
+        return epoch - epoch % self.rescore_every
 
     def _scores_changed(self) -> None:
         self._ranking = None
 
     def _epoch_size(self, epoch: int) -> int:
-        return max(1, math.floor(self.num_samples * self.fraction(epoch)))
+        """``max(1, floor(N * lambda(t)))`` (Eq. 8) exactly, by `bss_sampler.pacing.paced_count`."""
+        self.fraction(epoch)  # checks a callable's value
+        t = epoch + self.preset.pacing_offset
+        return paced_count(
+            self.pacing, t, self.num_samples, lambda0=self.lambda0, t_grow=self.t_grow
+        )
 
     def ranking(self) -> Tensor:
         """All samples from the first to the last to be admitted (ties: lower index first)."""
@@ -743,13 +810,26 @@ class HeuristicCurriculumSampler(_ScoredSampler):
     def _global_order(self, generator: torch.Generator) -> Tensor:
         return shuffled_prefix(self.ranking(), self._epoch_size(self.epoch), generator)
 
-    def _pacing_id(self) -> Any:
+    def _pacing_id(self) -> str:
+        """A named pacing's name; a callable is identified by its epoch sizes, not its module (a
+        script run as ``__main__`` and later imported keeps its checkpoints)."""
         if isinstance(self.pacing, str):
             return self.pacing
-        name = getattr(self.pacing, "__qualname__", type(self.pacing).__qualname__)
-        module = getattr(self.pacing, "__module__", type(self.pacing).__module__)
         sizes = ",".join(str(self._epoch_size(t)) for t in range(_FINGERPRINT_EPOCHS))
-        return f"{module}.{name}:{sizes}"
+        return f"callable:{sizes}"
+
+    @staticmethod
+    def _mismatch(key: str, saved: Any, value: Any) -> str:
+        """For two pacing callables: the first epoch whose sizes differ, not all 128 of them."""
+        if key == "pacing" and ":" in str(saved) and ":" in str(value):
+            old = str(saved).rsplit(":", 1)[1].split(",")
+            new = str(value).rsplit(":", 1)[1].split(",")
+            epoch = next((t for t, (a, b) in enumerate(zip(old, new)) if a != b), len(new))
+            return (
+                f"state_dict was saved with a pacing callable giving {old[epoch]} samples at "
+                f"epoch {epoch}, this sampler's pacing gives {new[epoch]}"
+            )
+        return _ScoredSampler._mismatch(key, saved, value)
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -868,16 +948,20 @@ class LearnedBalanceSampler(_ScoredSampler):
         )
         self.num_updates = 0
 
-    def _scheduled(self, epoch: int) -> bool:
-        """When ``epoch`` is a multiple of ``update_every`` (``k = floor(t / E)`` of Eq. 9)."""
-        return epoch % self.update_every == 0
+    def _last_scheduled(self, epoch: int) -> int | None:
+        """The last multiple of ``update_every`` (``k = floor(t / E)`` of Eq. 9)."""
+        return epoch - epoch % self.update_every
 
     def _blend(self, old: Tensor | None, new: Tensor) -> Tensor:
         """Eq. 9: ``(1 - beta) s_old + beta s_new``; the first scores are taken as they are."""
-        self.num_updates += 1
-        if old is None or self.num_updates == 1:
+        if old is None or self.num_updates == 0:
             return new
-        return (1.0 - self.beta) * old + self.beta * new
+        blended = (1.0 - self.beta) * old + self.beta * new
+        self._check_usable(blended, "the scores after the EMA")
+        return blended
+
+    def _scores_set(self) -> None:
+        self.num_updates += 1
 
     def _untempered_log_weights(self) -> Tensor:
         """``T log p`` up to a constant: ``+-s`` (softmax) or ``log(1 +- s + 0.01)`` (linear)."""
@@ -886,16 +970,25 @@ class LearnedBalanceSampler(_ScoredSampler):
         scores = -self._scores if self.order == "imbalanced_first" else self._scores
         if self.probabilities == "softmax":
             return scores
-        weights = 1.0 + scores + 0.01
-        if (weights <= 0).any():
-            flipped = self.order == "imbalanced_first"
+        return self._linear_weights(scores).log_()
+
+    @staticmethod
+    def _linear_weights(signed: Tensor) -> Tensor:
+        """The released code's ``1 + s + 0.01`` of the (signed) scores."""
+        return 1.0 + signed + 0.01
+
+    def _check_usable(self, scores: Tensor, name: str) -> None:
+        """``probabilities="linear"`` needs positive weights ``1 +- s + 0.01``: refused here, when
+        the scores arrive (`set_scores`, `update_scores`, `load_state_dict`), not at ``iter()``."""
+        if self.probabilities != "linear":
+            return
+        flipped = self.order == "imbalanced_first"
+        if (self._linear_weights(-scores if flipped else scores) <= 0).any():
             bound, sign = ("< 1.01", "-") if flipped else ("> -1.01", "+")
             raise ValueError(
-                f"probabilities='linear' needs scores {bound} (weights 1 {sign} s + 0.01 > 0), "
-                f"got scores from {self._scores.min().item():.4g} to "
-                f"{self._scores.max().item():.4g}"
+                f"probabilities='linear' needs {name} {bound} (weights 1 {sign} s + 0.01 > 0), "
+                f"got {name} from {scores.min().item():.4g} to {scores.max().item():.4g}"
             )
-        return weights.log_()
 
     def log_weights(self) -> Tensor:
         """``log p`` up to a constant: ``s / T`` (softmax) or ``log(1 + s + 0.01) / T`` (linear).
@@ -928,9 +1021,10 @@ class LearnedBalanceSampler(_ScoredSampler):
         return {**super().state_dict(consumed), "num_updates": self.num_updates}
 
     def _check_extra(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "num_updates": check_int("state_dict['num_updates']", state.get("num_updates", 0), 0)
-        }
+        if "num_updates" not in state:  # version 1: at least one update per set of scores
+            inferred = ("scores" in state) + ("next_scores" in state)
+            return {"num_updates": inferred}
+        return {"num_updates": check_int("state_dict['num_updates']", state["num_updates"], 0)}
 
     def _load_extra(self, extra: Mapping[str, Any]) -> None:
         self.num_updates = extra["num_updates"]

@@ -7,6 +7,8 @@ Usage: ``python tests/dist_worker.py SCENARIO OUT_DIR PORT``; each rank saves wh
 * ``errors`` (2 ranks): one rank feeds invalid values; every rank records the error it raised
   and how long it took.
 * ``padding`` (3 ranks): score datasets of 1 and 2 samples, which ``DistributedSampler`` pads.
+* ``late_group`` (2 ranks): samplers built before ``init_process_group`` (issue 17 item 4): an
+  untouched one shards by the group once it exists; one already iterating refuses.
 * ``report`` (2 ranks): the hand-computed reports of ``report_cases.py`` from uneven shards (a
   padded ``DistributedSampler`` share in a scoring pass, and unequal online shares), and how many
   all-reduces each took.
@@ -42,7 +44,7 @@ from bss_sampler import (
     score_dataset,
 )
 
-WORLD = {"samplers": 2, "errors": 2, "padding": 3, "report": 2}
+WORLD = {"samplers": 2, "errors": 2, "padding": 3, "report": 2, "late_group": 2}
 
 
 def samplers(rank: int, world: int) -> dict[str, object]:
@@ -193,14 +195,45 @@ def report(rank: int, world: int) -> dict[str, object]:
     return result
 
 
+def built_before_group() -> dict[str, Any]:
+    """Samplers of 20 samples built with no process group (so with one replica, for now)."""
+    built: dict[str, Any] = {}
+    for cls in (LearnedBalanceSampler, HeuristicCurriculumSampler):
+        for name in ("untouched", "iterating"):
+            sampler = cls(range(20), seed=1)
+            sampler.set_scores(torch.linspace(-1, 1, 20))
+            built[f"{cls.__name__}/{name}"] = sampler
+        started = iter(built[f"{cls.__name__}/iterating"])
+        built[f"{cls.__name__}/iterating/head"] = [next(started)]
+    return built
+
+
+def late_group(rank: int, world: int, built: dict[str, Any]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for cls in (LearnedBalanceSampler, HeuristicCurriculumSampler):
+        name = cls.__name__
+        untouched = built[f"{name}/untouched"]
+        result[f"{name}/len"] = len(untouched)
+        untouched.set_epoch(0)
+        result[f"{name}/shard"] = list(untouched)
+        result[f"{name}/state_replicas"] = untouched.state_dict()["config"]["num_replicas"]
+        try:
+            list(built[f"{name}/iterating"])
+            result[f"{name}/error"] = "no error"
+        except RuntimeError as error:
+            result[f"{name}/error"] = str(error)
+    return result
+
+
 SCENARIOS = {"samplers": samplers, "errors": errors, "padding": padding, "report": report}
 
 
 def run(rank: int, scenario: str, out_dir: str, port: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     world = WORLD[scenario]
+    built = built_before_group() if scenario == "late_group" else None
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
-    result = SCENARIOS[scenario](rank, world)
+    result = SCENARIOS[scenario](rank, world) if built is None else late_group(rank, world, built)
     torch.save(result, Path(out_dir) / f"{scenario}_rank{rank}.pt")
     dist.destroy_process_group()
 

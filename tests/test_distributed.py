@@ -148,3 +148,28 @@ def test_a_rank_without_updates_reports_with_num_modalities(reports):
     assert reports[0]["idle_rank"] == reports[1]["idle_rank"]
     for key, value in expected.items():
         assert reports[1]["idle_rank"][key] == pytest.approx(value, rel=1e-12), key
+
+
+@pytest.fixture(scope="module")
+def late_ranks(tmp_path_factory):
+    return _spawn(tmp_path_factory, "late_group", 2, timeout=300)
+
+
+@pytest.mark.parametrize("cls", [LearnedBalanceSampler, HeuristicCurriculumSampler])
+def test_a_sampler_built_before_the_process_group_shards_by_it(late_ranks, cls):
+    """Issue 17 item 4: built before ``init_process_group`` under 2 gloo ranks, a sampler
+    never silently trains every rank on all 20 samples."""
+    ranks = late_ranks
+    name = cls.__name__
+    reference = cls(range(20), seed=1)
+    reference.set_scores(torch.linspace(-1, 1, 20))
+    order = reference.epoch_indices().tolist()
+    for rank, result in enumerate(ranks):
+        assert result[f"{name}/shard"] == order[rank::2]
+        assert result[f"{name}/state_replicas"] == 2
+        assert re.fullmatch(
+            rf"{name} was built with num_replicas=1, rank=0 \(no process group yet\) and epoch 0 "
+            rf"is under way, but the process group now has world size 2 and rank {rank}: build "
+            r"the sampler after init_process_group, or pass num_replicas and rank",
+            result[f"{name}/error"],
+        )

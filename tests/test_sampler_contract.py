@@ -6,8 +6,10 @@ Each test is one way a run could silently train on the wrong samples.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -361,7 +363,7 @@ def test_failed_load_leaves_the_sampler_untouched(cls):
     before = (target.epoch, target.scores, target.state_dict())
     with pytest.raises(ValueError, match=r"state_dict\['yielded'\] must lie in"):
         target.load_state_dict({**state, "yielded": 10_000})
-    with pytest.raises(ValueError, match=r"state_dict\['scores'\] must be a tensor of shape"):
+    with pytest.raises(ValueError, match=r"state_dict\['scores'\] must have shape \(20,\)"):
         target.load_state_dict({**state, "scores": torch.zeros(3)})
     assert target.epoch == before[0] and torch.equal(target.scores, before[1])
     assert str(target.state_dict()) == str(before[2])
@@ -398,7 +400,9 @@ def test_two_lambda_pacings_are_told_apart():
     b = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.6)
     assert a.pacing.__qualname__ == b.pacing.__qualname__
     a.set_scores(torch.zeros(50))
-    with pytest.raises(ValueError, match="saved with pacing="):
+    with pytest.raises(
+        ValueError, match="saved with a pacing callable giving 10 samples at epoch 0"
+    ):
         b.load_state_dict(a.state_dict())
     same = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.2)
     same.load_state_dict(a.state_dict())
@@ -434,3 +438,139 @@ def test_len_stays_the_whole_epoch_through_a_resumed_pass(cls, workers):
     lengths.append(len(resumed))
     assert set(lengths) == {7} and len(fresh) == 40
     assert got == sampler.epoch_indices().tolist()[12:]
+
+
+# -- issue 17, round two -------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_a_restore_never_undoes_a_later_set_epoch(cls):
+    """Item 5: torchdata's loader restores the sampler at ``iter()``, after ``set_epoch``."""
+    sampler = scored(cls, 30)
+    sampler.set_epoch(3)
+    list(sampler)
+    state = sampler.state_dict()  # epoch 3 finished
+    resumed = make(cls, 30)
+    resumed.set_epoch(4)
+    resumed.load_state_dict(state)
+    reference = scored(cls, 30)
+    reference.set_epoch(4)
+    assert resumed.epoch == 4 and list(resumed) == reference.epoch_indices().tolist()
+    same = make(cls, 30)  # set_epoch to the state's own epoch keeps its position
+    same.set_epoch(3)
+    same.load_state_dict(state)
+    assert (same.epoch, list(same)) == (3, [])
+
+
+def _due(scores_epoch, epoch, every):
+    """Oracle: some scheduled epoch s (a multiple of ``every``) with scores_epoch < s <= epoch."""
+    return any(s % every == 0 for s in range(scores_epoch + 1, epoch + 1))
+
+
+@SLOW
+@given(
+    cls=st.sampled_from(SAMPLERS),
+    every=st.integers(1, 6),
+    epochs=st.lists(st.integers(1, 4), min_size=1, max_size=8),
+)
+def test_needs_update_keeps_a_skipped_rescoring_due(cls, every, epochs):
+    """Item 6: a re-scoring scheduled at a skipped epoch is still due at the next epoch run."""
+    key = "rescore_every" if cls is HeuristicCurriculumSampler else "update_every"
+    sampler = make(cls, 12, **{key: every})
+    epoch, scored_at = 0, None
+    for step in [0, *epochs]:  # epoch increments: skips of 0-3 epochs
+        epoch += step
+        want = scored_at is None or _due(scored_at, epoch, every)
+        assert sampler.needs_update(epoch) == want, (epoch, scored_at)
+        if want:
+            sampler.set_scores(torch.rand(12))
+            scored_at = epoch
+        sampler.set_epoch(epoch)
+        list(sampler)
+        assert not sampler.needs_update(epoch)
+
+
+def test_needs_update_after_epochs_0_to_3_then_7():
+    sampler = scored(LearnedBalanceSampler, 10)  # update_every=5
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        list(sampler)
+    assert sampler.needs_update(7)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_checkpoints_refuse_what_set_scores_refuses(cls):
+    """Item 8: NaN or inf scores inside a checkpoint are refused at load, as by set_scores."""
+    state = scored(cls, 10).state_dict()
+    for bad in (float("nan"), float("inf")):
+        broken = {**state, "scores": state["scores"].index_fill(0, torch.tensor([3]), bad)}
+        with pytest.raises(ValueError, match=r"state_dict\['scores'\] must be finite.*\[3\]"):
+            make(cls, 10).load_state_dict(broken)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_checkpoints_check_train_mode(cls):
+    state = scored(cls, 10, train_mode=True).state_dict()
+    with pytest.raises(ValueError, match="saved with train_mode=True, this sampler has"):
+        make(cls, 10).load_state_dict(state)
+    older = {**state, "config": {k: v for k, v in state["config"].items() if k != "train_mode"}}
+    make(cls, 10, train_mode=False).load_state_dict(older)  # written before the key existed
+
+
+def test_a_version_1_checkpoint_averages_its_next_update():
+    """Item 8: a version-1 state has no ``num_updates``; its scores count as one update."""
+    sampler = scored(LearnedBalanceSampler, 10)
+    state = {**sampler.state_dict(), "version": 1}
+    del state["num_updates"]
+    resumed = make(LearnedBalanceSampler, 10)
+    resumed.load_state_dict(state)
+    new = torch.rand(10)
+    assert torch.allclose(resumed.set_scores(new), 0.4 * state["scores"] + 0.6 * new)
+    assert resumed.num_updates == 2
+
+
+def _pacing_in_module(tmp_path, module):
+    path = tmp_path / f"{module}.py"
+    path.write_text("def pace(t):\n    return min(1.0, 0.2 + 0.1 * t)\n")
+    spec = importlib.util.spec_from_file_location(module, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded.pace
+
+
+def test_a_pacing_callable_is_not_identified_by_its_module(tmp_path):
+    """Item 8: a script run as ``__main__`` and later imported keeps its checkpoints; a real
+    mismatch names one epoch, not 128 sizes."""
+    as_script = HeuristicCurriculumSampler(
+        range(50), pacing=_pacing_in_module(tmp_path, "__main__")
+    )
+    as_script.set_scores(torch.rand(50))
+    imported = HeuristicCurriculumSampler(range(50), pacing=_pacing_in_module(tmp_path, "train"))
+    imported.load_state_dict(as_script.state_dict())
+    other = HeuristicCurriculumSampler(range(50), pacing=lambda t: min(1.0, 0.2 + 0.2 * t))
+    with pytest.raises(ValueError) as error:
+        other.load_state_dict(as_script.state_dict())
+    assert str(error.value) == (
+        "state_dict was saved with a pacing callable giving 15 samples at epoch 1, this "
+        "sampler's pacing gives 20"
+    )
+
+
+@pytest.mark.parametrize("order", ["balanced_first", "imbalanced_first"])
+def test_linear_probabilities_refuse_scores_on_arrival(order):
+    """Item 9: refused at set_scores and load_state_dict, not at iter()."""
+    sampler = LearnedBalanceSampler(range(3), probabilities="linear", order=order)
+    bad = torch.tensor([-1.5, 0.0, 1.5])
+    bound = "< 1.01" if order == "imbalanced_first" else "> -1.01"
+    with pytest.raises(ValueError, match=f"needs scores {re.escape(bound)}"):
+        sampler.set_scores(bad)
+    assert sampler.scores is None and sampler.num_updates == 0
+    state = {**LearnedBalanceSampler(range(3)).state_dict(), "scores": bad, "num_updates": 1}
+    state["config"] = {**state["config"], "probabilities": "linear", "order": order}
+    with pytest.raises(ValueError, match=rf"needs state_dict\['scores'\] {re.escape(bound)}"):
+        sampler.load_state_dict(state)
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan"), 1.5, -0.1])
+def test_a_pacing_callable_is_checked_over_the_schedule_at_construction(value):
+    """Item 9: a value reached only at epoch 30 is refused when the sampler is built."""
+    with pytest.raises(ValueError, match=r"pacing\(30\) must return a fraction in \(0, 1\]"):
+        HeuristicCurriculumSampler(range(10), pacing=lambda t: value if t == 30 else 0.5)

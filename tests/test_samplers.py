@@ -69,7 +69,8 @@ def test_heuristic_rescoring_schedule():
     assert not make(HeuristicCurriculumSampler).needs_update(5)
     assert HeuristicCurriculumSampler(range(N)).needs_update(0)  # no scores yet
     s = make(HeuristicCurriculumSampler, rescore_every=5)  # scored for epoch 0 already
-    assert [s.needs_update(t) for t in range(7)] == [False, False, False, False, False, True, False]
+    # epoch 5's re-scoring stays due until it happens, also when epoch 5 is skipped (issue 17)
+    assert [s.needs_update(t) for t in range(7)] == [False, False, False, False, False, True, True]
 
 
 # -- learned ------------------------------------------------------------------------------------
@@ -120,7 +121,8 @@ def test_learned_presets():
     assert (paper.beta, paper.update_every, paper.probabilities) == (0.6, 5, "softmax")
     assert [paper.needs_update(t) for t in range(6)] == [True] * 6  # no scores yet
     paper.set_scores(torch.zeros(3))
-    assert [paper.needs_update(t) for t in range(11)] == [False] * 5 + [True] + [False] * 4 + [True]
+    # never re-scored: every epoch from 5 on is past a due re-scoring
+    assert [paper.needs_update(t) for t in range(11)] == [False] * 5 + [True] * 6
     official = LearnedBalanceSampler(range(3), preset="official")
     assert (official.beta, official.update_every, official.probabilities) == (1.0, 1, "linear")
     assert official.train_mode
@@ -287,19 +289,16 @@ def test_bad_scores_and_epochs(cls):
 
 
 def test_callable_pacing_out_of_range():
-    s = HeuristicCurriculumSampler(range(4), pacing=lambda t: 1.5)
-    s.set_scores(torch.zeros(4))
     with pytest.raises(
         ValueError, match=r"pacing\(0\) must return a fraction in \(0, 1\], got 1.5"
     ):
-        len(s)
+        HeuristicCurriculumSampler(range(4), pacing=lambda t: 1.5)
 
 
 def test_linear_probabilities_need_scores_above_minus_1_01():
     s = LearnedBalanceSampler(range(2), probabilities="linear")
-    s.set_scores(torch.tensor([-2.0, 0.0]))
     with pytest.raises(ValueError, match="needs scores > -1.01"):
-        list(s)
+        s.set_scores(torch.tensor([-2.0, 0.0]))
 
 
 def test_learned_sampler_beyond_multinomial_limit():

@@ -46,3 +46,34 @@ def test_snapshot_resumes_exactly_the_remaining_batches(kind: str, num_workers: 
             assert tail == full[stop_after:]
         shards.append([index for batch in full for index in batch])
     check_shards(list(reference), shards)  # both ranks: the global order, each sample once
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("kind", ["learned", "heuristic"])
+def test_a_restore_after_an_epoch_ended_keeps_the_later_set_epoch(kind: str, num_workers: int):
+    """Issue 17 item 5: StatefulDataLoader hands the sampler its saved state at ``iter()``, after
+    ``set_epoch(4)``; a state saved once epoch 3 ended must not bring epoch 3 back."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    dataset = ToyAV(40)
+    scores = torch.linspace(-1, 1, 40)
+
+    def fresh():
+        sampler = make_sampler(kind, dataset)
+        sampler.set_scores(scores)
+        return sampler
+
+    sampler = fresh()
+    sampler.set_epoch(3)
+    loader = StatefulDataLoader(range(40), batch_size=6, sampler=sampler, num_workers=num_workers)
+    assert [i for batch in loader for i in batch.tolist()] == sampler.epoch_indices().tolist()
+    loader_state, sampler_state = loader.state_dict(), sampler.state_dict()
+    resumed = fresh()
+    resumed.load_state_dict(sampler_state)
+    again = StatefulDataLoader(range(40), batch_size=6, sampler=resumed, num_workers=num_workers)
+    again.load_state_dict(loader_state)
+    resumed.set_epoch(4)
+    reference = fresh()
+    reference.set_epoch(4)
+    assert [i for batch in again for i in batch.tolist()] == reference.epoch_indices().tolist()
+    assert resumed.epoch == 4
