@@ -4,6 +4,10 @@ Each field is one place where the released code (github: njustkmg/IJCAI25-BSS) d
 paper; ``preset="official"`` reproduces the code, ``preset="paper"`` (the default) the paper.
 An argument given explicitly to a sampler always wins over its preset.
 
+The first four fields are the **ordering half** (the samplers' arguments); ``train_mode`` is the
+**scoring half**: the default of ``sampler.update_scores(..., train_mode=...)``, never a
+sampler setting.
+
 =================  =====================================  ==========================================
 field              paper (default)                        official (released code)
 =================  =====================================  ==========================================

@@ -8,8 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bss_sampler import balance_loss, balance_score, min_max_normalize, prediction_similarity
-from bss_sampler.functional import balance_terms
+from bss_sampler.functional import (
+    balance_loss,
+    balance_score,
+    balance_terms,
+    min_max_normalize,
+    prediction_similarity,
+)
 
 
 def _softmax(row: list[float]) -> list[float]:

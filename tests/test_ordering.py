@@ -3,8 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bss_sampler import epoch_generator, shard, shuffled_prefix, weighted_permutation
-from bss_sampler.ordering import shard_size
+from bss_sampler.ordering import (
+    epoch_generator,
+    shard,
+    shard_size,
+    shuffled_prefix,
+    weighted_permutation,
+)
 
 
 def is_permutation(order: torch.Tensor, n: int) -> bool:

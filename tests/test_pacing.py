@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bss_sampler import (
+from bss_sampler import HeuristicCurriculumSampler
+from bss_sampler.pacing import (
     PACING_FUNCTIONS,
-    HeuristicCurriculumSampler,
     baby_step_pacing,
     linear_pacing,
+    paced_count,
     root_pacing,
 )
-from bss_sampler.pacing import paced_count
 
 
 @pytest.mark.parametrize(

@@ -87,3 +87,24 @@ def test_changelog_has_the_version_section() -> None:
     heading = re.search(rf"^## \[{re.escape(bss_sampler.__version__)}\](.*)$", changelog, re.M)
     assert heading is not None
     assert re.fullmatch(r" - \d{4}-\d{2}-\d{2}", heading.group(1)), heading.group(0)
+
+
+def test_the_package_exports_what_users_touch() -> None:
+    """Issue 18: a small surface; the rest stays importable from its module."""
+    assert set(bss_sampler.__all__) == {
+        "PRESETS",
+        "BalanceReport",
+        "BalanceScorer",
+        "CoverageError",
+        "HeuristicCurriculumSampler",
+        "LearnedBalanceSampler",
+        "Preset",
+        "ScoredSampler",
+        "__version__",
+        "default_forward",
+        "score_dataset",
+    }
+    from bss_sampler.functional import CRITERIA, balance_score  # noqa: F401
+    from bss_sampler.ordering import shard, weighted_permutation  # noqa: F401
+    from bss_sampler.pacing import PACING_FUNCTIONS, root_pacing  # noqa: F401
+    from bss_sampler.samplers import HeuristicCurriculumSampler  # noqa: F401

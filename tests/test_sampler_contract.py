@@ -315,7 +315,6 @@ def test_heuristic_epoch_smaller_than_a_batch_warns():
         (LearnedBalanceSampler, {"temperature": True}, "temperature must be a positive finite"),
         (LearnedBalanceSampler, {"update_every": True}, "update_every must be an int >= 1"),
         (LearnedBalanceSampler, {"drop_last": "no"}, "drop_last must be True or False, got 'no'"),
-        (LearnedBalanceSampler, {"train_mode": "no"}, "train_mode must be True or False"),
         (LearnedBalanceSampler, {"global_order": 1}, "global_order must be True or False, got 1"),
         (LearnedBalanceSampler, {"seed": True}, "seed must be an int, got True"),
         (LearnedBalanceSampler, {"num_replicas": 2, "rank": True}, "rank must be an int"),
@@ -507,12 +506,23 @@ def test_checkpoints_refuse_what_set_scores_refuses(cls):
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
-def test_checkpoints_check_train_mode(cls):
-    state = scored(cls, 10, train_mode=True).state_dict()
-    with pytest.raises(ValueError, match="saved with train_mode=True, this sampler has"):
-        make(cls, 10).load_state_dict(state)
-    older = {**state, "config": {k: v for k, v in state["config"].items() if k != "train_mode"}}
-    make(cls, 10, train_mode=False).load_state_dict(older)  # written before the key existed
+def test_an_old_checkpoints_scoring_settings_are_never_silent(cls):
+    """Item 8 with issue 18: a sampler state holds only order state now; one written by 0.1.0
+    still carries alpha, criteria and train_mode, and where they differ from update_scores'
+    defaults loading says so and where they go."""
+    state = scored(cls, 10).state_dict()
+    assert not {"alpha", "criteria", "train_mode"} & set(state["config"])
+    old = {**state, "config": {**state["config"], "alpha": 0.2, "criteria": "similarity,loss"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make(cls, 10).load_state_dict({**old, "config": {**old["config"], "train_mode": False}})
+    official = {**old, "config": {**old["config"], "train_mode": True}}
+    with pytest.warns(
+        UserWarning,
+        match=r"scored with train_mode=True; .* sampler\.update_scores\(model, loader, "
+        r"train_mode=True\)",
+    ):
+        make(cls, 10).load_state_dict(official)
 
 
 def test_a_version_1_checkpoint_averages_its_next_update():

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, root_pacing
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, score_dataset
+from bss_sampler.pacing import root_pacing
 
 N = 50
 SCORES = torch.linspace(-1, 1, N)[torch.randperm(N, generator=torch.Generator().manual_seed(0))]
@@ -211,8 +212,11 @@ def test_state_dict_from_another_dataset_or_config(cls):
         ValueError, match="dataset of 50 samples, this sampler's data_source has 49"
     ):
         cls(range(N - 1)).load_state_dict(state)
-    other = make(cls, alpha=0.5)
-    with pytest.raises(ValueError, match="saved with alpha=0.2, this sampler has alpha=0.5"):
+    other = make(cls, order="imbalanced_first")
+    with pytest.raises(
+        ValueError,
+        match="saved with order='balanced_first', this sampler has order='imbalanced_first'",
+    ):
         other.load_state_dict(state)
     with pytest.raises(ValueError, match="is from a"):
         (SAMPLERS[1] if cls is SAMPLERS[0] else SAMPLERS[0])(range(N)).load_state_dict(state)
@@ -254,7 +258,6 @@ def test_update_scores_end_to_end(cls, model, dataset):
             {"preset": "code"},
             r"preset must be one of \['official', 'paper'\]",
         ),
-        (LearnedBalanceSampler, {"alpha": 2}, r"alpha must lie in \[0, 1\], got 2"),
         (
             LearnedBalanceSampler,
             {"num_replicas": 2, "rank": 5},
@@ -273,6 +276,38 @@ def test_update_scores_end_to_end(cls, model, dataset):
 def test_bad_hyperparameters(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(range(4), **kwargs)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+@pytest.mark.parametrize("setting", [{"alpha": 0.5}, {"criteria": ("loss",)}, {"train_mode": True}])
+def test_scoring_settings_are_refused_with_where_they_go(cls, setting):
+    """Issue 18: the sampler holds only its order; scoring settings go to update_scores."""
+    key, name = next(iter(setting)), cls.__name__
+    with pytest.raises(
+        TypeError,
+        match=rf"{name}\(\) no longer takes the scoring settings {key}=.*"
+        rf"sampler\.update_scores\(model, loader, {key}=",
+    ):
+        cls(range(4), **setting)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['alhpa'\]"):
+        cls(range(4), alhpa=0.5)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_update_scores_takes_the_scoring_settings(cls, model, dataset):
+    loader = DataLoader(dataset, batch_size=16)
+    s = cls(dataset)
+    got = s.update_scores(model, loader, alpha=0.5, criteria=("loss",), progress=False)
+    want = score_dataset(model, loader, len(dataset), alpha=0.5, criteria=("loss",), progress=False)
+    assert torch.equal(got, want)
+    official = cls(dataset, preset="official")  # the preset's scoring half: train mode
+    model.train(False)
+    torch.manual_seed(0)
+    got = official.update_scores(model, loader, progress=False)
+    torch.manual_seed(0)
+    assert torch.equal(
+        got, score_dataset(model, loader, len(dataset), train_mode=True, progress=False)
+    )
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bss_sampler import BalanceScorer, CoverageError, balance_loss, prediction_similarity
-from bss_sampler.functional import balance_score, balance_terms
+from bss_sampler import BalanceScorer, CoverageError
+from bss_sampler.functional import balance_loss, balance_score, balance_terms, prediction_similarity
 
 
 def _batch(n: int = 6, classes: int = 3, modalities: int = 2, seed: int = 0):

@@ -6,20 +6,18 @@ Imports nothing beyond torch and this package.
 from __future__ import annotations
 
 from collections.abc import Sized
-from typing import Any, Callable, Union, cast
+from typing import Any, Callable, cast
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .. import _dist
 from .._checks import check_int
-from ..samplers import HeuristicCurriculumSampler, LearnedBalanceSampler
+from ..protocol import ScoredSampler
 
 __all__ = ["BSSSampler", "find_sampler", "score_summary", "scoring_loader"]
 
-BSSSampler = Union[LearnedBalanceSampler, HeuristicCurriculumSampler]
-"""Either BSS sampler."""
-
-_BSS_SAMPLERS = (LearnedBalanceSampler, HeuristicCurriculumSampler)
+BSSSampler = ScoredSampler
+"""Any scored sampler (`bss_sampler.ScoredSampler`): what the integrations work with."""
 
 
 def scoring_loader(
@@ -60,21 +58,23 @@ def scoring_loader(
 
 
 def find_sampler(loader: Any) -> BSSSampler:
-    """The BSS sampler a ``DataLoader`` draws from (its ``sampler``, or its batch sampler's).
+    """The scored sampler a ``DataLoader`` draws from (its ``sampler``, or its batch sampler's):
+    whatever satisfies `bss_sampler.ScoredSampler`, not a fixed list of classes.
 
     Raises:
-        TypeError: when neither is a BSS sampler.
+        TypeError: when neither is one.
     """
     candidates: list[Sampler[Any] | None] = [getattr(loader, "sampler", None)]
     batch_sampler = getattr(loader, "batch_sampler", None)
     candidates.append(getattr(batch_sampler, "sampler", None))
     for sampler in candidates:
-        if isinstance(sampler, _BSS_SAMPLERS):
+        if isinstance(sampler, ScoredSampler):
             return sampler
     found = ", ".join(type(s).__name__ for s in candidates if s is not None) or "none"
     raise TypeError(
-        "the training DataLoader must draw from a LearnedBalanceSampler or "
-        f"HeuristicCurriculumSampler (DataLoader(dataset, sampler=sampler)), found {found}"
+        "the training DataLoader must draw from a scored sampler such as LearnedBalanceSampler "
+        "or HeuristicCurriculumSampler (DataLoader(dataset, sampler=sampler)), found "
+        f"{found}"
     )
 
 

@@ -43,13 +43,11 @@ from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_int
 from ..report import BalanceReport
-from ..samplers import HeuristicCurriculumSampler, LearnedBalanceSampler
 from ..scoring import Forward
 from ._common import BSSSampler, find_sampler, score_summary, scoring_loader
 
 __all__ = ["BalanceSamplingCallback", "check_trainer", "trainer_settings"]
 
-_BSS_SAMPLERS = (LearnedBalanceSampler, HeuristicCurriculumSampler)
 _UNBOUNDED_EPOCHS = 1000  # epochs whose lengths are compared when max_epochs is unbounded
 
 
@@ -67,20 +65,27 @@ def _planned_epochs(trainer: pl.Trainer) -> int:
 def trainer_settings(sampler_type: type[BSSSampler]) -> dict[str, Any]:
     """The ``Trainer`` arguments a sampler of ``sampler_type`` needs: ``L.Trainer(**settings)``.
 
-    ``use_distributed_sampler=False`` always; ``reload_dataloaders_every_n_epochs=1`` for
-    `HeuristicCurriculumSampler`, whose epochs grow (reloading otherwise only rebuilds the loader,
-    and its workers, each epoch).
+    ``use_distributed_sampler=False`` always; ``reload_dataloaders_every_n_epochs=1`` for a
+    sampler whose epochs vary in length (``sampler_type.varies_epoch_length``, e.g.
+    `bss_sampler.HeuristicCurriculumSampler`, whose epochs grow; reloading otherwise only
+    rebuilds the loader, and its workers, each epoch).
 
+    >>> from bss_sampler import HeuristicCurriculumSampler
     >>> trainer_settings(HeuristicCurriculumSampler)
     {'use_distributed_sampler': False, 'reload_dataloaders_every_n_epochs': 1}
     """
-    if not (isinstance(sampler_type, type) and issubclass(sampler_type, _BSS_SAMPLERS)):
+    varies = (
+        getattr(sampler_type, "varies_epoch_length", None)
+        if isinstance(sampler_type, type)
+        else None
+    )
+    if not isinstance(varies, bool):
         raise TypeError(
-            "sampler_type must be LearnedBalanceSampler or HeuristicCurriculumSampler (the "
-            f"class), got {sampler_type!r}"
+            "sampler_type must be a scored sampler class (one with a varies_epoch_length "
+            f"attribute, such as LearnedBalanceSampler; the class), got {sampler_type!r}"
         )
     settings: dict[str, Any] = {"use_distributed_sampler": False}
-    if issubclass(sampler_type, HeuristicCurriculumSampler):
+    if varies:
         settings["reload_dataloaders_every_n_epochs"] = 1
     return settings
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -223,7 +223,7 @@ class BalanceSamplingTrainer(Trainer):
                 f"{max(lengths)} samples: use a LearnedBalanceSampler (every epoch holds every "
                 "sample) or a training loop that rebuilds its loader each epoch"
             )
-        return sampler
+        return cast("Sampler[Any]", sampler)  # a ScoredSampler is a torch Sampler
 
     def train(
         self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any

@@ -34,15 +34,7 @@ def build_sampler(
     shard: dict[str, Any] = {}
     if runtime.distributed:
         shard = {"num_replicas": runtime.world_size, "rank": runtime.rank}
-    common = {
-        "alpha": cfg.alpha,
-        "criteria": tuple(cfg.criteria),
-        "preset": cfg.preset,
-        "seed": cfg.seed,
-        "drop_last": cfg.drop_last,
-        "train_mode": cfg.score_train_mode,
-        **shard,
-    }
+    common = {"preset": cfg.preset, "seed": cfg.seed, "drop_last": cfg.drop_last, **shard}
     if cfg.sampler == "random":
         return DistributedSampler(
             train_set,  # type: ignore[arg-type]

@@ -213,7 +213,14 @@ def _score_pass(run: _Run, epoch: int) -> None:
     if hasattr(run.score_set, "set_epoch"):
         run.score_set.set_epoch(epoch)
     with autocast(run.runtime.device, run.cfg.amp):
-        run.bss.update_scores(run.model, run.score_loader, progress=run.show)
+        run.bss.update_scores(
+            run.model,
+            run.score_loader,
+            alpha=run.cfg.alpha,
+            criteria=run.cfg.criteria,
+            train_mode=run.cfg.score_train_mode,
+            progress=run.show,
+        )
 
 
 def _update_scores(run: _Run, epoch: int) -> BalanceReport | None:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, ScoredSampler
 
 __all__ = [
     "NUM_CLASSES",
@@ -161,7 +161,7 @@ def save_record(out: Path, rank: int, epochs: Sequence[Mapping[str, Any]]) -> Pa
     return path
 
 
-def epoch_record(epoch: int, sampler: BSSSampler, indices: Sequence[int]) -> dict[str, Any]:
+def epoch_record(epoch: int, sampler: ScoredSampler, indices: Sequence[int]) -> dict[str, Any]:
     """What one rank saw in one epoch: the sampler's scores and length, and the consumed indices."""
     scores = sampler.scores
     if scores is None:
