@@ -371,12 +371,15 @@ class PolicySampler(Sampler[int]):
         due = self.policy.last_scheduled(epoch)
         return due is not None and self._values_epoch < due
 
+    no_values_hint: ClassVar[str] = (
+        "has no balance scores yet: call sampler.update_scores(model, loader) (or "
+        "set_scores(scores)) before iterating"
+    )
+    """What ``iter()`` before any valuation says after the class name (a method words its own)."""
+
     def _require_values(self) -> Tensor:
         if self._values is None:
-            raise RuntimeError(
-                f"{type(self).__name__} has no balance scores yet: call "
-                "sampler.update_scores(model, loader) (or set_scores(scores)) before iterating"
-            )
+            raise RuntimeError(f"{type(self).__name__} {self.no_values_hint}")
         return self._values
 
     # -- epochs ---------------------------------------------------------------------------------

@@ -138,11 +138,9 @@ class LearnedBalanceSampler(BalanceSampler):
             `update_scores` scores in train mode); explicit arguments win over it. See
             `bss_sampler.presets`.
         seed: seeds every epoch's order together with the epoch.
-        num_replicas: number of ranks to shard over; ``None``: the process group's world size
-            (1 without one), as ``DistributedSampler``.
-        rank: this process's rank in ``[0, num_replicas - 1]``; ``None``: the process group's.
-        global_order: yield the whole epoch on every rank, unsharded, for wrappers that shard it
-            themselves (Accelerate's ``prepare``); excludes ``num_replicas`` and ``rank``.
+        num_replicas: ranks to shard over; ``None``: the process group's, as ``DistributedSampler``.
+        rank: this rank, in ``[0, num_replicas - 1]``; ``None``: the process group's.
+        global_order: the whole epoch on every rank, for wrappers that shard it themselves.
         drop_last: trim the epoch to a multiple of ``num_replicas`` instead of padding it.
 
     The scoring settings (``alpha``, ``criteria``, ``train_mode``) are arguments of
