@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_int
@@ -200,6 +201,42 @@ class BalanceSamplingCallback(pl.Callback):
         self.sampler = sampler
         if sampler.needs_update(sampler.epoch):
             self._score(trainer, pl_module)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning has restored its loops and the loader by now (not yet at on_fit_start)
+        fit_loop = trainer.fit_loop
+        if not fit_loop.restarted_mid_epoch:
+            return
+        progress = fit_loop.epoch_loop.batch_progress
+        if progress.is_last_batch:
+            epoch = trainer.current_epoch - 1
+            rank_zero_warn(
+                f"resuming from a checkpoint taken on the last batch of epoch {epoch}: Lightning "
+                f"counts epoch {epoch} as finished without running its end (a re-scoring the "
+                f"callback would do for epoch {epoch + 1} is lost) and starts epoch {epoch + 1} "
+                "from the loader as restored: a StatefulDataLoader yields no batch for epoch "
+                f"{epoch + 1}, a DataLoader with workers trains epoch {epoch}'s order again. "
+                "Resume from a checkpoint taken at the epoch's end or inside an epoch",
+                category=UserWarning,
+            )
+            return
+        loader = trainer.train_dataloader
+        resumable = all(
+            callable(getattr(loader, name, None)) for name in ("state_dict", "load_state_dict")
+        )
+        done, length = progress.current.processed, trainer.num_training_batches
+        if not resumable and 0 < done < length:
+            left = int(length) - done
+            rank_zero_warn(
+                f"resuming inside epoch {trainer.current_epoch} after {done} of its {length} "
+                f"batches with a {type(loader).__name__}, whose position Lightning does not "
+                "restore: the loader starts the epoch's order again and Lightning ends the epoch "
+                f"after {left} batches, so it trains the epoch's first {left} batches instead "
+                f"of its last {left} ({min(done, left)} twice, {min(done, left)} never). Use "
+                "torchdata's StatefulDataLoader, or resume from a checkpoint taken at an "
+                "epoch's end",
+                category=UserWarning,
+            )
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sampler = self._require_sampler()
