@@ -492,6 +492,7 @@ class _ScoredSampler(Sampler[int]):
                 )
         run = _Pass(self.epoch_indices(), start)
         iterator = _PassIterator.from_iterable(run._chunks())
+        assert isinstance(iterator, _PassIterator)  # from_iterable makes the class it is called on
         iterator.run, iterator.epoch, iterator.sampler = run, self.epoch, self
         run.iterator = weakref.ref(iterator)
         self._passes = [p for p in self._passes if p.alive or p.moved]

@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "integrations"))
-from _toy import BSSSampler, ToyAV, ToyAVModel, make_sampler, training_loss  # noqa: E402
+from _toy import BSSSampler, ToyAV, ToyAVModel, make_sampler, training_loss
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler  # noqa: E402
-from bss_sampler.integrations.lightning import (  # noqa: E402
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler.integrations.lightning import (
     BalanceSamplingCallback,
     trainer_settings,
 )
