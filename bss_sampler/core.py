@@ -164,11 +164,11 @@ class _Pass:
         self._chunk = iter(self._order[begin : self._chunk_end].tolist())
         return self._chunk
 
-    def indices(self) -> Generator[int, None, None]:
+    def _chunks(self) -> Generator[Iterator[int], None, None]:
         assert self._order is not None
-        chunks = map(self._make_chunk, range(self.start, len(self._order), _CHUNK))
-        try:
-            yield from chain.from_iterable(chunks)
+        try:  # reads `start` at the first index: a restored iterator state may still move it
+            for begin in range(self.start, len(self._order), _CHUNK):
+                yield self._make_chunk(begin)
             self.completed = True
         finally:
             self.close()
@@ -194,6 +194,43 @@ class _Pass:
         if self._final is None:
             self._final = self.position()
             self._order, self._chunk = None, iter(())
+
+
+class _PassIterator(chain[int]):
+    """What ``iter(sampler)`` returns: one `_Pass`'s indices (``chain``'s own ``__next__``, so no
+    Python call per index), with that pass's position as its own ``state_dict``.
+
+    torchdata's ``StatefulDataLoader`` saves the state of the iterator it draws from next to the
+    sampler's and restores it into the iterator it makes on resume. The sampler's own state
+    describes one of its live iterators; a framework may hold two of one epoch (Lightning iterates
+    a reloaded loader twice, and its workers read the first one ahead), and then only the
+    iterator's state says which one the loader was using.
+    """
+
+    run: _Pass
+    epoch: int
+    sampler: PolicySampler
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "yielded": self.run.position()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Start this (unstarted) pass where a saved iterator of the same epoch stood; a state
+        of another epoch changes nothing (the sampler's restore, or a later ``set_epoch``, chose
+        the epoch)."""
+        if state.get("epoch") != self.epoch:
+            return
+        if self.run.moved:
+            raise ValueError("an iterator's state is loaded before its first index, not after")
+        yielded = check_int("state_dict['yielded']", state.get("yielded"), 0)
+        if yielded > self.run.end:
+            raise ValueError(
+                f"state_dict['yielded'] must lie in [0, {self.run.end}] for epoch {self.epoch}, "
+                f"got {yielded}"
+            )
+        self.run.start = self.run._chunk_end = yielded
+        if self.sampler.epoch == self.epoch:
+            self.sampler._start = yielded
 
 
 class PolicySampler(Sampler[int]):
@@ -480,7 +517,9 @@ class PolicySampler(Sampler[int]):
                     stacklevel=2,
                 )
         run = _Pass(self.epoch_indices(), start)
-        iterator = run.indices()
+        iterator = _PassIterator.from_iterable(run._chunks())
+        assert isinstance(iterator, _PassIterator)  # from_iterable makes the class it is called on
+        iterator.run, iterator.epoch, iterator.sampler = run, self.epoch, self
         run.iterator = weakref.ref(iterator)
         self._passes = [p for p in self._passes if p.alive or p.moved]
         self._passes.append(run)

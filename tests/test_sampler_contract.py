@@ -164,6 +164,35 @@ def test_an_earlier_iterator_read_to_its_end_does_not_hide_the_loaders():
     assert list(fresh) == list(loader_pass)
 
 
+def test_each_iterator_has_its_own_state_which_torchdata_restores():
+    """torchdata's StatefulDataLoader saves the state of the iterator it draws from: with an
+    older iterator still alive (Lightning's reloaded loaders), that one says where the loader was."""
+    sampler = scored(LearnedBalanceSampler, 12)
+    want = sampler.epoch_indices().tolist()
+    stale = iter(sampler)
+    for _ in range(9):
+        next(stale)
+    loader_pass = iter(sampler)
+    for _ in range(4):
+        next(loader_pass)
+    assert sampler.state_dict()["yielded"] == 9  # the oldest live iterator
+    state = {"sampler": sampler.state_dict(), "iterator": loader_pass.state_dict()}
+    assert state["iterator"] == {"epoch": 0, "yielded": 4}
+    fresh = make(LearnedBalanceSampler, 12)
+    fresh.load_state_dict(state["sampler"])
+    resumed = iter(fresh)
+    resumed.load_state_dict(state["iterator"])
+    assert list(resumed) == want[4:] and fresh.remaining == 12
+    with pytest.warns(UserWarning, match="a second time"):
+        again = iter(fresh)
+    again.load_state_dict({"epoch": 3, "yielded": 7})  # another epoch's: changes nothing
+    assert next(again) == want[0]
+    with pytest.raises(ValueError, match="loaded before its first index, not after"):
+        again.load_state_dict({"epoch": 0, "yielded": 7})
+    with pytest.raises(ValueError, match=r"yielded'\] must lie in \[0, 12\] for epoch 0, got 13"):
+        iter(fresh).load_state_dict({"epoch": 0, "yielded": 13})
+
+
 def test_a_live_iterator_keeps_its_epoch_across_chunk_boundaries():
     n = 70_000
     sampler = LearnedBalanceSampler(range(n))

@@ -27,10 +27,20 @@ the setting and its value. Build the sampler once, where the process group exist
 
 Checkpoints: the sampler's state travels in Lightning's checkpoint (``Callback.state_dict``).
 The callback moves the sampler to the next epoch (and re-scores it) at each epoch's end, before
-``ModelCheckpoint`` saves, so a checkpoint taken at an epoch's end resumes exactly. Lightning
-restarts an epoch interrupted mid-way from its beginning, so the callback saves the sampler at
-the start of its epoch; a torchdata ``StatefulDataLoader`` then sets the position from its own
-state (exact with the learned sampler; see the integrations page for the heuristic one).
+``ModelCheckpoint`` saves, so a checkpoint taken at an epoch's end resumes exactly. Inside an
+epoch the callback saves the sampler at the start of its epoch and the loader sets the position:
+
+* torchdata's ``StatefulDataLoader`` (any ``num_workers``): Lightning restores the loader's own
+  state, which holds the state of the sampler iterator it was drawing from; the rest of the epoch
+  and every later epoch train exactly what an uninterrupted run trains (both samplers, a kill
+  and a resume in a new process, tested).
+* a plain ``DataLoader``: Lightning does not restore its position. The loader starts the epoch's
+  order again and Lightning stops after the batches the epoch had left, so the epoch's first
+  batches train twice and its last ones never; the callback warns at ``on_train_start``.
+* a step checkpoint written on an epoch's last batch (before the epoch's end runs): Lightning
+  2.6 resumes at the next epoch without that epoch's end, so a ``StatefulDataLoader`` yields
+  no batch for it and a ``DataLoader`` with workers repeats the finished epoch's order; the
+  callback warns at ``on_train_start``.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_int
@@ -141,6 +152,9 @@ class BalanceSamplingCallback(pl.Callback):
       the sampler in the ``train_dataloader()`` the fit uses, checks the ``Trainer`` against it,
       and scores when ``needs_update`` for the sampler's epoch (before epoch 0; not again after
       a resume).
+    * ``on_train_start`` (a resumed fit, loops and loader restored): warns where Lightning will
+      not resume exactly: inside an epoch with a loader whose position it does not restore, or
+      from a checkpoint taken on an epoch's last batch.
     * ``on_train_epoch_start``: checks that the loader still draws from that sampler, and logs
       ``bss/score_mean``, ``bss/score_min``, ``bss/score_max`` and ``bss/scores_epoch`` with
       ``pl_module.log_dict`` (epoch level); after each scoring pass, its balance report
@@ -205,6 +219,42 @@ class BalanceSamplingCallback(pl.Callback):
         self.sampler = sampler
         if sampler.needs_update(sampler.epoch):
             self._score(trainer, pl_module)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning has restored its loops and the loader by now (not yet at on_fit_start)
+        fit_loop = trainer.fit_loop
+        if not fit_loop.restarted_mid_epoch:
+            return
+        progress = fit_loop.epoch_loop.batch_progress
+        if progress.is_last_batch:
+            epoch = trainer.current_epoch - 1
+            rank_zero_warn(
+                f"resuming from a checkpoint taken on the last batch of epoch {epoch}: Lightning "
+                f"counts epoch {epoch} as finished without running its end (a re-scoring the "
+                f"callback would do for epoch {epoch + 1} is lost) and starts epoch {epoch + 1} "
+                "from the loader as restored: a StatefulDataLoader yields no batch for epoch "
+                f"{epoch + 1}, a DataLoader with workers trains epoch {epoch}'s order again. "
+                "Resume from a checkpoint taken at the epoch's end or inside an epoch",
+                category=UserWarning,
+            )
+            return
+        loader = trainer.train_dataloader
+        resumable = all(
+            callable(getattr(loader, name, None)) for name in ("state_dict", "load_state_dict")
+        )
+        done, length = progress.current.ready, trainer.num_training_batches  # batches trained
+        if not resumable and 0 < done < length:
+            left = int(length) - done
+            rank_zero_warn(
+                f"resuming inside epoch {trainer.current_epoch} after {done} of its {length} "
+                f"batches with a {type(loader).__name__}, whose position Lightning does not "
+                "restore: the loader starts the epoch's order again and Lightning ends the epoch "
+                f"after {left} batches, so it trains the epoch's first {left} batches instead "
+                f"of its last {left} ({min(done, left)} twice, {min(done, left)} never). Use "
+                "torchdata's StatefulDataLoader, or resume from a checkpoint taken at an "
+                "epoch's end",
+                category=UserWarning,
+            )
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sampler = self._require_sampler()

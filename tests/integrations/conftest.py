@@ -19,8 +19,11 @@ if str(RECIPES) not in sys.path:
     sys.path.insert(0, str(RECIPES))
 
 
-def _run(args: Sequence[str], *, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """Run ``python *args`` in the recipes' folder, one thread per process; fail with its output."""
+def _run(
+    args: Sequence[str], *, timeout: float = 120.0, returncode: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python *args`` in the recipes' folder, one thread per process; fail with its output
+    unless it exits with ``returncode``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
         [sys.executable, *args],
@@ -30,7 +33,7 @@ def _run(args: Sequence[str], *, timeout: float = 120.0) -> subprocess.Completed
         text=True,
         timeout=timeout,
     )
-    if result.returncode != 0:
+    if result.returncode != returncode:
         pytest.fail(
             f"{' '.join(args)} exited with {result.returncode}:\n"
             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
@@ -49,7 +52,8 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 @pytest.fixture
 def run_recipe() -> Runner:
-    """``run_recipe([script, *args])``: run ``python script args`` in the recipes' folder."""
+    """``run_recipe([script, *args], returncode=0)``: run ``python script args`` in the recipes'
+    folder."""
     return _run
 
 

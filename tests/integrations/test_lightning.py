@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,9 +55,9 @@ class Module(L.LightningModule):
 
 
 class Data(L.LightningDataModule):
-    def __init__(self, kind: str, n: int = 32) -> None:
+    def __init__(self, kind: str, num_workers: int = 0) -> None:
         super().__init__()
-        self.kind, self.train_set = kind, ToyAV(n)
+        self.kind, self.train_set, self.num_workers = kind, ToyAV(32), num_workers
         self.sampler: LearnedBalanceSampler | HeuristicCurriculumSampler | None = None
 
     def setup(self, stage: str) -> None:
@@ -63,7 +65,9 @@ class Data(L.LightningDataModule):
             self.sampler = make_sampler(self.kind, self.train_set)
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        return DataLoader(self.train_set, batch_size=8, sampler=self.sampler)
+        return DataLoader(
+            self.train_set, batch_size=8, sampler=self.sampler, num_workers=self.num_workers
+        )
 
 
 class Recorder(L.Callback):
@@ -86,6 +90,8 @@ class Recorder(L.Callback):
         self.epochs[-1]["indices"].extend(batch["index"].tolist())
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.epochs or self.epochs[-1]["epoch"] != trainer.current_epoch:
+            return  # an epoch without batches
         metrics = trainer.callback_metrics
         self.epochs[-1]["logged"] = {
             k: float(v) for k, v in metrics.items() if k.startswith("bss/") and "/report/" not in k
@@ -195,6 +201,37 @@ def test_settings_are_checked_with_the_setting_and_value_named() -> None:
         check_trainer(once, make_sampler("heuristic", dataset, num_replicas=2, rank=0))
 
 
+class StatefulData(Data):
+    """`Data` through torchdata's ``StatefulDataLoader``, whose position Lightning restores."""
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        stateful = pytest.importorskip("torchdata.stateful_dataloader")
+        loader: DataLoader[dict[str, Tensor]] = stateful.StatefulDataLoader(
+            self.train_set, batch_size=8, sampler=self.sampler, num_workers=self.num_workers
+        )
+        return loader
+
+
+def _fit_every_step(
+    data: L.LightningDataModule, tmp_path: Path, ckpt_path: Path | None = None
+) -> dict[int, list[int]]:
+    """A 3-epoch fit with a checkpoint after every step (``tmp_path/step=S.ckpt``); the indices
+    each epoch trained."""
+    torch.manual_seed(0)
+    recorder = Recorder()
+    every_step = ModelCheckpoint(
+        dirpath=tmp_path, every_n_train_steps=1, filename="{step}", save_top_k=-1
+    )
+    trainer = L.Trainer(
+        **trainer_settings(LearnedBalanceSampler),
+        **{**QUIET, "enable_checkpointing": True},
+        max_epochs=3,
+        callbacks=[BalanceSamplingCallback(), recorder, every_step],
+    )
+    trainer.fit(Module(), datamodule=data, ckpt_path=ckpt_path)
+    return {int(e["epoch"]): e["indices"] for e in recorder.epochs}  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("reload", [False, True], ids=["learned", "learned-reloaded"])
 def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(
     tmp_path: Path, reload: bool
@@ -202,15 +239,6 @@ def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(
     # Lightning restores a StatefulDataLoader's own state (taken where its 2 workers had read
     # ahead) after the callback's: the rest of the interrupted epoch, and the later epochs (the
     # re-scoring before epoch 2 sees the same weights), are trained on the same indices.
-    stateful = pytest.importorskip("torchdata.stateful_dataloader")
-
-    class StatefulData(Data):
-        def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-            loader: DataLoader[dict[str, Tensor]] = stateful.StatefulDataLoader(
-                self.train_set, batch_size=8, sampler=self.sampler, num_workers=2
-            )
-            return loader
-
     def fit(ckpt_path: Path | None, checkpoint: ModelCheckpoint | None) -> list[object]:
         torch.manual_seed(0)
         recorder = Recorder()
@@ -221,7 +249,7 @@ def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(
             max_epochs=3,
             callbacks=[BalanceSamplingCallback(), recorder, *([checkpoint] if checkpoint else [])],
         )
-        trainer.fit(Module(), datamodule=StatefulData("learned"), ckpt_path=ckpt_path)
+        trainer.fit(Module(), datamodule=StatefulData("learned", 2), ckpt_path=ckpt_path)
         return [(e["epoch"], e["indices"]) for e in recorder.epochs]
 
     # 32 samples in batches of 8: step 6 is epoch 1 after 2 of its 4 batches
@@ -231,6 +259,39 @@ def test_mid_epoch_checkpoint_with_a_stateful_loader_and_workers(
     full = fit(None, every_6)
     resumed = fit(tmp_path / "step=6.ckpt", None)
     assert resumed == [(1, full[1][1][16:]), full[2]]
+
+
+def test_a_plain_loader_resumed_inside_an_epoch_warns_what_lightning_will_train(
+    tmp_path: Path,
+) -> None:
+    # Lightning does not restore a plain DataLoader's position: the callback restores the
+    # sampler at its epoch's start, the loader starts the order again and Lightning stops after
+    # the batches the epoch had left, which are the epoch's first ones (what the warning says).
+    full = _fit_every_step(Data("learned"), tmp_path)
+    with pytest.warns(
+        UserWarning,
+        match=r"inside epoch 1 after 3 of its 4 batches with a DataLoader, .* trains the epoch's "
+        r"first 1 batches instead of its last 1 \(1 twice, 1 never\)",
+    ):
+        resumed = _fit_every_step(Data("learned"), tmp_path / "resumed", tmp_path / "step=7.ckpt")
+    assert resumed[1] == full[1][:8]
+
+
+@pytest.mark.parametrize("data", [Data, StatefulData], ids=["plain", "stateful"])
+def test_a_checkpoint_on_an_epochs_last_batch_warns_that_lightning_skips_the_next_epoch(
+    tmp_path: Path, data: type[Data]
+) -> None:
+    # step=4 is written on epoch 0's last batch, before the epoch's end runs. Lightning 2.6.6
+    # resumes at epoch 1 without it: the stateful loader's restored iterator is at its end
+    # (epoch 1 trains nothing); the plain loader's workers read the sampler, still at epoch 0,
+    # before Lightning's set_epoch(1) (epoch 1 trains epoch 0's order).
+    full = _fit_every_step(data("learned", 2), tmp_path)
+    with pytest.warns(UserWarning, match="last batch of epoch 0: Lightning counts epoch 0 as"):
+        resumed = _fit_every_step(
+            data("learned", 2), tmp_path / "resumed", tmp_path / "step=4.ckpt"
+        )
+    assert resumed.get(1) == (None if data is StatefulData else full[0])
+    assert sorted(resumed[2]) == sorted(full[2])
 
 
 def test_lightnings_wrapper_reshuffles_the_order_it_is_given() -> None:
@@ -279,3 +340,59 @@ def test_ddp_recipe_growing_curriculum_and_resume_from_epoch_checkpoint(
     run_recipe([*common, "--out", str(resumed), "--resume", str(full / "checkpoints/epoch=0.ckpt")])
     again = verify_run(resumed, "heuristic", ToyAV(64), world_size=2)
     assert again == [rank_records[1:] for rank_records in load_records(full)]
+
+
+# -- a fit killed at a random step and resumed in a new process ---------------------------------
+RESUME = Path(__file__).with_name("lightning_resume.py")
+STOPPED = 3  # lightning_resume.STOPPED: the exit status of a run ended by --stop-at
+EPOCH_LENGTHS = {"learned": [40] * 4, "heuristic": [10, 24, 33, 40]}  # N=40; see _toy.make_sampler
+
+
+def _mid_epoch_stops(kind: str, batch_size: int = 6) -> list[int]:
+    """The steps after which a fit of ``kind`` is inside an epoch (not on its last batch: there
+    Lightning skips the next epoch, which the callback warns about), the issue's case first:
+    epoch 2 after 2 of its batches, more than its 2 workers had prefetched."""
+    stops, start = [], 0
+    for length in EPOCH_LENGTHS[kind]:
+        batches = -(-length // batch_size)
+        stops += [start + k for k in range(1, batches)]
+        start += batches
+    first = sum(-(-n // batch_size) for n in EPOCH_LENGTHS[kind][:2]) + 2
+    return [first] + [s for s in stops if s != first]
+
+
+def _trained_per_epoch(*outs: Path) -> dict[int, list[int]]:
+    """The indices each epoch trained, in order, from the steps of runs that followed each other."""
+    epochs: dict[int, list[int]] = {}
+    for out in outs:
+        for line in (out / "steps.jsonl").read_text().splitlines():
+            step = json.loads(line)
+            epochs.setdefault(step["epoch"], []).extend(step["indices"])
+    return epochs
+
+
+@pytest.mark.parametrize("kind", ["learned", "heuristic"])
+def test_a_fit_killed_twice_at_random_steps_resumes_exactly_in_new_processes(
+    kind: str, tmp_path: Path, run_recipe: Callable[..., object]
+) -> None:
+    # Trainer.fit with the callback and a StatefulDataLoader(num_workers=2), a checkpoint after
+    # every step, ended by os._exit after a step inside an epoch; a new process resumes from
+    # that step's checkpoint (ckpt_path) and is itself ended at a later step and resumed. The
+    # steps: the issue's case and one drawn at random. Every epoch trains the uninterrupted
+    # run's indices in its order.
+    stops = _mid_epoch_stops(kind)
+    stops = sorted([stops[0], random.choice(stops[1:])])
+    common = [str(RESUME), "--sampler", kind]
+    run_recipe([*common, "--out", str(tmp_path / "full")])
+    want = _trained_per_epoch(tmp_path / "full")
+    assert [len(want[epoch]) for epoch in sorted(want)] == EPOCH_LENGTHS[kind]
+    outs, resume = [], []
+    for stop in [*stops, None]:
+        outs.append(tmp_path / f"until-{stop}")
+        until = [] if stop is None else ["--stop-at", str(stop)]
+        run_recipe(
+            [*common, "--out", str(outs[-1]), *until, *resume],
+            returncode=0 if stop is None else STOPPED,
+        )
+        resume = ["--resume", str(outs[-1] / "checkpoints" / f"step={stop}.ckpt")]
+    assert _trained_per_epoch(*outs) == want, f"killed after steps {stops}"
