@@ -137,7 +137,7 @@ def check_path(request, monkeypatch):
     """Both ways an invalid value is reported: at the faulty batch (CPU, no process group) and by
     compute() (accelerators, process groups), forced here on the CPU."""
     if request.param == "deferred":
-        monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+        monkeypatch.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
     return request.param
 
 
@@ -191,14 +191,14 @@ def test_one_message_per_mistake_on_both_paths(monkeypatch):
     for args in cases:
         eager = _error("eager", BalanceScorer(6), *args)
         with monkeypatch.context() as m:
-            m.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+            m.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
             deferred = _error("deferred", BalanceScorer(6), *args)
         assert eager == deferred
 
 
 def test_deferred_errors_keep_bad_samples_out_of_the_sums(monkeypatch):
     """Invalid updates are counted, not added; a clean pass after reset() scores normally."""
-    monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+    monkeypatch.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
     multi, unis, y = _batch()
     ref = BalanceScorer(6)
     ref.update(torch.arange(6), multi, unis, y)
