@@ -35,7 +35,7 @@ from torch import Tensor
 from . import _dist
 from ._checks import check_int
 
-__all__ = ["CoverageError", "SampleAccumulator", "Totals"]
+__all__ = ["CoverageError", "IndexRangeError", "SampleAccumulator", "Totals"]
 
 SHOW = 5
 """How many offending sample indices an error message lists."""
@@ -43,6 +43,10 @@ SHOW = 5
 
 class CoverageError(ValueError, RuntimeError):
     """Samples were never scored, or a scoring pass visited some of them more than once."""
+
+
+class IndexRangeError(ValueError):
+    """Indices passed to ``update()`` lay outside ``[0, num_samples - 1]``."""
 
 
 class Totals(dict[str, Tensor]):
@@ -73,10 +77,10 @@ def first_indices(mask: Tensor) -> list[int]:
     return first
 
 
-def index_error(num_samples: int, bad_index: int) -> ValueError:
+def index_error(num_samples: int, bad_index: int) -> IndexRangeError:
     """The one wording of "indices out of range", for the eager and the deferred check."""
     n = num_samples
-    return ValueError(
+    return IndexRangeError(
         f"indices must lie in [0, {n - 1}] (num_samples={n}), but {bad_index} indices passed "
         "to update() lay outside"
     )
