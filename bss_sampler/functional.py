@@ -110,10 +110,14 @@ def report_terms(
     compute dtype), and the softmax probability of the target, ``exp(-CE)``, from the same
     log-softmax as Eq. 5.
     """
-    shifted, exp = _shift_exp(heads)
+    heads = heads.to(_compute_dtype(heads.dtype))
+    top, best = heads.max(dim=-1, keepdim=True)  # one pass for the shift and the argmax
+    shifted = heads - top
+    exp = shifted.exp()
     ce = _cross_entropies(shifted, exp, targets)
     loss = torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)
-    correct = (shifted.argmax(dim=-1) == targets.view(1, -1)).to(shifted.dtype)
+    # max() returns the first maximal index, as argmax does
+    correct = (best.squeeze(-1) == targets.view(1, -1)).to(shifted.dtype)
     return _similarity(exp[1:]), loss, correct, ce.neg().exp_()
 
 
