@@ -28,7 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real"]
+__all__ = ["NO_SCORES", "check_bool", "check_choice", "check_int", "check_real", "no_scores"]
+
+NO_SCORES = "has no balance scores yet"
+"""The one wording of "no balance scores yet", for every object that can lack them."""
+
+
+def no_scores(owner: str) -> str:
+    """The message for ``owner`` used before any scores: what it lacks and what to call.
+
+    >>> no_scores("LearnedBalanceSampler")
+    'LearnedBalanceSampler has no balance scores yet: call update_scores(model, loader) or ...'
+    """
+    return f"{owner} {NO_SCORES}: call update_scores(model, loader) or set_scores(scores) first"
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

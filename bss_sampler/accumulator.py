@@ -20,8 +20,8 @@ stall the device).
 >>> acc = SampleAccumulator(3)
 >>> acc.add_state("value")
 >>> acc.index_add(torch.tensor([0, 2, 2]), visits=torch.ones(3), value=torch.tensor([1.0, 2, 4]))
->>> acc.sync()["value"]
-tensor([1., 0., 6.])
+>>> acc.sync()["value"]  # one row of N sums
+tensor([[1., 0., 6.]])
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ class SampleAccumulator:
         """Whether anything was accumulated (or loaded) since the last `reset`."""
         return self._flat is not None
 
-    def allocate(self, device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+    def allocate(
+        self, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> None:
         """Create the state (every value at its default) unless it exists; ``device`` falls back
         on the constructor's, then the CPU; ``dtype`` float64 keeps float64, anything else gives
         float32."""

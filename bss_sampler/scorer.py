@@ -61,6 +61,7 @@ UnimodalLogits = Union[Sequence[Tensor], Mapping[str, Tensor], Tensor]
 stacked ``(M, B, C)`` tensor. A stacked tensor is always read as ``(modalities, batch, classes)``;
 when ``M == B`` it cannot be told from ``(B, M, C)`` and is refused: pass a list there."""
 
+
 class _Batch(NamedTuple):
     """One update() waiting for its maths (see ``BalanceScorer._chunk_elements``)."""
 
@@ -420,10 +421,13 @@ class BalanceScorer(SampleAccumulator):
         bad_index = (idx < 0) | (idx >= self.num_samples)
         bad_target = ((targets < 0) | (targets >= classes)) & ~bad_index
         nonfinite = ~torch.isfinite(heads).all(-1).all(0) & ~bad_index
-        masks = [torch.zeros(self.num_samples, dtype=torch.bool) for _ in range(2)]
-        for mask, which in zip(masks, (nonfinite, bad_target)):
-            mask[idx[which]] = True
-        error = _data_error(self.num_samples, int(bad_index.sum()), *masks, classes)
+        nonfinite_mask, bad_target_mask = (
+            torch.zeros(self.num_samples, dtype=torch.bool).index_fill_(0, idx[which], True)
+            for which in (nonfinite, bad_target)
+        )
+        error = _data_error(
+            self.num_samples, int(bad_index.sum()), nonfinite_mask, bad_target_mask, classes
+        )
         if error is not None:
             raise error
 

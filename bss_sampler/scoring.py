@@ -56,9 +56,9 @@ from torch.utils.data import (
 
 from . import _dist
 from ._checks import check_bool
+from .accumulator import CoverageError, IndexRangeError
 from .functional import CRITERIA
 from .report import BalanceReport
-from .accumulator import CoverageError, IndexRangeError
 from .scorer import BalanceScorer, UnimodalLogits
 
 if sys.version_info >= (3, 10):  # pragma: no cover
@@ -245,7 +245,9 @@ def _is_wrapper(dataset: Any) -> bool:
     return isinstance(dataset, (Subset, ConcatDataset))
 
 
-def _check_keyed(indices: Any, expected: Tensor, batch: int, loader: DataLoader[Any], source: str) -> None:
+def _check_keyed(
+    indices: Any, expected: Tensor, batch: int, loader: DataLoader[Any], source: str
+) -> None:
     """Refuse indices that disagree with the positions the loader is known to visit."""
     given = indices if isinstance(indices, Tensor) else torch.as_tensor(indices)
     given = given.to("cpu", torch.int64)  # a device sync only for indices on an accelerator
@@ -444,7 +446,7 @@ def score_dataset(
                 "forward must return (multimodal_logits, unimodal_logits, targets, "
                 f"indices or None), got {_describe(output)}"
             )
-        return output  # type: ignore[return-value]
+        return output
 
     def finish() -> Tensor:
         scores, visits = scorer.compute(return_visits=True)  # the pass's one all-reduce

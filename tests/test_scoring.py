@@ -14,8 +14,8 @@ from torch.utils.data import (
 )
 
 from bss_sampler import BalanceScorer, CoverageError, _dist, default_forward, score_dataset
-from tests.conftest import PairDataset
 from bss_sampler.scoring import check_once
+from tests.conftest import PairDataset
 
 
 def _manual_scores(model, dataset):
@@ -284,18 +284,24 @@ def test_unchecked_index_errors_name_the_entry_and_the_wrapper(model, dataset):
     """A shuffled loader's positions are unknown, so the entry is trusted; when it is out of range
     or misses samples, the error says where the indices came from and what may be wrong."""
     part, _ = random_split(dataset, [30, 10], generator=torch.Generator().manual_seed(0))
-    with pytest.raises(
-        ValueError,
-        match=r"indices must lie in \[0, 29\].* came from the batches' 'index' entry.*"
-        r"dataset is Subset\(PairDataset\)",
-    ), pytest.warns(UserWarning, match="cannot check the batches' 'index' entry"):
+    with (
+        pytest.raises(
+            ValueError,
+            match=r"indices must lie in \[0, 29\].* came from the batches' 'index' entry.*"
+            r"dataset is Subset\(PairDataset\)",
+        ),
+        pytest.warns(UserWarning, match="cannot check the batches' 'index' entry"),
+    ):
         score_dataset(model, DataLoader(part, batch_size=8, shuffle=True), 30, progress=False)
     both = ConcatDataset([dataset, PairDataset(seed=1)])
-    with pytest.raises(
-        CoverageError,
-        match=r"40 of 80 samples were never updated.* came from the batches' 'index' entry.*"
-        r"ConcatDataset",
-    ), pytest.warns(UserWarning):
+    with (
+        pytest.raises(
+            CoverageError,
+            match=r"40 of 80 samples were never updated.* came from the batches' 'index' entry.*"
+            r"ConcatDataset",
+        ),
+        pytest.warns(UserWarning),
+    ):
         score_dataset(model, DataLoader(both, batch_size=8, shuffle=True), 80, progress=False)
 
 
