@@ -95,7 +95,7 @@ class SampleAccumulator:
 
     Subclasses declare their states in ``__init__`` and override `flush` if they defer work
     (it runs before every read of the state). The state's dtype is set by the first
-    `allocate`: float32 unless asked for float64 (never float64 on MPS).
+    `allocate`: float32, or float64 for float64 values and under a process group.
     """
 
     def __init__(self, num_samples: int, *, device: torch.device | str | None = None) -> None:
@@ -140,11 +140,12 @@ class SampleAccumulator:
         self, device: torch.device | None = None, dtype: torch.dtype | None = None
     ) -> None:
         """Create the state (every value at its default) unless it exists; ``device`` falls back
-        on the constructor's, then the CPU; ``dtype`` float64 keeps float64, anything else gives
-        float32."""
+        on the constructor's, then the CPU. The state is float32, or float64 for float64 values
+        (``dtype``) and under a process group, where every rank must all-reduce the same dtype
+        whatever its first values were (a rank may have none); never float64 on MPS."""
         if self._flat is None:
             where = self._device or device or torch.device("cpu")
-            wide = dtype == torch.float64 and where.type != "mps"
+            wide = (dtype == torch.float64 or _dist.is_distributed()) and where.type != "mps"
             self._layout(where, torch.float64 if wide else torch.float32)
 
     def _layout(self, device: torch.device, dtype: torch.dtype) -> None:

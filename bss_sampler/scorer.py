@@ -232,7 +232,8 @@ class BalanceScorer(SampleAccumulator):
     (raw Eq. 5), ``correct`` and ``confidence`` (one row per head, the fused head first: what
     `last_report` averages), and the deferred checks ``nonfinite`` and ``bad_target``; plus the
     scalars ``bad_index``, ``classes`` and ``reporting``. It is float32 (float64 for float64
-    logits): ``4 (5 + 2 (1 + M))`` bytes per sample, 44 for two modalities. `compute` works
+    logits and under a process group): ``4 (5 + 2 (1 + M))`` bytes per sample, 44 for two
+    modalities. `compute` works
     through the samples in chunks of ``_chunk_samples`` and adds about 8 bytes per sample (the
     scores and the report's quantiles) to that; ``return_visits`` 8 more.
 
