@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real"]
+__all__ = ["NO_SCORES", "check_bool", "check_choice", "check_int", "check_real"]
+
+NO_SCORES = (
+    "has no balance scores yet: call sampler.update_scores(model, loader) (or "
+    "sampler.set_scores(scores)) before iterating"
+)
+"""The one wording of "no balance scores yet" (after the owner's name), for every object that
+can lack them."""
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ._checks import NO_SCORES
 from .core import OrderPolicy, PolicySampler
 from .functional import CRITERIA
 from .presets import Preset
@@ -55,6 +56,8 @@ class BalanceSampler(PolicySampler):
         **shard: ``seed``, ``num_replicas``, ``rank``, ``global_order``, ``drop_last`` of
             `bss_sampler.core.PolicySampler`.
     """
+
+    no_values_hint = NO_SCORES
 
     def __init__(
         self, data_source: Sized, policy: OrderPolicy, *, preset: Preset, **shard: Any

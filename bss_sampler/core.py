@@ -408,10 +408,7 @@ class PolicySampler(Sampler[int]):
         due = self.policy.last_scheduled(epoch)
         return due is not None and self._values_epoch < due
 
-    no_values_hint: ClassVar[str] = (
-        "has no balance scores yet: call sampler.update_scores(model, loader) (or "
-        "set_scores(scores)) before iterating"
-    )
+    no_values_hint: ClassVar[str] = "has no valuation yet: call set_values(values) before iterating"
     """What ``iter()`` before any valuation says after the class name (a method words its own)."""
 
     def _require_values(self) -> Tensor:

@@ -22,9 +22,11 @@ __all__ = [
     "CRITERIA",
     "balance_loss",
     "balance_score",
+    "balance_score_rows",
     "balance_terms",
     "min_max_normalize",
     "prediction_similarity",
+    "report_terms",
 ]
 
 CRITERIA = ("similarity", "loss")
@@ -96,20 +98,26 @@ def _terms(heads: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor
     return _similarity(exp[1:]), _loss(shifted, exp, targets, alpha)
 
 
-def _report_terms(
+def report_terms(
     heads: Tensor, targets: Tensor, alpha: float
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Raw Eq. 4 and Eq. 5 plus, per head, what `bss_sampler.BalanceReport` averages.
+
+    ``heads`` is a ``(1 + M, B, C)`` stack of logits, the fused head first; ``targets`` ``(B,)``.
 
     Returns ``(similarity, loss, correct, confidence)``: ``(B,)``, ``(B,)`` and two ``(1 + M, B)``
     tensors, the fused head first: whether the head's argmax is the target (0 or 1, in the
     compute dtype), and the softmax probability of the target, ``exp(-CE)``, from the same
     log-softmax as Eq. 5.
     """
-    shifted, exp = _shift_exp(heads)
+    heads = heads.to(_compute_dtype(heads.dtype))
+    top, best = heads.max(dim=-1, keepdim=True)  # one pass for the shift and the argmax
+    shifted = heads - top
+    exp = shifted.exp()
     ce = _cross_entropies(shifted, exp, targets)
     loss = torch.lerp(ce[0], ce[1:].sum(dim=0), alpha)
-    correct = (shifted.argmax(dim=-1) == targets.view(1, -1)).to(shifted.dtype)
+    # max() returns the first maximal index, as argmax does
+    correct = (best.squeeze(-1) == targets.view(1, -1)).to(shifted.dtype)
     return _similarity(exp[1:]), loss, correct, ce.neg().exp_()
 
 
@@ -164,9 +172,10 @@ def balance_terms(
     return _terms(_stack_heads(multimodal_logits, unimodal_logits), targets, alpha)
 
 
-def _normalize_rows(values: Tensor) -> Tensor:
-    """`min_max_normalize` of each row of a ``(R, N)`` tensor, in one pass."""
-    lo, hi = torch.aminmax(values, dim=-1, keepdim=True)
+def _normalize_rows(values: Tensor, bounds: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """`min_max_normalize` of each row of a ``(R, N)`` tensor, in one pass; ``bounds``: each
+    row's ``(R, 1)`` minimum and maximum when ``values`` is only part of the data."""
+    lo, hi = torch.aminmax(values, dim=-1, keepdim=True) if bounds is None else bounds
     span = hi - lo
     # a constant row has values - lo == 0 exactly, so dividing it by 1 gives the zeros wanted
     return (values - lo) / torch.where(span > 0, span, 1.0)
@@ -180,9 +189,16 @@ def min_max_normalize(values: Tensor) -> Tensor:
     return _normalize_rows(values.reshape(1, -1)).view_as(values)
 
 
-def _balance_score_rows(means: Tensor, criteria: Sequence[str]) -> Tensor:
-    """Eq. 6 from a ``(2, N)`` stack of the raw similarity and raw loss of every sample."""
-    norm = _normalize_rows(means)
+def balance_score_rows(
+    means: Tensor, criteria: Sequence[str], bounds: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
+    """Eq. 6 from a ``(2, N)`` stack of the raw similarity and raw loss of every sample.
+
+    ``bounds``: the ``(2, 1)`` minimum and maximum of each row over the whole dataset, to score
+    a slice of it (``means[:, a:b]``) exactly as the whole: what lets a scorer run Eq. 6 in
+    chunks. ``None``: the bounds of ``means`` itself.
+    """
+    norm = _normalize_rows(means, bounds)
     if "similarity" not in criteria:
         return -norm[1]
     return norm[0] - norm[1] if "loss" in criteria else norm[0]
@@ -195,4 +211,4 @@ def balance_score(similarity: Tensor, loss: Tensor, criteria: Sequence[str] = CR
     ``-Norm(L_total)``: the ablation rows of the paper's Table 3. Values lie in ``[-1, 1]``; higher
     means more balanced.
     """
-    return _balance_score_rows(torch.stack([similarity, loss]), criteria)
+    return balance_score_rows(torch.stack([similarity, loss]), criteria)

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -50,29 +51,43 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
+_CHUNK = 1 << 18  # values per step of `_histogram`: its temporaries stay a few MiB
+
+
 def _quantiles(scores: Tensor) -> tuple[float, ...]:
     """`QUANTILE_LEVELS` of ``scores`` with linear interpolation (NumPy's default).
 
-    One sort rather than `torch.quantile`, which refuses more than 2^24 values.
+    One in-place partition of a copy (4 bytes per float32 score) rather than a sort (a float64
+    copy, sorted values and int64 positions: 24 bytes) or `torch.quantile` (which refuses more
+    than 2^24 values).
     """
-    ordered = scores.detach().to("cpu", torch.float64).flatten().sort().values
-    position = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64) * (len(ordered) - 1)
+    flat = scores.detach().cpu().flatten()
+    wide = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()
+    values = np.array(wide.numpy(), copy=True)
+    position = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64) * (len(values) - 1)
     low = position.floor().long()
     high = position.ceil().long()
-    values = torch.lerp(ordered[low], ordered[high], position - low)
-    return tuple(values.tolist())
+    values.partition(sorted({*low.tolist(), *high.tolist()}))
+    at_low = torch.from_numpy(values[low.numpy()]).double()
+    at_high = torch.from_numpy(values[high.numpy()]).double()
+    return tuple(torch.lerp(at_low, at_high, position - low).tolist())
 
 
 def _histogram(scores: Tensor) -> tuple[int, ...]:
     """Counts in `HISTOGRAM_BINS` bins ``[e_k, e_k+1)`` (the last one closed), ``e_k = -1 + k w``:
     the bins of ``numpy.histogram(scores, HISTOGRAM_BINS, range=(-1, 1))``, values outside left
-    out."""
-    values = scores.detach().to("cpu", torch.float64).flatten()
+    out. Counted `_CHUNK` values at a time."""
+    flat = scores.detach().cpu().flatten()
     edges = torch.arange(HISTOGRAM_BINS + 1, dtype=torch.float64) * (2 / HISTOGRAM_BINS) - 1
     edges[-1] = 1.0
-    inside = values[(values >= -1) & (values <= 1)]
-    bins = (torch.bucketize(inside, edges, right=True) - 1).clamp_(max=HISTOGRAM_BINS - 1)
-    return tuple(torch.bincount(bins, minlength=HISTOGRAM_BINS).tolist())
+    counts = torch.zeros(HISTOGRAM_BINS, dtype=torch.int64)
+    for start in range(0, len(flat), _CHUNK):
+        values = flat[start : start + _CHUNK].double()
+        # bucket 0: below -1; k: in [e_k-1, e_k); HISTOGRAM_BINS + 1: 1 and above
+        buckets = torch.bucketize(values, edges, right=True)
+        counts += torch.bincount(buckets, minlength=HISTOGRAM_BINS + 2)[1:-1]
+        counts[-1] += (values == 1).sum()  # the last bin is closed
+    return tuple(counts.tolist())
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,14 @@ from torch import Tensor
 
 from . import _dist
 from ._checks import check_int, check_real
-from .functional import CRITERIA, _balance_score_rows, _report_terms
+from .accumulator import (
+    CoverageError,
+    SampleAccumulator,
+    Totals,
+    first_indices,
+    index_error,
+)
+from .functional import CRITERIA, balance_score_rows, report_terms
 from .report import BalanceReport
 
 if sys.version_info >= (3, 10):  # pragma: no cover
@@ -54,27 +61,6 @@ UnimodalLogits = Union[Sequence[Tensor], Mapping[str, Tensor], Tensor]
 stacked ``(M, B, C)`` tensor. A stacked tensor is always read as ``(modalities, batch, classes)``;
 when ``M == B`` it cannot be told from ``(B, M, C)`` and is refused: pass a list there."""
 
-_SHOW = 5  # how many offending indices an error message lists
-
-
-class CoverageError(ValueError, RuntimeError):
-    """Samples were never scored, or a scoring pass visited some of them more than once."""
-
-
-class _Rows(NamedTuple):
-    """The per-sample state, one ``(N,)`` row each, stored as one ``(5, N)`` tensor so that one
-    ``index_add_`` per batch and one all-reduce per pass cover all of it."""
-
-    similarity: Tensor  # sum of the raw Eq. 4 similarity over the sample's updates
-    loss: Tensor  # sum of the raw Eq. 5 loss
-    visits: Tensor  # number of valid updates of the sample
-    nonfinite: Tensor  # deferred checks: updates whose logits held NaN or inf
-    bad_target: Tensor  # deferred checks: updates whose target lay outside [0, C - 1]
-
-
-_SUMS = 3  # the leading rows of _Rows every valid update adds to; the rest count deferred errors
-_ROW_NAMES = _Rows._fields
-
 
 class _Batch(NamedTuple):
     """One update() waiting for its maths (see ``BalanceScorer._chunk_elements``)."""
@@ -82,18 +68,6 @@ class _Batch(NamedTuple):
     heads: Tensor  # (1 + M, B, C) copy of the logits, the fused head first
     pair: Tensor  # (2, B) int64: dataset indices, then targets
     checked: bool  # validated by update() already (the eager path)
-
-
-class _Totals(NamedTuple):
-    """The state summed over all updates and all ranks (after the one all-reduce)."""
-
-    table: Tensor  # (5, N): the rows below, similarity and loss first
-    rows: _Rows
-    head_sums: Tensor | None  # (2 (1 + M), N): per head, correct then confidence; None: M unknown
-    bad_index: int  # indices passed to update() outside [0, N - 1]
-    classes: int  # the logits' number of classes (0 if no rank saw a batch)
-    flagged: bool  # some sample had NaN/inf logits or a target out of range
-    least_visits: int  # the fewest valid updates of any sample (0: some sample is missing)
 
 
 def check_alpha(alpha: float) -> float:
@@ -210,39 +184,32 @@ def _int_tensor(name: str, value: Tensor | Sequence[int], batch: int) -> Tensor:
     return tensor
 
 
-def _first(samples: Tensor) -> list[int]:
-    first: list[int] = samples[:_SHOW].tolist()
-    return first
-
-
 def _data_error(
     num_samples: int, bad_index: int, nonfinite: Tensor, bad_target: Tensor, classes: int
 ) -> ValueError | None:
     """The one wording of each invalid-value mistake, for the eager and the deferred check.
 
-    ``nonfinite`` and ``bad_target`` are the sorted dataset indices of the affected samples.
+    ``nonfinite`` and ``bad_target`` are ``(N,)`` masks (or counts) of the affected samples.
     """
-    n = num_samples
     if bad_index:
+        return index_error(num_samples, bad_index)
+    count = int(nonfinite.count_nonzero())
+    if count:
         return ValueError(
-            f"indices must lie in [0, {n - 1}] (num_samples={n}), but {bad_index} indices passed "
-            "to update() lay outside"
+            f"logits contain NaN or inf for {count} samples (dataset indices "
+            f"{first_indices(nonfinite)}); the balance score needs finite multimodal and "
+            "unimodal logits"
         )
-    if len(nonfinite):
-        return ValueError(
-            f"logits contain NaN or inf for {len(nonfinite)} samples (dataset indices "
-            f"{_first(nonfinite)}); the balance score needs finite multimodal and unimodal logits"
-        )
-    if len(bad_target):
+    count = int(bad_target.count_nonzero())
+    if count:
         return ValueError(
             f"targets must lie in [0, {classes - 1}] for logits with {classes} classes, but "
-            f"{len(bad_target)} samples had a target outside (dataset indices "
-            f"{_first(bad_target)})"
+            f"{count} samples had a target outside (dataset indices {first_indices(bad_target)})"
         )
     return None
 
 
-class BalanceScorer:
+class BalanceScorer(SampleAccumulator):
     """Accumulates each sample's balance score over one or more passes (paper Eq. 4-6).
 
     Args:
@@ -260,6 +227,16 @@ class BalanceScorer:
     A sample updated several times (several passes, or distributed padding) is scored with the mean
     of its raw values. Logits are detached: online scoring may pass the training step's logits.
 
+    The state, declared once in ``__init__`` (see `bss_sampler.accumulator.SampleAccumulator`),
+    is a sum per sample of: ``visits`` (valid updates), ``similarity`` (raw Eq. 4), ``loss``
+    (raw Eq. 5), ``correct`` and ``confidence`` (one row per head, the fused head first: what
+    `last_report` averages), and the deferred checks ``nonfinite`` and ``bad_target``; plus the
+    scalars ``bad_index``, ``classes`` and ``reporting``. It is float32 (float64 for float64
+    logits and under a process group): ``4 (5 + 2 (1 + M))`` bytes per sample, 44 for two
+    modalities. `compute` works
+    through the samples in chunks of ``_chunk_samples`` and adds about 8 bytes per sample (the
+    scores and the report's quantiles) to that; ``return_visits`` 8 more.
+
     `update` only checks the batch (on the CPU) and copies its logits; the maths of Eq. 4-5
     runs on all pending batches at once when they hold ``_chunk_elements`` logits (2^22: 16 MiB
     of float32) and in `compute` / `state_dict`. A few large operations instead of
@@ -268,6 +245,7 @@ class BalanceScorer:
     """
 
     _chunk_elements = 1 << 22
+    _chunk_samples = 1 << 18
 
     def __init__(
         self,
@@ -278,27 +256,28 @@ class BalanceScorer:
         device: torch.device | str | None = None,
         num_modalities: int | None = None,
     ) -> None:
-        self.num_samples = check_int("num_samples", num_samples, minimum=1)
+        super().__init__(num_samples, device=device)
         self.alpha = check_alpha(alpha)
         self.criteria = check_criteria(criteria)
-        self._device = None if device is None else torch.device(device)
         self.num_modalities = (
             None if num_modalities is None else check_int("num_modalities", num_modalities, 2)
         )
-        self._state: Tensor | None = None  # (5, N): the rows of _Rows
-        self._bad_index: Tensor | None = None  # () int64
-        self._classes = 0
-        self._modalities = self.num_modalities  # M of the updates so far (None: none yet)
-        self._head_sums: Tensor | None = None  # (2 (1 + M), N): per head, correct then confidence
-        self._heads_unknown = False  # restored without report rows: the report is NaN
+        # the per-sample rows after "visits", in the order one index_add_ per batch fills them
+        for name in ("similarity", "loss", "correct", "confidence", "nonfinite", "bad_target"):
+            self.add_state(name)
+        self.add_state("classes", per_sample=False)  # the logits' C on each rank that saw one
+        self.add_state("reporting", per_sample=False)  # 1 on each rank that saw a batch
         self._pending: list[_Batch] = []  # batches copied by update() whose maths has not run
         self._pending_elements = 0
         self._last_report: BalanceReport | None = None
+        self.reset()
 
-    @property
-    def device(self) -> torch.device | None:
-        """Device of the per-sample state; ``None`` until known."""
-        return self._state.device if self._state is not None else self._device
+    def _set_modalities(self, modalities: int | None, *, unknown: bool = False) -> None:
+        """Size the report's rows for ``modalities`` heads (``unknown``: restored without them)."""
+        self._modalities = modalities
+        rows = 0 if modalities is None else 1 + modalities
+        for name in ("correct", "confidence"):
+            self.add_state(name, rows, default=math.nan if unknown else 0.0)
 
     @property
     def last_report(self) -> BalanceReport | None:
@@ -311,39 +290,12 @@ class BalanceScorer:
 
     def reset(self) -> None:
         """Forget every accumulated value (`last_report` stays)."""
-        self._state = None
-        self._bad_index = None
+        super().reset()
         self._classes = 0
-        self._modalities = self.num_modalities
-        self._head_sums = None
+        self._set_modalities(self.num_modalities)
         self._heads_unknown = False
         self._pending = []
         self._pending_elements = 0
-
-    def _allocate(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        if self._state is None or self._bad_index is None:
-            dtype = torch.float32 if device.type == "mps" else torch.float64
-            # normal tensors even under inference_mode, so that updates outside it still work
-            with torch.inference_mode(False):
-                self._state = torch.zeros(
-                    len(_ROW_NAMES), self.num_samples, dtype=dtype, device=device
-                )
-                self._bad_index = torch.zeros((), dtype=torch.int64, device=device)
-        return self._state, self._bad_index
-
-    def _allocate_heads(self, device: torch.device) -> Tensor | None:
-        """The per-head report rows, once the number of modalities is known."""
-        if self._head_sums is None and self._modalities is not None:
-            state, _ = self._allocate(device)
-            fill = math.nan if self._heads_unknown else 0.0
-            with torch.inference_mode(False):
-                self._head_sums = torch.full(
-                    (2 * (1 + self._modalities), self.num_samples),
-                    fill,
-                    dtype=state.dtype,
-                    device=state.device,
-                )
-        return self._head_sums
 
     def update(
         self,
@@ -358,14 +310,14 @@ class BalanceScorer:
             indices: ``(B,)`` integer dataset indices of the batch's samples (a tensor or a list).
             multimodal_logits: ``(B, C)`` floating-point logits of the fused head, ``C >= 2``.
             unimodal_logits: ``M >= 2`` tensors ``(B, C)``, one per modality head (see
-                :data:`UnimodalLogits`).
+                `UnimodalLogits`).
             targets: ``(B,)`` integer labels in ``[0, C - 1]`` (a tensor or a list).
 
         The maths runs in the logits' dtype, at least float32 (float64 logits stay float64).
         """
         uni = _check_logits(multimodal_logits, unimodal_logits)
         if self._modalities is None:
-            self._modalities = len(uni)
+            self._set_modalities(len(uni), unknown=self._heads_unknown)
         elif len(uni) != self._modalities:
             source = "num_modalities" if self.num_modalities is not None else "earlier updates"
             raise ValueError(
@@ -376,44 +328,40 @@ class BalanceScorer:
         targets = _int_tensor("targets", targets, batch)
         idx = _int_tensor("indices", indices, batch)
         self._classes = classes
-        device = self._device or multimodal_logits.device
-        self._allocate(device)
+        self.allocate(multimodal_logits.device, multimodal_logits.dtype)
         if batch == 0:
             return
         if torch.is_grad_enabled():  # online scoring passes logits that carry the training graph
             with torch.no_grad():
-                self._add(idx, multimodal_logits, uni, targets, device)
+                self._add(idx, multimodal_logits, uni, targets)
         else:
-            self._add(idx, multimodal_logits, uni, targets, device)
+            self._add(idx, multimodal_logits, uni, targets)
 
-    def _add(
-        self, idx: Tensor, multi: Tensor, uni: list[Tensor], targets: Tensor, device: torch.device
-    ) -> None:
+    def _add(self, idx: Tensor, multi: Tensor, uni: list[Tensor], targets: Tensor) -> None:
         """Copy the batch into the pending list (checking it first where that is free)."""
+        device = self.device
+        assert device is not None  # allocated by update()
         heads = torch.stack([multi, *uni]).to(device)  # (1 + M, B, C), a copy
         pair = torch.stack([idx.to(device, torch.int64), targets.to(device, torch.int64)])
-        checked = self._check_eagerly(device)
+        checked = self.check_eagerly(device)
         if checked:
             self._raise_now(pair, heads)
-        key = (heads.shape[0], heads.shape[2])
-        if self._pending and key != (
-            self._pending[0].heads.shape[0],
-            self._pending[0].heads.shape[2],
-        ):
-            self._flush()
+        pending = self._pending
+        if pending and heads.shape[2] != pending[0].heads.shape[2]:
+            self.flush()  # another number of classes: the pending batches cannot be stacked
         self._pending.append(_Batch(heads, pair, checked))
         self._pending_elements += heads.numel()
         if self._pending_elements >= self._chunk_elements:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Run Eq. 4-5 on every pending batch at once and add the results to the state."""
+        if self.allocated:
+            self.state("classes").fill_(self._classes)
+            self.state("reporting").fill_(self._classes > 0)
         if not self._pending:
             return
         pending, self._pending, self._pending_elements = self._pending, [], 0
-        state, bad_count = self._allocate(pending[0].heads.device)
-        head_rows = self._allocate_heads(state.device)
-        assert head_rows is not None  # update() has set the number of modalities
         if len(pending) == 1:
             heads, pair = pending[0].heads, pending[0].pair
         else:
@@ -421,46 +369,37 @@ class BalanceScorer:
             pair = torch.cat([batch.pair for batch in pending], dim=1)
         idx, targets = pair[0], pair[1]
         if not all(batch.checked for batch in pending):
-            self._accumulate_checked(idx, heads, targets, state, head_rows, bad_count)
+            self._add_deferred(idx, heads, targets)
             return
-        sim, loss, correct, confidence = _report_terms(heads, targets, self.alpha)
-        rows = torch.stack([sim, loss, torch.ones_like(sim)])  # the _SUMS leading rows of _Rows
-        state[:_SUMS].index_add_(1, idx, rows.to(state.dtype))
-        head_rows.index_add_(1, idx, torch.cat([correct, confidence]).to(state.dtype))
+        sim, loss, correct, confidence = report_terms(heads, targets, self.alpha)
+        self.index_add(
+            idx,
+            visits=torch.ones_like(sim),
+            similarity=sim,
+            loss=loss,
+            correct=correct,
+            confidence=confidence,
+        )
 
-    def _accumulate_checked(
-        self,
-        idx: Tensor,
-        heads: Tensor,
-        targets: Tensor,
-        state: Tensor,
-        head_rows: Tensor,
-        bad_count: Tensor,
-    ) -> None:
+    def _add_deferred(self, idx: Tensor, heads: Tensor, targets: Tensor) -> None:
         """The deferred path: count invalid values per sample instead of reading them now."""
         n, classes = self.num_samples, heads.shape[-1]
         safe_idx, safe_targets = idx.clamp(0, n - 1), targets.clamp(0, classes - 1)
         bad_index, bad_target = safe_idx != idx, safe_targets != targets
         finite = torch.isfinite(heads).all(-1).all(0)
         valid = finite & ~bad_target & ~bad_index
-        sim, loss, correct, confidence = _report_terms(heads, safe_targets, self.alpha)
-        rows = _Rows(
+        sim, loss, correct, confidence = report_terms(heads, safe_targets, self.alpha)
+        self.index_add(
+            safe_idx,
+            visits=valid.to(sim.dtype),
             similarity=torch.where(valid, sim, 0.0),
             loss=torch.where(valid, loss, 0.0),
-            visits=valid.to(sim.dtype),
+            correct=torch.where(valid, correct, 0.0),
+            confidence=torch.where(valid, confidence, 0.0),
             nonfinite=(~finite & ~bad_index).to(sim.dtype),
             bad_target=(bad_target & ~bad_index).to(sim.dtype),
         )
-        state.index_add_(1, safe_idx, torch.stack(rows).to(state.dtype))
-        per_head = torch.where(valid, torch.cat([correct, confidence]), 0.0)
-        head_rows.index_add_(1, safe_idx, per_head.to(state.dtype))
-        bad_count.add_(bad_index.sum())
-
-    @staticmethod
-    def _check_eagerly(device: torch.device) -> bool:
-        """Raise at the faulty batch only where that costs no device sync and no rank can be left
-        waiting: CPU logits without a process group."""
-        return device.type == "cpu" and not _dist.is_distributed()
+        self.state("bad_index").add_(bad_index.sum())
 
     def _raise_now(self, pair: Tensor, heads: Tensor) -> None:
         """Raise for an invalid batch with the words `compute` would use.
@@ -468,98 +407,78 @@ class BalanceScorer:
         ``pair`` holds the batch's dataset indices and targets, ``heads`` its stacked logits.
         """
         classes = heads.shape[-1]
-        (i_lo, t_lo), (i_hi, t_hi) = (bound.tolist() for bound in torch.aminmax(pair, dim=1))
-        z_lo, z_hi = torch.aminmax(heads)  # NaN if any NaN: finite bounds mean finite logits
+        low, high = torch.aminmax(pair, dim=1)
+        i_lo, t_lo, i_hi, t_hi = torch.cat([low, high]).tolist()
+        # a non-finite sum means a NaN or inf logit (or finite ones beyond float range: re-checked)
         if (
             i_lo >= 0
             and i_hi < self.num_samples
             and t_lo >= 0
             and t_hi < classes
-            and math.isfinite(z_lo.item())
-            and math.isfinite(z_hi.item())
+            and math.isfinite(heads.sum().item())
         ):
-            return  # the happy path: two reductions and four reads, free on the host
+            return  # the happy path: three reductions and two reads, free on the host
         idx, targets = pair[0], pair[1]
         bad_index = (idx < 0) | (idx >= self.num_samples)
         bad_target = ((targets < 0) | (targets >= classes)) & ~bad_index
         nonfinite = ~torch.isfinite(heads).all(-1).all(0) & ~bad_index
+        nonfinite_mask, bad_target_mask = (
+            torch.zeros(self.num_samples, dtype=torch.bool).index_fill_(0, idx[which], True)
+            for which in (nonfinite, bad_target)
+        )
         error = _data_error(
-            self.num_samples,
-            int(bad_index.sum()),
-            torch.unique(idx[nonfinite]),
-            torch.unique(idx[bad_target]),
-            classes,
+            self.num_samples, int(bad_index.sum()), nonfinite_mask, bad_target_mask, classes
         )
-        assert error is not None
-        raise error
-
-    def _sync(self) -> _Totals:
-        """Per-sample sums over all updates and all ranks: the one all-reduce of a pass."""
-        self._flush()
-        state, bad_index = self._allocate(self._device or torch.device("cpu"))
-        heads = self._allocate_heads(state.device)
-        if heads is None and _dist.is_distributed():
-            raise RuntimeError(
-                "BalanceScorer.compute(): this rank had no update() and the scorer does not know "
-                "the number of modalities, which sizes its share of the all-reduce; pass "
-                "num_modalities=M to BalanceScorer on every rank"
-            )
-        # the scalars travel with the rows: bad indices, the classes and whether this rank saw any
-        seen = torch.tensor([self._classes, self._classes > 0], dtype=state.dtype)
-        parts = [state.flatten(), bad_index.to(state.dtype).view(1), seen.to(state.device)]
-        if heads is not None:  # the report's rows, in the same all-reduce
-            parts.insert(1, heads.flatten())
-        flat = torch.cat(parts)
-        _dist.all_reduce_sum_(flat)
-        size = state.numel()
-        rows = flat[:size].view(len(_ROW_NAMES), self.num_samples)
-        head_rows = None if heads is None else flat[size : size + heads.numel()].view_as(heads)
-        # one read for every decision compute() takes: the scalars, any flagged sample, any missing
-        summary = torch.cat([flat[-3:], rows[_SUMS:].amax(dim=1), rows[_SUMS - 1].amin().view(1)])
-        bad, classes_sum, reporting, *flagged, least_visits = summary.tolist()
-        return _Totals(
-            table=rows,
-            rows=_Rows(*rows.unbind(0)),
-            head_sums=head_rows,
-            bad_index=int(bad),
-            classes=round(classes_sum / reporting) if reporting else 0,
-            flagged=any(flagged),
-            least_visits=int(least_visits),
-        )
-
-    def _scores(self, totals: _Totals) -> Tensor:
-        rows, n = totals.rows, self.num_samples
-        if totals.bad_index or totals.flagged:
-            error = _data_error(
-                n,
-                totals.bad_index,
-                (rows.nonfinite > 0).nonzero().flatten(),
-                (rows.bad_target > 0).nonzero().flatten(),
-                totals.classes,
-            )
-            assert error is not None
+        if error is not None:
             raise error
-        if totals.least_visits == 0:
-            missing = rows.visits == 0
-            if missing.all():
-                raise CoverageError(
-                    f"all {n} samples were never updated: compute() was called before any "
-                    "update() (did the loader yield no batch?)"
-                )
-            raise CoverageError(
-                f"{int(missing.sum())} of {n} samples were never updated (first indices: "
-                f"{_first(missing.nonzero().flatten())}); every sample needs at least one "
-                "update() before compute(): does the loader cover the whole dataset?"
-            )
-        means = totals.table[:2] / rows.visits  # (2, N): each sample's mean similarity and loss
-        return _balance_score_rows(means, self.criteria).to("cpu", torch.float32)
 
-    def _report(self, totals: _Totals, scores: Tensor) -> BalanceReport | None:
-        """Dataset means of each sample's mean over its updates, read in one copy."""
-        if totals.head_sums is None:
+    def _read(self, totals: Totals) -> tuple[int, int, bool, int]:
+        """``(bad_index, classes, flagged, least_visits)`` from the totals in one host read."""
+        summary = torch.stack(
+            [
+                totals["bad_index"],
+                totals["classes"],
+                totals["reporting"],
+                totals["nonfinite"].amax(),
+                totals["bad_target"].amax(),
+                totals["visits"].amin(),
+            ]
+        ).tolist()
+        bad, classes_sum, reporting, nonfinite, bad_target, least = summary
+        classes = round(classes_sum / reporting) if reporting else 0
+        return int(bad), classes, bool(nonfinite or bad_target), int(least)
+
+    def _scores_and_means(self, totals: Totals) -> tuple[Tensor, list[float]]:
+        """Eq. 6 of every sample, and the dataset mean of each per-sample mean (similarity, loss,
+        then per head correct and confidence), ``_chunk_samples`` samples at a time."""
+        n, step = self.num_samples, self._chunk_samples
+        block = totals.block("similarity", "confidence")  # (2 + 2 (1 + M), N) sums
+        visits = totals["visits"][0]
+        chunks = [slice(start, min(start + step, n)) for start in range(0, n, step)]
+        sums = torch.zeros(len(block), dtype=torch.float64, device=block.device)
+        lo = hi = means = None
+        for part in chunks:  # pass 1: the means' sums and the bounds of Eq. 6's min-max
+            means = block[:, part] / visits[part]
+            sums += means.sum(dim=1, dtype=torch.float64)
+            low, high = torch.aminmax(means[:2], dim=1, keepdim=True)
+            lo = low if lo is None else torch.minimum(lo, low)
+            hi = high if hi is None else torch.maximum(hi, high)
+        assert lo is not None and hi is not None and means is not None
+        if len(chunks) == 1:
+            scores = balance_score_rows(means[:2], self.criteria, (lo, hi))
+            scores = scores.to("cpu", torch.float32)
+        else:
+            scores = torch.empty(n, dtype=torch.float32)
+            for part in chunks:  # pass 2: Eq. 6 with the whole dataset's bounds
+                means = block[:2, part] / visits[part]
+                scores[part] = balance_score_rows(means, self.criteria, (lo, hi)).cpu()
+        return scores, (sums / n).tolist()
+
+    def _report(self, means: list[float], scores: Tensor) -> BalanceReport | None:
+        """The `BalanceReport` of the dataset means of each sample's means over its updates."""
+        if self._modalities is None:
             return None
-        sums = torch.cat([totals.table[:2], totals.head_sums])
-        similarity, loss, *per_head = (sums / totals.rows.visits).mean(dim=1).tolist()
+        similarity, loss, *per_head = means
         heads = len(per_head) // 2
         correct, confidence = per_head[:heads], per_head[heads:]
         return BalanceReport.from_means(
@@ -596,36 +515,46 @@ class BalanceScorer:
                 same error on every rank).
             CoverageError: a sample was never updated.
         """
-        totals = self._sync()
-        scores = self._scores(totals)
-        self._last_report = self._report(totals, scores)
+        if self._modalities is None and _dist.is_distributed():
+            raise RuntimeError(
+                "BalanceScorer.compute(): this rank had no update() and the scorer does not know "
+                "the number of modalities, which sizes its share of the all-reduce; pass "
+                "num_modalities=M to BalanceScorer on every rank"
+            )
+        totals = self.sync()
+        bad_index, classes, flagged, least_visits = self._read(totals)
+        if bad_index or flagged:
+            error = _data_error(
+                self.num_samples,
+                bad_index,
+                totals["nonfinite"][0],
+                totals["bad_target"][0],
+                classes,
+            )
+            assert error is not None
+            raise error
+        self.check_coverage(totals, least_visits)
+        scores, means = self._scores_and_means(totals)
+        self._last_report = self._report(means, scores)
         if return_visits:
-            return scores, totals.rows.visits.to("cpu", torch.int64)
+            return scores, totals["visits"][0].to("cpu", torch.int64)
         return scores
 
     def state_dict(self) -> dict[str, Any]:
         """Plain tensors, ints and strings; ``torch.save`` needs no pickle for it.
 
-        One ``(num_samples,)`` tensor per state row (``similarity``, ``loss``, ``visits``,
-        ``nonfinite``, ``bad_target``) once anything was accumulated, plus ``bad_index`` and
-        ``classes``; and the report's ``correct`` and ``confidence``, one ``(1 + M,
-        num_samples)`` tensor each (the fused head first).
+        The configuration (``num_samples``, ``alpha``, ``criteria``) and, once anything was
+        accumulated, each declared state: one ``(num_samples,)`` tensor per one-row state
+        (``visits``, ``similarity``, ``loss``, ``nonfinite``, ``bad_target``), ``correct`` and
+        ``confidence`` as ``(1 + M, num_samples)`` (the fused head first), and the ints
+        ``bad_index``, ``classes`` and ``reporting``.
         """
-        self._flush()
-        state: dict[str, Any] = {
+        return {
             "num_samples": self.num_samples,
             "alpha": self.alpha,
             "criteria": ",".join(self.criteria),
+            **super().state_dict(),
         }
-        if self._state is not None and self._bad_index is not None:
-            for name, row in zip(_ROW_NAMES, self._state.cpu()):
-                state[name] = row.clone()
-            state["bad_index"] = int(self._bad_index.item())
-            state["classes"] = self._classes
-        if self._head_sums is not None:
-            correct, confidence = self._head_sums.cpu().chunk(2)
-            state["correct"], state["confidence"] = correct.clone(), confidence.clone()
-        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore `state_dict`; raises on another dataset size or configuration.
@@ -646,42 +575,29 @@ class BalanceScorer:
                     f"state_dict was saved with {key}={state[key]!r}, "
                     f"this scorer has {key}={mine!r}"
                 )
-        shape = (self.num_samples,)
-        if "buffer" in state:  # 0.1.0: the rows stacked in the order of _Rows
-            buffer = state["buffer"]
-            if not isinstance(buffer, Tensor) or buffer.shape != (len(_ROW_NAMES), *shape):
+        state = dict(state)
+        if "buffer" in state:  # 0.1.0: the rows of these states stacked in this order
+            buffer, names = state.pop("buffer"), _LEGACY_ROWS
+            if not isinstance(buffer, Tensor) or buffer.shape != (len(names), self.num_samples):
                 raise ValueError(
                     f"state_dict['buffer'] must be a tensor of shape (5, {self.num_samples})"
                 )
-            rows: list[Tensor] | None = list(buffer.unbind(0))
-        elif any(name in state for name in _ROW_NAMES):
-            rows = []
-            for name in _ROW_NAMES:
-                row = state.get(name)
-                if not isinstance(row, Tensor) or row.shape != shape:
-                    raise ValueError(
-                        f"state_dict[{name!r}] must be a tensor of shape ({self.num_samples},)"
-                    )
-                rows.append(row)
-        else:
-            rows = None
-        heads = self._check_head_rows(state)
+            state.update(zip(names, buffer.unbind(0)))
+        has_rows = any(name in state for name in _LEGACY_ROWS)
+        if has_rows:
+            for name in _LEGACY_ROWS:  # all or none of them
+                if name not in state:
+                    state[name] = None  # refused by the base's shape check, by name
+        modalities = self._head_rows(state)
         self.reset()
-        if rows is not None:
-            buffer, bad = self._allocate(self._device or torch.device("cpu"))
-            buffer.copy_(torch.stack(rows))
-            bad.fill_(int(state.get("bad_index", 0)))
-            self._classes = int(state.get("classes", 0))
-            if heads is not None:
-                self._modalities = len(heads) // 2 - 1
-                head_rows = self._allocate_heads(buffer.device)
-                assert head_rows is not None
-                head_rows.copy_(heads)
-            else:
-                self._heads_unknown = bool(buffer[_ROW_NAMES.index("visits")].any())
+        unknown = has_rows and modalities is None
+        self._set_modalities(self.num_modalities if unknown else modalities, unknown=unknown)
+        self._heads_unknown = unknown
+        super().load_state_dict(state)
+        self._classes = int(state.get("classes", 0)) if has_rows else 0
 
-    def _check_head_rows(self, state: Mapping[str, Any]) -> Tensor | None:
-        """The report's ``correct`` and ``confidence`` rows of ``state``, stacked, or ``None``."""
+    def _head_rows(self, state: Mapping[str, Any]) -> int | None:
+        """`M` from the report's ``correct`` and ``confidence`` rows of ``state``, or ``None``."""
         if "correct" not in state and "confidence" not in state:
             return None
         correct, confidence = state.get("correct"), state.get("confidence")
@@ -705,4 +621,8 @@ class BalanceScorer:
                 f"state_dict was saved with {modalities} modalities, this scorer has "
                 f"num_modalities={self.num_modalities}"
             )
-        return torch.cat([correct, confidence])
+        return modalities
+
+
+_LEGACY_ROWS = ("similarity", "loss", "visits", "nonfinite", "bad_target")
+"""The one-row states of every saved version, in the order of version 0.1.0's ``buffer``."""

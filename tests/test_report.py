@@ -100,7 +100,7 @@ def test_deferred_checks_give_the_same_report(monkeypatch):
     eager = BalanceScorer(4)
     eager.update(torch.arange(4), case.multi, case.unis, case.targets)
     eager.compute()
-    monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+    monkeypatch.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
     deferred = BalanceScorer(4)
     deferred.update(torch.arange(4), case.multi, case.unis, case.targets)
     deferred.compute()

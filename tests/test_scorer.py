@@ -137,7 +137,7 @@ def check_path(request, monkeypatch):
     """Both ways an invalid value is reported: at the faulty batch (CPU, no process group) and by
     compute() (accelerators, process groups), forced here on the CPU."""
     if request.param == "deferred":
-        monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+        monkeypatch.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
     return request.param
 
 
@@ -191,14 +191,14 @@ def test_one_message_per_mistake_on_both_paths(monkeypatch):
     for args in cases:
         eager = _error("eager", BalanceScorer(6), *args)
         with monkeypatch.context() as m:
-            m.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+            m.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
             deferred = _error("deferred", BalanceScorer(6), *args)
         assert eager == deferred
 
 
 def test_deferred_errors_keep_bad_samples_out_of_the_sums(monkeypatch):
     """Invalid updates are counted, not added; a clean pass after reset() scores normally."""
-    monkeypatch.setattr(BalanceScorer, "_check_eagerly", staticmethod(lambda device: False))
+    monkeypatch.setattr(BalanceScorer, "check_eagerly", staticmethod(lambda device: False))
     multi, unis, y = _batch()
     ref = BalanceScorer(6)
     ref.update(torch.arange(6), multi, unis, y)
@@ -438,3 +438,118 @@ def test_updates_inside_and_outside_inference_mode():
     w = torch.ones((), requires_grad=True)
     s.update(torch.arange(6, 12), multi * w, [u * w for u in unis], y)
     assert s.compute().shape == (12,)
+
+
+# A state written by the scorer of bss-sampler's main branch before its state was declared once
+# (float64 rows; N = 5, two modalities, sample 2 updated twice), with what it computed then.
+_MAIN_STATE = {
+    "num_samples": 5,
+    "alpha": 0.3,
+    "criteria": "similarity,loss",
+    "similarity": torch.tensor(
+        [
+            0.6308932900428772,
+            0.8109385371208191,
+            1.7107018828392029,
+            0.7619310617446899,
+            0.7923893332481384,
+        ],
+        dtype=torch.float64,
+    ),
+    "loss": torch.tensor(
+        [
+            2.2613890171051025,
+            1.5645633935928345,
+            3.6845134496688843,
+            1.1066921949386597,
+            1.7547800540924072,
+        ],
+        dtype=torch.float64,
+    ),
+    "visits": torch.tensor([1.0, 1.0, 2.0, 1.0, 1.0], dtype=torch.float64),
+    "nonfinite": torch.zeros(5, dtype=torch.float64),
+    "bad_target": torch.zeros(5, dtype=torch.float64),
+    "bad_index": 0,
+    "classes": 3,
+    "correct": torch.tensor(
+        [[0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]],
+        dtype=torch.float64,
+    ),
+    "confidence": torch.tensor(
+        [
+            [
+                0.31320810317993164,
+                0.3568585515022278,
+                0.6406238675117493,
+                0.7513653039932251,
+                0.17248086631298065,
+            ],
+            [
+                0.1749744862318039,
+                0.17598466575145721,
+                1.0831762552261353,
+                0.1613907366991043,
+                0.3991646468639374,
+            ],
+            [
+                0.045679252594709396,
+                0.3417932987213135,
+                0.4526696605607867,
+                0.301787406206131,
+                0.4359949231147766,
+            ],
+        ],
+        dtype=torch.float64,
+    ),
+}
+_MAIN_SCORES = [-1.0, 0.4056052267551422, 0.3629803955554962, 0.58379727602005, 0.15823213756084442]
+
+
+def test_loads_a_state_written_by_the_previous_layout():
+    """Checkpoints of the hand-listed state keep loading and computing what they computed."""
+    s = BalanceScorer(5, alpha=0.3)
+    s.load_state_dict(_MAIN_STATE)
+    assert torch.allclose(s.compute(), torch.tensor(_MAIN_SCORES), atol=1e-6)
+    report = s.last_report
+    assert report is not None
+    assert report.unimodal_accuracy == pytest.approx((0.1, 0.1))
+    assert report.unimodal_confidence == pytest.approx((0.2906205326318741, 0.2703179421834648))
+    assert report.multimodal_accuracy == pytest.approx(0.2)
+    assert report.similarity == pytest.approx(0.7703006327152252)
+    assert report.loss == pytest.approx(1.7059362769126891)
+    again = BalanceScorer(5, alpha=0.3)
+    again.load_state_dict(s.state_dict())  # and the new state dict round-trips
+    assert torch.equal(again.compute(), s.compute())
+    with pytest.raises(ValueError, match=r"state_dict\['visits'\] must be a tensor of shape"):
+        BalanceScorer(5, alpha=0.3).load_state_dict({**_MAIN_STATE, "visits": None})
+
+
+def test_state_is_declared_once():
+    """state_dict, reset and the one all-reduce cover exactly the declared states."""
+    multi, unis, y = _batch()
+    s = BalanceScorer(6)
+    s.update(torch.arange(6), multi, unis, y)
+    rows = {"visits", "similarity", "loss", "correct", "confidence", "nonfinite", "bad_target"}
+    assert set(s.state_dict()) == rows | {"bad_index", "classes", "reporting"} | {
+        "num_samples",
+        "alpha",
+        "criteria",
+    }
+    assert s.state("correct").shape == (3, 6)
+    s.reset()
+    assert not s.allocated and s.state_dict().keys() == {"num_samples", "alpha", "criteria"}
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 5, 1 << 18])
+def test_compute_in_chunks_is_exact(monkeypatch, chunk):
+    """compute() works through the samples in chunks (its memory bound); the scores and the
+    report are those of one pass over all of them."""
+    multi, unis, y = _batch(n=30, modalities=3, seed=4)
+    ref = BalanceScorer(30)
+    ref.update(torch.arange(30), multi, unis, y)
+    want = ref.compute()
+    monkeypatch.setattr(BalanceScorer, "_chunk_samples", chunk)
+    s = BalanceScorer(30)
+    s.update(torch.arange(30), multi, unis, y)
+    assert torch.equal(s.compute(), want)
+    assert s.last_report == ref.last_report

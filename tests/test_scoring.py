@@ -4,10 +4,18 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from torch.utils.data import (
+    ConcatDataset,
+    DataLoader,
+    DistributedSampler,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 
 from bss_sampler import BalanceScorer, CoverageError, _dist, default_forward, score_dataset
-from bss_sampler.scoring import _check_once
+from bss_sampler.scoring import check_once
+from tests.conftest import PairDataset
 
 
 def _manual_scores(model, dataset):
@@ -83,9 +91,9 @@ def test_loader_missing_samples(model, dataset):
 
 
 def test_loader_repeating_samples(model, dataset):
-    loader = DataLoader(Subset(dataset, [*range(40), 3, 5]), batch_size=8)
+    batches = list(DataLoader(Subset(dataset, [*range(40), 3, 5]), batch_size=8))
     with pytest.raises(CoverageError, match=r"repeated 2 samples \(first indices: \[3, 5\]\)"):
-        score_dataset(model, loader, len(dataset), progress=False)
+        score_dataset(model, batches, len(dataset), progress=False)
 
 
 def test_positional_loader_beyond_the_dataset(model, dataset):
@@ -192,24 +200,128 @@ def test_coverage_accepts_exactly_distributed_padding(n, world, shuffle):
     visits = _padded_visits(n, world, shuffle)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(_dist, "world_size", lambda: world)
-        _check_once(visits, n)
+        check_once(visits, n)
         worse = visits.clone()
         worse[int(visits.argmax())] += 1  # a sample visited once more than padding allows
         if int(worse.sum()) - n < world:
             worse = visits.clone()
             worse[int(visits.argmax())] += n + 1  # or too many extra visits
         with pytest.raises(CoverageError, match="repeated"):
-            _check_once(worse, n)
+            check_once(worse, n)
 
 
 def test_coverage_padding_rule_by_hand(monkeypatch):
     monkeypatch.setattr(_dist, "world_size", lambda: 3)
-    _check_once(torch.tensor([3]), 1)  # N=1 on 3 ranks: sample 0 on every rank
-    _check_once(torch.tensor([2, 1]), 2)  # N=2 on 3 ranks: sample 0 padded once
+    check_once(torch.tensor([3]), 1)  # N=1 on 3 ranks: sample 0 on every rank
+    check_once(torch.tensor([2, 1]), 2)  # N=2 on 3 ranks: sample 0 padded once
     with pytest.raises(CoverageError, match=r"repeated 1 samples \(first indices: \[0\]\)"):
-        _check_once(torch.tensor([3, 1]), 2)  # two extra visits of one sample: not padding
+        check_once(torch.tensor([3, 1]), 2)  # two extra visits of one sample: not padding
     with pytest.raises(CoverageError, match="repeated"):
-        _check_once(torch.tensor([4]), 1)  # 3 extra visits on 3 ranks: more than padding
+        check_once(torch.tensor([4]), 1)  # 3 extra visits on 3 ranks: more than padding
     monkeypatch.setattr(_dist, "world_size", lambda: 1)
     with pytest.raises(CoverageError, match="repeated"):
-        _check_once(torch.tensor([2, 1]), 2)  # no padding without a process group
+        check_once(torch.tensor([2, 1]), 2)  # no padding without a process group
+
+
+# -- the "index" entry against dataset wrappers (issue 17 item 3) ---------------------------------
+
+
+def _keyed_error(wrapper: str) -> str:
+    return (
+        r"but the batches' 'index' entry says .*: the loader's dataset is "
+        + wrapper
+        + r", which renumbers .* Drop the 'index' entry"
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_index_entry_of_a_permuted_subset_is_refused(model, dataset, workers):
+    """A sequential loader knows each batch's positions: an "index" entry numbering the wrapped
+    dataset is refused instead of putting 39 of 40 scores on other samples."""
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(1)).tolist()
+    loader = DataLoader(Subset(dataset, perm), batch_size=8, num_workers=workers)
+    with pytest.raises(CoverageError, match=_keyed_error(r"Subset\(PairDataset\)")):
+        score_dataset(model, loader, 40, progress=False)
+
+
+def test_index_entry_under_random_split_is_refused(model, dataset):
+    part, _ = random_split(dataset, [30, 10], generator=torch.Generator().manual_seed(0))
+    with pytest.raises(CoverageError, match=_keyed_error(r"Subset\(PairDataset\)")):
+        score_dataset(model, DataLoader(part, batch_size=8), 30, progress=False)
+
+
+def test_index_entry_under_concat_and_nested_wrappers_is_refused(model, dataset):
+    both = ConcatDataset([dataset, PairDataset(seed=1)])
+    with pytest.raises(
+        CoverageError, match=_keyed_error(r"ConcatDataset\(\[PairDataset, PairDataset\]\)")
+    ):
+        score_dataset(model, DataLoader(both, batch_size=8), 80, progress=False)
+    nested = Subset(both, list(range(70, 80)))
+    with pytest.raises(
+        CoverageError,
+        match=_keyed_error(r"Subset\(ConcatDataset\(\[PairDataset, PairDataset\]\)\)"),
+    ):
+        score_dataset(model, DataLoader(nested, batch_size=4), 10, progress=False)
+
+
+def test_custom_forward_indices_are_checked_too(model, dataset):
+    def forward(model, batch):
+        multi, unis, targets, indices = default_forward(model, batch)
+        return multi, unis, targets, indices.flip(0)
+
+    with pytest.raises(CoverageError, match=r"but the indices forward returned says \[7, 6"):
+        score_dataset(model, DataLoader(dataset, batch_size=8), 40, forward=forward, progress=False)
+
+
+def test_index_entry_agreeing_with_positions_is_used(model, dataset):
+    """An unwrapped dataset, or a Subset that keeps the numbering, scores as before."""
+    want = _manual_scores(model, dataset)
+    got = score_dataset(model, DataLoader(Subset(dataset, range(40)), batch_size=8), 40)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_unchecked_index_errors_name_the_entry_and_the_wrapper(model, dataset):
+    """A shuffled loader's positions are unknown, so the entry is trusted; when it is out of range
+    or misses samples, the error says where the indices came from and what may be wrong."""
+    part, _ = random_split(dataset, [30, 10], generator=torch.Generator().manual_seed(0))
+    with (
+        pytest.raises(
+            ValueError,
+            match=r"indices must lie in \[0, 29\].* came from the batches' 'index' entry.*"
+            r"dataset is Subset\(PairDataset\)",
+        ),
+        pytest.warns(UserWarning, match="cannot check the batches' 'index' entry"),
+    ):
+        score_dataset(model, DataLoader(part, batch_size=8, shuffle=True), 30, progress=False)
+    both = ConcatDataset([dataset, PairDataset(seed=1)])
+    with (
+        pytest.raises(
+            CoverageError,
+            match=r"40 of 80 samples were never updated.* came from the batches' 'index' entry.*"
+            r"ConcatDataset",
+        ),
+        pytest.warns(UserWarning),
+    ):
+        score_dataset(model, DataLoader(both, batch_size=8, shuffle=True), 80, progress=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    keep=st.lists(st.integers(0, 39), min_size=1, max_size=40, unique=True),
+    batch_size=st.integers(1, 9),
+)
+def test_wrapped_index_entries_are_used_or_refused_never_misplaced(keep, batch_size):
+    """Over any Subset and batch size, a sequential pass either scores each sample by its own
+    outputs (the entry agrees with the positions) or refuses, naming the entry."""
+    torch.manual_seed(0)
+    from tests.conftest import PairModel
+
+    model, base = PairModel(), PairDataset()
+    part = Subset(base, keep)
+    loader = DataLoader(part, batch_size=batch_size)
+    if keep == list(range(len(keep))):
+        got = score_dataset(model, loader, len(keep), progress=False)
+        assert torch.allclose(got, _manual_scores(model, part), atol=1e-6)
+    else:
+        with pytest.raises(CoverageError, match="'index' entry"):
+            score_dataset(model, loader, len(keep), progress=False)
