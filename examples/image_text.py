@@ -25,6 +25,7 @@ from torch import nn
 
 from examples.common import add_common_args
 from examples.common.cli import DefaultsHelpFormatter
+from examples.common.methods import METHODS as METHODS_TRAIN
 from examples.common.released import resolve_preset
 from examples.common.script import (
     DEMO_HELP,
@@ -94,7 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
     add_common_args(
-        parser, default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED", augmented=True
+        parser,
+        methods=METHODS_TRAIN,
+        default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED",
+        augmented=True,
     )
     parser.set_defaults(optimizer="adam", lr=1e-5, batch_size=64, weight_decay=0.0)
     if peek(argv).demo:

@@ -46,6 +46,7 @@ from examples.common import (
     seed_everything,
 )
 from examples.common.cli import DefaultsHelpFormatter
+from examples.common.methods import METHODS as METHODS_TRAIN
 from examples.common.plots import plot_comparison, plot_report, report_rows
 from examples.common.records import write_json
 from examples.common.released import resolve_preset
@@ -80,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per method and seed"
     )
     parser.add_argument("--hidden", type=int, default=64, help="encoder width")
-    add_common_args(parser)
+    add_common_args(parser, methods=METHODS_TRAIN)
     parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False, threads=1)
     parser.set_defaults(report_every=5)
     parser.set_defaults(out="runs/quickstart")

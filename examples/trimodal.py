@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 
 from examples.common import LateFusionClassifier, add_common_args
 from examples.common.cli import DefaultsHelpFormatter
+from examples.common.methods import METHODS as METHODS_TRAIN
 from examples.common.released import resolve_preset
 from examples.common.script import (
     DEMO_HELP,
@@ -99,7 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
     add_common_args(
-        parser, default_out="runs/trimodal/nvgesture-METHOD-SAMPLER-seedSEED", augmented=True
+        parser,
+        methods=METHODS_TRAIN,
+        default_out="runs/trimodal/nvgesture-METHOD-SAMPLER-seedSEED",
+        augmented=True,
     )
     parser.set_defaults(optimizer="sgd", lr=1e-2, batch_size=2)
     if peek(argv).demo:

@@ -5,7 +5,7 @@
 0.1
 """
 
-from examples.common.cli import add_common_args, config_from_args
+from examples.common.cli import add_common_args
 from examples.common.evaluation import combine_logits, evaluate
 from examples.common.iprm import IPRMClassifier  # registers method 'iprm'
 from examples.common.methods import METHODS, StepOutput, joint_loss, register_method
@@ -17,7 +17,7 @@ from examples.common.metrics import (
 )
 from examples.common.models import LateFusionClassifier, mlp_encoder
 from examples.common.runtime import seed_everything
-from examples.common.training import TrainConfig, fit
+from examples.common.training import TrainConfig, config_from_args, fit
 
 __all__ = [
     "METHODS",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from examples.common.models import ConcatClassifier
+from examples.common.models import ConcatClassifier, joint_loss
 
 if TYPE_CHECKING:
     from examples.common.training import TrainConfig
@@ -93,24 +93,6 @@ def get_method(name: str) -> StepFn:
     if name not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}")
     return METHODS[name]
-
-
-def joint_loss(
-    multimodal_logits: Tensor,
-    unimodal_logits: Sequence[Tensor],
-    targets: Tensor,
-    weights: tuple[float, float],
-) -> Tensor:
-    """Batch mean of ``w_multi * CE_multi + w_uni * sum_m CE_m``, ``weights = (w_multi, w_uni)``.
-
-    Paper Eq. 5 is ``weights = (1 - alpha, alpha)``; the released scripts train with
-    ``(0.1, 0.9)`` (CREMA-D) or the unweighted sum ``(1, 1)`` (the others).
-    """
-    multi, uni = weights
-    loss = multi * F.cross_entropy(multimodal_logits.float(), targets)
-    for logits in unimodal_logits:
-        loss = loss + uni * F.cross_entropy(logits.float(), targets)
-    return loss
 
 
 @register_method("joint")

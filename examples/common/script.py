@@ -14,11 +14,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from examples.common.cli import config_from_args
 from examples.common.plots import plot_history, plot_report, report_rows
 from examples.common.runtime import seed_everything
 from examples.common.splits import stratified_split
-from examples.common.training import fit
+from examples.common.training import config_from_args, fit
 
 __all__ = [
     "DEMO_HELP",

@@ -12,10 +12,11 @@ order, which never scores.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from bss_sampler.presets import get_preset
 from examples.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from examples.common.evaluation import PREDICTIONS, evaluate, modality_names, split_batch
 from examples.common.methods import METHODS, StepFn, get_method, wrap_for_method
-from examples.common.records import format_row, write_history, write_json
+from examples.common.records import format_row, report_columns, write_history, write_json
+from examples.common.released import resolve_preset
 from examples.common.runtime import Runtime, autocast, progress, setup_runtime, teardown_runtime
 from examples.common.sampling import (
     SAMPLERS,
@@ -40,7 +42,13 @@ from examples.common.sampling import (
     make_train_loader,
 )
 
-__all__ = ["TrainConfig", "build_optimizer", "build_scheduler", "fit", "report_columns"]
+__all__ = [
+    "TrainConfig",
+    "build_optimizer",
+    "build_scheduler",
+    "config_from_args",
+    "fit",
+]
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("none", "step", "cosine")
@@ -141,6 +149,16 @@ class TrainConfig:
             )
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of parsed flags (attributes that are not config fields are ignored).
+
+    Flags left to ``--preset`` are resolved first (`examples.common.released.resolve_preset`).
+    """
+    args = resolve_preset(args)
+    names = [f.name for f in fields(TrainConfig)]
+    return TrainConfig(**{name: getattr(args, name) for name in names if hasattr(args, name)})
 
 
 def build_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -254,18 +272,6 @@ def _report_pass(run: _Run, epoch: int) -> BalanceReport:
             return_report=True,
         )
     return report
-
-
-def report_columns(
-    report: BalanceReport, epoch: int, names: list[str] | None = None
-) -> dict[str, Any]:
-    """A history row's ``report_*`` columns: ``report_epoch`` (epochs trained before the
-    scoring) and `BalanceReport.as_dict` prefixed ``report_``."""
-    if names is not None and len(names) != report.num_modalities:
-        names = None  # the model's encoders do not name its unimodal heads
-    columns: dict[str, Any] = {"report_epoch": epoch}
-    columns.update({f"report_{k}": v for k, v in report.as_dict(names).items()})
-    return columns
 
 
 def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float, int]:
