@@ -82,13 +82,15 @@ def add_common_args(
     methods: Iterable[str],
     default_out: str = "",
     augmented: bool = False,
+    resumable: bool = True,
 ) -> argparse.ArgumentParser:
     """Add the training flags (defaults: the paper's hyperparameters) and ``--out``.
 
     ``methods``: the script's choices of ``--method`` (its own table of methods; argparse
     validates the flag against them, once). ``default_out`` describes, for ``--help``, the
     folder used when ``--out`` is not given.
-    ``augmented`` (a dataset with training augmentation) adds ``--score-augmented``.
+    ``augmented`` (a dataset with training augmentation) adds ``--score-augmented``;
+    ``resumable`` (a script that trains one run) adds ``--resume``.
     """
     g = parser.add_argument_group("training")
     _flag(
@@ -201,7 +203,8 @@ def add_common_args(
         "the released loaders; off otherwise)",
     )
     _flag(g, "select_split", "split selecting the best epoch (test when absent)", type=str)
-    _flag(g, "resume", "resume from this last.pt", type=str)
+    if resumable:
+        _flag(g, "resume", "resume from this last.pt", type=str)
     g.add_argument(
         "--threads",
         type=int,
