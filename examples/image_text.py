@@ -39,7 +39,7 @@ from bss_sampler import (
 )
 from bss_sampler.presets import get_preset
 from examples.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from examples.common.cli import DefaultsHelpFormatter, add_common_args
+from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
 from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss
@@ -138,6 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if peek(argv).demo:
         parser.set_defaults(**DEMO_SETTINGS)
     args = parser.parse_args(argv)
+    check_common_args(parser, args)
     if args.dataset is None:
         parser.error("--dataset is required (or try --demo)")
     check_root(parser, args)

@@ -52,7 +52,7 @@ from bss_sampler import (
 )
 from bss_sampler.presets import get_preset
 from examples.common.checkpoint import rng_state, save_checkpoint
-from examples.common.cli import DefaultsHelpFormatter, add_common_args
+from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
 from examples.common.models import (
@@ -116,7 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False, threads=1)
     parser.set_defaults(report_every=5)
     parser.set_defaults(out="runs/quickstart")
-    return resolve_preset(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    check_common_args(parser, args)
+    return resolve_preset(args)
 
 
 def build_model(views: list[str], hidden: int) -> LateFusionClassifier:

@@ -12,7 +12,7 @@ from typing import Any
 from examples.common.evaluation import PREDICTIONS
 from examples.common.released import PAPER_ALPHA
 
-__all__ = ["DEFAULTS", "DefaultsHelpFormatter", "add_common_args"]
+__all__ = ["DEFAULTS", "DefaultsHelpFormatter", "add_common_args", "check_common_args"]
 
 #: The flags' defaults (the paper's hyperparameters), by destination name.
 DEFAULTS: dict[str, Any] = {
@@ -218,3 +218,24 @@ def add_common_args(
         out_help += f"; default: {default_out}"
     g.add_argument("--out", default=None, help=out_help)
     return parser
+
+
+def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject values of the training flags that argparse's types and choices let through, with
+    ``parser.error`` (exit 2) naming the flag, the value and what was expected."""
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0 <= args.warmup_epochs < args.epochs:
+        parser.error(
+            f"--warmup-epochs must lie in [0, epochs - 1] = [0, {args.epochs - 1}], "
+            f"got {args.warmup_epochs}"
+        )
+    if args.report_every < 0:
+        parser.error(f"--report-every must be >= 0, got {args.report_every}")
+    if args.scoring == "online" and args.sampler == "heuristic" and args.rescore_every:
+        parser.error(
+            "--scoring online needs every sample once per epoch; the heuristic sampler shows "
+            f"a growing subset, so --rescore-every must be unset, got {args.rescore_every}"
+        )

@@ -8,7 +8,6 @@ import importlib
 import math
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 import torch
@@ -20,11 +19,9 @@ from torch import Tensor, nn
 from bss_sampler import BalanceScorer
 from examples import audio_video
 from examples.common.cli import add_common_args
-from examples.common.models import LateFusionClassifier, joint_loss, mlp_encoder
+from examples.common.models import joint_loss
 from examples.common.released import RELEASED, released_script, resolve_preset
 from examples.common.script import scoring_seed
-from examples.common.tabular import MfeatDataset
-from examples.common.training import TrainConfig, fit
 
 #: ``--dataset`` -> (script, the flags it needs besides ``--dataset``).
 SCRIPTS: dict[str, tuple[str, list[str]]] = {
@@ -198,35 +195,3 @@ def test_augmented_scoring_view_draws_its_own_augmentations(av_roots: dict[str, 
     assert not torch.equal(score[0]["visual"], train[0]["visual"])  # same epoch, other draw
     _, _, plain = audio_video.load_data(audio_video.parse_args(argv))
     assert not plain.train
-
-
-class EpochLog(MfeatDataset):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.epochs: list[int] = []
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epochs.append(epoch)
-
-
-def test_fit_sets_the_epoch_of_the_scoring_view_before_each_pass() -> None:
-    g = torch.Generator().manual_seed(0)
-    views = {"a": torch.randn(12, 3, generator=g), "b": torch.randn(12, 2, generator=g)}
-    targets = torch.arange(12) % 3
-    train, score = MfeatDataset(views, targets), EpochLog(views, targets)
-    torch.manual_seed(0)
-    model = LateFusionClassifier(
-        {"a": mlp_encoder(3, 4), "b": mlp_encoder(2, 4)}, {"a": 4, "b": 4}, 3
-    )
-    cfg = TrainConfig(
-        epochs=3, batch_size=4, sampler="learned", preset="official", device="cpu",
-        progress=False, verbose=False,
-    )  # fmt: skip
-    fit(model, train, {"test": train}, cfg, score_set=score)
-    assert score.epochs == [0, 1, 2]  # the official preset re-scores before every epoch
-
-
-def test_loss_weights_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"loss_weights must be two finite weights >= 0"):
-        TrainConfig(loss_weights=(1.0, -1.0))
-    assert TrainConfig(loss_weights=[0.1, 0.9]).loss_weights == (0.1, 0.9)  # type: ignore[arg-type]
