@@ -39,12 +39,12 @@ from examples.av.audio import AudioSpec
 from examples.av.datasets import AVClipDataset, FrameSpec, cremad, kinetics_sounds, vggsound
 from examples.av.demo_data import make_av_demo_data
 from examples.av.resnet import AudioEncoder, VisualEncoder
-from examples.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from examples.common.checkpoint import load_training_state, save_checkpoint, save_training_state
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
 from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss
-from examples.common.plots import plot_history, plot_report
+from examples.common.plots import plot_run
 from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.released import resolve_preset
 from examples.common.runtime import (
@@ -337,18 +337,16 @@ def train(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "split": select, "acc": -math.inf}
     start = 0
+    stateful = {  # what last.pt holds, by key
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "scaler": scaler,
+        "sampler": bss,
+        "scorer": scorer,
+    }
     if args.resume:
-        ckpt = load_checkpoint(args.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        if bss is not None:
-            bss.load_state_dict(ckpt["sampler"])
-        if scorer is not None:
-            scorer.load_state_dict(ckpt["scorer"])
-        set_rng_state(ckpt["rng"])
+        ckpt = load_training_state(args.resume, stateful)
         history, best, start = list(ckpt["history"]), dict(ckpt["best"]), ckpt["epoch"] + 1
         log(f"resumed from {args.resume} after epoch {start}")
 
@@ -441,31 +439,12 @@ def train(
                 write_json(out / "best.json", {**best, "row": row})
         if out is not None:
             write_history(history, out)
-            state = {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict(),
-                "sampler": bss.state_dict() if bss is not None else None,
-                "scorer": scorer.state_dict() if scorer is not None else None,
-                "history": history,
-                "best": best,
-                "rng": rng_state(),
-                "args": vars(args),
-            }
-            save_checkpoint(out / "last.pt", state)
+            save_training_state(
+                out / "last.pt", epoch, stateful, history=history, best=best, args=vars(args)
+            )
 
     if out is not None:
-        plot_history(history, out / "accuracy.png", splits=list(eval_sets), title=args.dataset)
-        reports = ""
-        if any("report_epoch" in row for row in history):
-            plot_report({args.dataset: history}, out / "report.png")
-            reports = ", report.png (each head's accuracy and the scores at each scoring)"
-        print(
-            f"outputs in {out}: history.csv and history.json (metrics per epoch), "
-            f"accuracy.png (curves){reports}, best.json, best.pt, last.pt (continue with --resume)"
-        )
+        plot_run(history, out, splits=list(eval_sets), title=args.dataset)
     return history
 
 

@@ -51,7 +51,7 @@ from bss_sampler import (
     score_dataset,
 )
 from bss_sampler.presets import get_preset
-from examples.common.checkpoint import rng_state, save_checkpoint
+from examples.common.checkpoint import save_checkpoint, save_training_state
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
@@ -366,6 +366,15 @@ def train(
     out_dir = out if rank == 0 else None
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "split": select, "acc": -math.inf}
+    stateful = {  # what last.pt holds, by key
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "scaler": scaler,
+        "sampler": bss,
+        "scorer": scorer,
+    }
+    saved_args = {k: v for k, v in vars(args).items() if k != "seeds"}
     for epoch in range(args.epochs):
         tic = time.perf_counter()
         # -- Algorithm 1: score before BSS's first epoch (after --warmup-epochs of random
@@ -452,20 +461,9 @@ def train(
                 write_json(out_dir / "best.json", {**best, "row": row})
         if out_dir is not None:
             write_history(history, out)
-            state = {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict(),
-                "sampler": bss.state_dict() if bss is not None else None,
-                "scorer": scorer.state_dict() if scorer is not None else None,
-                "history": history,
-                "best": best,
-                "rng": rng_state(),
-                "args": {k: v for k, v in vars(args).items() if k != "seeds"},
-            }
-            save_checkpoint(out_dir / "last.pt", state)
+            save_training_state(
+                out_dir / "last.pt", epoch, stateful, history=history, best=best, args=saved_args
+            )
 
     return model, history
 
