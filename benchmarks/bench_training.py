@@ -1,4 +1,4 @@
-"""End-to-end training overhead of BSS against random order, with the shared training loop.
+"""End-to-end training overhead of BSS against random order, with the benchmarks' training loop.
 
 ``_harness.fit`` (the benchmarks' training loop) trains the same two-view CNN (``load_digits``
 top / bottom halves, batch 64, SGD) for the same number of epochs, with no evaluation split (so
