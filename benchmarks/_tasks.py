@@ -6,7 +6,7 @@
   bottom half, one modality each; flattened for MLPs, or ``(1, 4, 8)`` images for the small CNN.
 
 Every dataset comes as ``examples.common.tabular.MfeatSplits`` (train / val / test, items
-``{view: tensor, "target": int, "index": int}``), the format ``examples.common.training.fit``
+``{view: tensor, "target": int, "index": int}``), the format ``_harness.fit``
 takes.
 """
 

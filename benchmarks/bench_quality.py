@@ -3,7 +3,7 @@
 Datasets (``_tasks.DATASETS``): the vendored UCI Multiple Features digits as view pairs (one with
 a clearly weaker view) and a view triple, and scikit-learn's bundled ``load_digits`` cut into
 top / bottom halves. Model: one two-layer MLP per view, late fusion (concat head + one head per
-view), trained by the shared loop ``examples.common.training.fit`` with the paper's optimiser
+view), trained by the benchmarks' loop ``_harness.fit`` with the paper's optimiser
 (SGD, lr 0.01, momentum 0.9, weight decay 1e-4, batch 64) and the Eq. 12 prediction.
 
 Each method is a set of ``TrainConfig`` overrides (``QUALITY_METHODS``); every (dataset, method)
@@ -22,9 +22,8 @@ Adding a method (e.g. IPRM, which changes the model, not the order)::
     QUALITY_METHODS["iprm"] = QualityMethod({"method": "iprm", "sampler": "random"}, note="...")
     QUALITY_METHODS["iprm+learned"] = QualityMethod({"method": "iprm", "sampler": "learned"}, ...)
 
-or run ``--methods random,iprm,...`` after registering the step function in
-``examples.common.methods``; :func:`register_iprm_rows` does this automatically when a method
-named ``"iprm"`` is registered there.
+or run ``--methods random,iprm,...`` once the harness knows the method (``_harness.METHODS``);
+:func:`register_iprm_rows` adds the IPRM rows when ``"iprm"`` is one of them.
 """
 
 from __future__ import annotations
@@ -39,13 +38,12 @@ from typing import Any
 
 import _common
 import torch
+from _harness import METHODS, TrainConfig, fit
 from _tasks import DATASETS
 from torch import nn
 
-from examples.common.methods import METHODS
 from examples.common.plots import plot_comparison
 from examples.common.runtime import seed_everything
-from examples.common.training import TrainConfig, fit
 
 #: Epochs per run; the heuristic pacing reaches all samples at ``T_GROW`` (the paper's
 #: T_grow / epochs ratio on CREMA-D is 40 / 120, kept here as 10 / 30).
@@ -97,7 +95,7 @@ QUALITY_METHODS: dict[str, QualityMethod] = {
 
 
 def register_iprm_rows() -> None:
-    """Add ``iprm`` and ``iprm+learned`` rows when a training method ``"iprm"`` is registered."""
+    """Add ``iprm`` and ``iprm+learned`` rows when the harness has a method ``"iprm"``."""
     if "iprm" in METHODS and "iprm" not in QUALITY_METHODS:
         QUALITY_METHODS["iprm"] = QualityMethod(
             {"method": "iprm", "sampler": "random"}, note="IPRM, random order"

@@ -1,8 +1,9 @@
-"""End-to-end training overhead of BSS against random order, with the shared training loop.
+"""End-to-end training overhead of BSS against random order, with the benchmarks' training loop.
 
-``examples.common.training.fit`` trains the same two-view CNN (``load_digits`` top / bottom halves,
-batch 64, SGD) for the same number of epochs, with no evaluation split (so that only training and
-scheduling are timed), under four orders, timed round-robin in one process:
+``_harness.fit`` (the benchmarks' training loop) trains the same two-view CNN (``load_digits``
+top / bottom halves, batch 64, SGD) for the same number of epochs, with no evaluation split (so
+that only training and scheduling are timed), under four orders, timed round-robin in one
+process:
 
 * ``random``: shuffled order (the loop's ``DistributedSampler(shuffle=True)``), the baseline;
 * ``learned_pass``: ``LearnedBalanceSampler`` (paper preset, E=5), a full sequential scoring pass
@@ -23,9 +24,8 @@ from dataclasses import replace
 
 import _common
 import torch
+from _harness import TrainConfig, fit
 from _tasks import cnn_classifier, digits_halves
-
-from examples.common.training import TrainConfig, fit
 
 CASES: dict[str, dict[str, object]] = {
     "random": {"sampler": "random"},

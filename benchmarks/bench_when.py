@@ -23,7 +23,7 @@ on two datasets:
   ``mor`` (weak, ~67%), with the same mismatch applied to ``pix``.
 
 Model and optimiser as in ``bench_quality``: one two-layer MLP per modality, late fusion, SGD 0.01
-with momentum 0.9, batch 64, Eq. 12 prediction, trained by ``examples.common.training.fit``. Seed
+with momentum 0.9, batch 64, Eq. 12 prediction, trained by ``_harness.fit``. Seed
 ``s`` gives every method the same initial weights, so differences to random order are paired
 (a warm-up run also shares random order's first ``WARMUP`` epochs exactly). Reported per cell:
 test accuracy at the best validation epoch and at the last epoch, the mean paired difference to
@@ -45,13 +45,13 @@ from typing import Any
 
 import _common
 import torch
+from _harness import fit
 from _tasks import DATASETS, mlp_classifier
 from bench_quality import aggregate, base_config, summarise_run
 
 from examples.common.plots import plot_comparison
 from examples.common.runtime import seed_everything
 from examples.common.tabular import MfeatDataset, MfeatSplits
-from examples.common.training import fit
 
 EPOCHS = 20
 WARMUP = 4  #: warm-up epochs of the ``+wu`` methods (20% of the run)

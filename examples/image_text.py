@@ -15,30 +15,65 @@ See docs/examples/image_text.md for the layouts and the commands of the paper's 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from torch import nn
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
-from examples.common import add_common_args
-from examples.common.cli import DefaultsHelpFormatter
+from bss_sampler import (
+    BalanceScorer,
+    HeuristicCurriculumSampler,
+    LearnedBalanceSampler,
+    score_dataset,
+)
+from bss_sampler.presets import get_preset
+from examples.common.checkpoint import load_training_state, save_checkpoint, save_training_state
+from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
+from examples.common.evaluation import evaluate, split_batch
+from examples.common.iprm import IPRMClassifier, iprm_loss
+from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss
+from examples.common.plots import plot_run
+from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.released import resolve_preset
+from examples.common.runtime import (
+    autocast,
+    progress,
+    seed_everything,
+    setup_runtime,
+    teardown_runtime,
+)
 from examples.common.script import (
     DEMO_HELP,
     check_root,
     default_out,
     demo_folder,
     peek,
-    run_example,
     scoring_seed,
 )
 from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
 from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.imtext.models import build_image_text_model, load_tokenizer
+
+#: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
+#: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
+#: (IPRM's geodesic-mixup fusion, re-balanced at every step). The loss is `training_step`'s.
+METHODS: dict[str, Callable[[LateFusionClassifier], nn.Module]] = {
+    "joint": lambda model: model,
+    "concat": ConcatClassifier.from_model,
+    "iprm": IPRMClassifier.from_model,
+}
 
 #: ``--demo``: 8 pairs per class and split, a 1-layer BERT 16 wide, a ResNet50 1/16 wide, small
 #: images, a larger learning rate for the tiny random models, 20 epochs (BSS-H: all from 10), one
@@ -94,12 +129,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
     add_common_args(
-        parser, default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED", augmented=True
+        parser,
+        methods=METHODS,
+        default_out="runs/image_text/DATASET-METHOD-SAMPLER-seedSEED",
+        augmented=True,
     )
     parser.set_defaults(optimizer="adam", lr=1e-5, batch_size=64, weight_decay=0.0)
     if peek(argv).demo:
         parser.set_defaults(**DEMO_SETTINGS)
     args = parser.parse_args(argv)
+    check_common_args(parser, args)
     if args.dataset is None:
         parser.error("--dataset is required (or try --demo)")
     check_root(parser, args)
@@ -150,21 +189,258 @@ def load_data(
     return make(train_records, True), evals, score
 
 
+def training_step(
+    model: nn.Module,
+    train_model: nn.Module,
+    batch: dict[str, Tensor],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor | None]:
+    """``(loss, multimodal logits, unimodal logits, targets, indices)`` of one batch.
+
+    ``train_model`` is ``model`` itself or its DDP wrapper; the logits feed online scoring.
+    """
+    inputs, targets, indices = split_batch(batch, device)
+    if args.method == "iprm":  # probe, then learn under the instantaneous balance
+        out = train_model(**inputs, rebalance=True)
+        model.update_ema(out.weights)  # type: ignore[operator]
+        return iprm_loss(out, targets), out.probe_logits, out.unimodal_logits, targets, indices
+    multimodal, unimodal = train_model(**inputs)
+    if args.method == "concat":  # the fused head alone; its per-modality parts are reported
+        loss = F.cross_entropy(multimodal.float(), targets)
+    else:  # Eq. 5, or the released script's weights (--preset official)
+        loss = joint_loss(multimodal, unimodal, targets, args.loss_weights)
+    return loss, multimodal, list(unimodal), targets, indices
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate as the flags say; returns one row of metrics per epoch."""
     args = parse_args(argv)
     if args.demo:
         folder = demo_folder("image_text", args)
         make_image_text_demo_data(args.dataset, args.root, per_class=8, seed=args.seed)
         if args.bert is None:
             args.bert = str(make_tiny_bert(folder / "bert", seed=args.seed))
-    data = load_data(args)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    runtime = setup_runtime(args.device)  # joins the process group under torchrun
+    try:
+        return train(args, runtime.device, runtime.rank, runtime.world_size)
+    finally:
+        teardown_runtime(runtime)
 
-    def build() -> nn.Module:
-        return build_image_text_model(
-            data[0].num_classes, args.bert, resnet50=args.resnet50, resnet_width=args.resnet_width
+
+def train(
+    args: argparse.Namespace, device: torch.device, rank: int, world_size: int
+) -> list[dict[str, Any]]:
+    """Algorithm 1 of the paper around an ordinary training loop."""
+    distributed = world_size > 1
+    show = args.progress and rank == 0
+    log = print if args.verbose and rank == 0 else (lambda *a, **k: None)
+
+    # -- data --------------------------------------------------------------------------------------
+    train_set, eval_sets, score_set = load_data(args)
+    sizes = ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items())
+    print(f"{args.dataset}: {len(train_set)} train pairs, {sizes}")
+    loader_opts: dict[str, Any] = {"num_workers": args.workers, "pin_memory": device.type == "cuda"}
+    eval_batch = args.eval_batch_size or args.batch_size
+    eval_loaders = {
+        k: DataLoader(v, batch_size=eval_batch, **loader_opts) for k, v in eval_sets.items()
+    }
+    score_loader = DataLoader(  # unshuffled; under torchrun each rank scores its share
+        score_set,
+        batch_size=eval_batch,
+        sampler=DistributedSampler(score_set, world_size, rank, shuffle=False)
+        if distributed
+        else None,
+        **loader_opts,
+    )
+
+    # -- model and optimiser (same initial weights for every sampler at a seed) --------------------
+    seed_everything(args.seed)
+    model = METHODS[args.method](
+        build_image_text_model(
+            train_set.num_classes, args.bert, resnet50=args.resnet50, resnet_width=args.resnet_width
+        )
+    ).to(device)
+    train_model: nn.Module = model
+    if distributed:
+        train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if args.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+        )
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    if args.lr_schedule == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step, gamma=args.lr_gamma)
+    elif args.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and device.type == "cuda")
+
+    # -- the order: random, BSS-H (Eq. 7) or BSS-L (Eqs. 9-10); under torchrun each rank its share
+    random_order: DistributedSampler[Any] = DistributedSampler(
+        train_set, world_size, rank, shuffle=True, seed=args.seed, drop_last=args.drop_last
+    )
+    bss: HeuristicCurriculumSampler | LearnedBalanceSampler | None = None
+    if args.sampler == "heuristic":
+        bss = HeuristicCurriculumSampler(
+            train_set,
+            lambda0=args.lambda0,
+            t_grow=args.t_grow,
+            pacing=args.pacing,
+            order=args.order,
+            rescore_every=args.rescore_every,
+            preset=args.preset,
+            seed=args.seed,
+            drop_last=args.drop_last,
+        )
+    elif args.sampler == "learned":
+        bss = LearnedBalanceSampler(
+            train_set,
+            beta=args.beta,
+            update_every=args.update_every,
+            temperature=args.temperature,
+            order=args.order,
+            preset=args.preset,
+            seed=args.seed,
+            drop_last=args.drop_last,
+        )
+    random_loader = DataLoader(
+        train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
+    )
+    bss_loader = None
+    if bss is not None:
+        bss_loader = DataLoader(
+            train_set, args.batch_size, sampler=bss, drop_last=args.drop_last, **loader_opts
+        )
+    # Scoring settings go to each scoring pass (Eq. 5's alpha, Eq. 6's criteria, the mode).
+    scoring = {"alpha": args.alpha, "criteria": args.criteria, "train_mode": args.score_train_mode}
+    scorer = None  # --scoring online: scores from the training batches' own logits
+    if args.scoring == "online" and bss is not None:
+        scorer = BalanceScorer(
+            len(train_set), alpha=args.alpha, criteria=args.criteria, device=device
         )
 
-    return run_example(args, data, build, unit="pairs")
+    # -- resume ------------------------------------------------------------------------------------
+    select = args.select_split if args.select_split in eval_sets else "test"
+    log(f"model selection on split {select!r}" + (" (no validation split)" * (select == "test")))
+    out = Path(args.out) if rank == 0 else None
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "split": select, "acc": -math.inf}
+    start = 0
+    stateful = {  # what last.pt holds, by key
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "scaler": scaler,
+        "sampler": bss,
+        "scorer": scorer,
+    }
+    if args.resume:
+        ckpt = load_training_state(args.resume, stateful)
+        history, best, start = list(ckpt["history"]), dict(ckpt["best"]), ckpt["epoch"] + 1
+        log(f"resumed from {args.resume} after epoch {start}")
+
+    for epoch in range(start, args.epochs):
+        tic = time.perf_counter()
+        # -- Algorithm 1: score before BSS's first epoch (after --warmup-epochs of random
+        #    order), then whenever the sampler asks; online, from the last epoch's batches
+        t = epoch - args.warmup_epochs  # the sampler's epoch
+        report = None
+        if bss is not None and t >= 0 and bss.needs_update(t):
+            if scorer is not None and t > 0:
+                bss.set_scores(scorer.compute(), report=scorer.last_report)
+            else:
+                score_set.set_epoch(epoch)  # an augmented view draws this epoch's augmentations
+                with autocast(device, args.amp):
+                    bss.update_scores(model, score_loader, progress=show, **scoring)
+            report = bss.last_report
+        elif args.report_every and epoch % args.report_every == 0:  # report only, as BSS would
+            score_set.set_epoch(epoch)
+            with autocast(device, args.amp):
+                _, report = score_dataset(
+                    model,
+                    score_loader,
+                    len(score_set),
+                    alpha=args.alpha,
+                    criteria=args.criteria,
+                    train_mode=get_preset(args.preset).train_mode
+                    if args.score_train_mode is None
+                    else args.score_train_mode,
+                    progress=show,
+                    return_report=True,
+                )
+        if bss is not None and bss_loader is not None and t >= 0:
+            bss.set_epoch(t)  # a resumed epoch keeps its position
+            loader = bss_loader
+        else:
+            random_order.set_epoch(epoch)
+            loader = random_loader
+        train_set.set_epoch(epoch)  # this epoch's augmentations
+
+        # -- one epoch of training ---------------------------------------------------------------
+        collect = scorer is not None and bss is not None and t >= 0 and bss.needs_update(t + 1)
+        if collect and scorer is not None:
+            scorer.reset()
+        lr = optimizer.param_groups[0]["lr"]
+        train_model.train()
+        total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
+        for batch in progress(loader, enabled=show, desc=f"epoch {epoch + 1}"):
+            with autocast(device, args.amp):
+                loss, multimodal, unimodal, targets, indices = training_step(
+                    model, train_model, batch, args, device
+                )
+            optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(scaler.scale(loss))  # typed, unlike Tensor.backward
+            scaler.step(optimizer)
+            scaler.update()
+            if collect and scorer is not None and indices is not None:
+                scorer.update(
+                    indices.to(device),
+                    multimodal.detach().float(),
+                    [u.detach().float() for u in unimodal],
+                    targets,
+                )
+            total[0] += loss.detach().double() * len(targets)
+            total[1] += len(targets)
+        if distributed:
+            dist.all_reduce(total)
+        if scheduler is not None:
+            scheduler.step()
+
+        # -- evaluation, records, checkpoints ------------------------------------------------------
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": float(total[0] / total[1].clamp(min=1)),
+            "train_samples": int(total[1]),
+            "lr": lr,
+        }
+        for split, eval_loader in eval_loaders.items():
+            metrics = evaluate(model, eval_loader, device, predict=args.predict, amp=args.amp)
+            row.update({f"{split}_{k}": v for k, v in metrics.items()})
+        row["time_s"] = time.perf_counter() - tic
+        if report is not None:
+            row.update(report_columns(report, epoch, ["image", "text"]))
+        history.append(row)
+        log(format_row(row, list(eval_loaders)))
+        if row[f"{select}_acc"] > best["acc"]:
+            best = {"epoch": epoch + 1, "split": select, "acc": row[f"{select}_acc"]}
+            if out is not None:
+                save_checkpoint(out / "best.pt", {"model": model.state_dict(), "row": row})
+                write_json(out / "best.json", {**best, "row": row})
+        if out is not None:
+            write_history(history, out)
+            save_training_state(
+                out / "last.pt", epoch, stateful, history=history, best=best, args=vars(args)
+            )
+
+    if out is not None:
+        plot_run(history, out, splits=list(eval_sets), title=args.dataset)
+    return history
 
 
 if __name__ == "__main__":

@@ -26,33 +26,65 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 import torch
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
-from bss_sampler import BalanceReport, score_dataset
-from examples.common import (
-    LateFusionClassifier,
-    add_common_args,
-    config_from_args,
-    fit,
-    mlp_encoder,
-    seed_everything,
+from bss_sampler import (
+    BalanceReport,
+    BalanceScorer,
+    HeuristicCurriculumSampler,
+    LearnedBalanceSampler,
+    score_dataset,
 )
-from examples.common.cli import DefaultsHelpFormatter
+from bss_sampler.presets import get_preset
+from examples.common.checkpoint import save_checkpoint, save_training_state
+from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
+from examples.common.evaluation import evaluate, split_batch
+from examples.common.iprm import IPRMClassifier, iprm_loss
+from examples.common.models import (
+    ConcatClassifier,
+    LateFusionClassifier,
+    joint_loss,
+    mlp_encoder,
+)
 from examples.common.plots import plot_comparison, plot_report, report_rows
-from examples.common.records import write_json
+from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.released import resolve_preset
-from examples.common.tabular import MFEAT_VIEWS, load_mfeat
+from examples.common.runtime import (
+    autocast,
+    progress,
+    seed_everything,
+    setup_runtime,
+    teardown_runtime,
+)
+from examples.common.tabular import MFEAT_VIEWS, MfeatSplits, load_mfeat
+
+#: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
+#: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
+#: (IPRM's geodesic-mixup fusion, re-balanced at every step). The loss is `training_step`'s.
+METHODS: dict[str, Callable[[LateFusionClassifier], nn.Module]] = {
+    "joint": lambda model: model,
+    "concat": ConcatClassifier.from_model,
+    "iprm": IPRMClassifier.from_model,
+}
+
 
 #: Row name -> ``--sampler``.
-METHODS = {"random order": "random", "BSS-H": "heuristic", "BSS-L": "learned"}
+ORDERS = {"random order": "random", "BSS-H": "heuristic", "BSS-L": "learned"}
 #: What each UCI Multiple Features view holds.
 VIEW_CONTENTS = {
     "fac": "216 profile correlations",
@@ -80,11 +112,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per method and seed"
     )
     parser.add_argument("--hidden", type=int, default=64, help="encoder width")
-    add_common_args(parser)
+    add_common_args(parser, methods=METHODS, resumable=False)
     parser.set_defaults(epochs=60, device="cpu", progress=False, verbose=False, threads=1)
     parser.set_defaults(report_every=5)
     parser.set_defaults(out="runs/quickstart")
-    return resolve_preset(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    check_common_args(parser, args)
+    return resolve_preset(args)
 
 
 def build_model(views: list[str], hidden: int) -> LateFusionClassifier:
@@ -206,36 +240,262 @@ def show_table(caption: str, table: list[list[str]], notes: dict[str, str], widt
         print(f"  {name:{label}s}{text}")
 
 
+def training_step(
+    model: nn.Module,
+    train_model: nn.Module,
+    batch: dict[str, Tensor],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor | None]:
+    """``(loss, multimodal logits, unimodal logits, targets, indices)`` of one batch.
+
+    ``train_model`` is ``model`` itself or its DDP wrapper; the logits feed online scoring.
+    """
+    inputs, targets, indices = split_batch(batch, device)
+    if args.method == "iprm":  # probe, then learn under the instantaneous balance
+        out = train_model(**inputs, rebalance=True)
+        model.update_ema(out.weights)  # type: ignore[operator]
+        return iprm_loss(out, targets), out.probe_logits, out.unimodal_logits, targets, indices
+    multimodal, unimodal = train_model(**inputs)
+    if args.method == "concat":  # the fused head alone; its per-modality parts are reported
+        loss = F.cross_entropy(multimodal.float(), targets)
+    else:  # Eq. 5, or the released script's weights (--preset official)
+        loss = joint_loss(multimodal, unimodal, targets, args.loss_weights)
+    return loss, multimodal, list(unimodal), targets, indices
+
+
+def train(
+    args: argparse.Namespace,
+    data: MfeatSplits,
+    out: Path,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """One run (``args.sampler``, ``args.seed``): Algorithm 1 around an ordinary training loop.
+
+    Returns the trained model and one row of metrics per epoch; rank 0 writes ``out``.
+    """
+    distributed = world_size > 1
+    show = args.progress and rank == 0
+    log = print if args.verbose and rank == 0 else (lambda *a, **k: None)
+
+    # -- data --------------------------------------------------------------------------------------
+    train_set, score_set = data.train, data.train
+    eval_sets = {"val": data.val, "test": data.test}
+    loader_opts: dict[str, Any] = {"num_workers": args.workers, "pin_memory": device.type == "cuda"}
+    eval_batch = args.eval_batch_size or args.batch_size
+    eval_loaders = {
+        k: DataLoader(v, batch_size=eval_batch, **loader_opts) for k, v in eval_sets.items()
+    }
+    score_loader = DataLoader(  # unshuffled; under torchrun each rank scores its share
+        score_set,
+        batch_size=eval_batch,
+        sampler=DistributedSampler(score_set, world_size, rank, shuffle=False)
+        if distributed
+        else None,
+        **loader_opts,
+    )
+
+    # -- model and optimiser (same initial weights for every sampler at a seed) --------------------
+    seed_everything(args.seed)
+    model = METHODS[args.method](build_model(args.views, args.hidden)).to(device)
+    train_model: nn.Module = model
+    if distributed:
+        train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if args.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+        )
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    if args.lr_schedule == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step, gamma=args.lr_gamma)
+    elif args.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and device.type == "cuda")
+
+    # -- the order: random, BSS-H (Eq. 7) or BSS-L (Eqs. 9-10); under torchrun each rank its share
+    random_order: DistributedSampler[Any] = DistributedSampler(
+        train_set, world_size, rank, shuffle=True, seed=args.seed, drop_last=args.drop_last
+    )
+    bss: HeuristicCurriculumSampler | LearnedBalanceSampler | None = None
+    if args.sampler == "heuristic":
+        bss = HeuristicCurriculumSampler(
+            train_set,
+            lambda0=args.lambda0,
+            t_grow=args.t_grow,
+            pacing=args.pacing,
+            order=args.order,
+            rescore_every=args.rescore_every,
+            preset=args.preset,
+            seed=args.seed,
+            drop_last=args.drop_last,
+        )
+    elif args.sampler == "learned":
+        bss = LearnedBalanceSampler(
+            train_set,
+            beta=args.beta,
+            update_every=args.update_every,
+            temperature=args.temperature,
+            order=args.order,
+            preset=args.preset,
+            seed=args.seed,
+            drop_last=args.drop_last,
+        )
+    random_loader = DataLoader(
+        train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
+    )
+    bss_loader = None
+    if bss is not None:
+        bss_loader = DataLoader(
+            train_set, args.batch_size, sampler=bss, drop_last=args.drop_last, **loader_opts
+        )
+    # Scoring settings go to each scoring pass (Eq. 5's alpha, Eq. 6's criteria, the mode).
+    scoring = {"alpha": args.alpha, "criteria": args.criteria, "train_mode": args.score_train_mode}
+    scorer = None  # --scoring online: scores from the training batches' own logits
+    if args.scoring == "online" and bss is not None:
+        scorer = BalanceScorer(
+            len(train_set), alpha=args.alpha, criteria=args.criteria, device=device
+        )
+
+    select = args.select_split if args.select_split in eval_sets else "test"
+    out_dir = out if rank == 0 else None
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "split": select, "acc": -math.inf}
+    stateful = {  # what last.pt holds, by key
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "scaler": scaler,
+        "sampler": bss,
+        "scorer": scorer,
+    }
+    saved_args = {k: v for k, v in vars(args).items() if k != "seeds"}
+    for epoch in range(args.epochs):
+        tic = time.perf_counter()
+        # -- Algorithm 1: score before BSS's first epoch (after --warmup-epochs of random
+        #    order), then whenever the sampler asks; online, from the last epoch's batches
+        t = epoch - args.warmup_epochs  # the sampler's epoch
+        report = None
+        if bss is not None and t >= 0 and bss.needs_update(t):
+            if scorer is not None and t > 0:
+                bss.set_scores(scorer.compute(), report=scorer.last_report)
+            else:
+                with autocast(device, args.amp):
+                    bss.update_scores(model, score_loader, progress=show, **scoring)
+            report = bss.last_report
+        elif args.report_every and epoch % args.report_every == 0:  # report only, as BSS would
+            with autocast(device, args.amp):
+                _, report = score_dataset(
+                    model,
+                    score_loader,
+                    len(score_set),
+                    alpha=args.alpha,
+                    criteria=args.criteria,
+                    train_mode=get_preset(args.preset).train_mode
+                    if args.score_train_mode is None
+                    else args.score_train_mode,
+                    progress=show,
+                    return_report=True,
+                )
+        if bss is not None and bss_loader is not None and t >= 0:
+            bss.set_epoch(t)  # a resumed epoch keeps its position
+            loader = bss_loader
+        else:
+            random_order.set_epoch(epoch)
+            loader = random_loader
+
+        # -- one epoch of training ---------------------------------------------------------------
+        collect = scorer is not None and bss is not None and t >= 0 and bss.needs_update(t + 1)
+        if collect and scorer is not None:
+            scorer.reset()
+        lr = optimizer.param_groups[0]["lr"]
+        train_model.train()
+        total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
+        for batch in progress(loader, enabled=show, desc=f"epoch {epoch + 1}"):
+            with autocast(device, args.amp):
+                loss, multimodal, unimodal, targets, indices = training_step(
+                    model, train_model, batch, args, device
+                )
+            optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(scaler.scale(loss))  # typed, unlike Tensor.backward
+            scaler.step(optimizer)
+            scaler.update()
+            if collect and scorer is not None and indices is not None:
+                scorer.update(
+                    indices.to(device),
+                    multimodal.detach().float(),
+                    [u.detach().float() for u in unimodal],
+                    targets,
+                )
+            total[0] += loss.detach().double() * len(targets)
+            total[1] += len(targets)
+        if distributed:
+            dist.all_reduce(total)
+        if scheduler is not None:
+            scheduler.step()
+
+        # -- evaluation, records, checkpoints ------------------------------------------------------
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": float(total[0] / total[1].clamp(min=1)),
+            "train_samples": int(total[1]),
+            "lr": lr,
+        }
+        for split, eval_loader in eval_loaders.items():
+            metrics = evaluate(model, eval_loader, device, predict=args.predict, amp=args.amp)
+            row.update({f"{split}_{k}": v for k, v in metrics.items()})
+        row["time_s"] = time.perf_counter() - tic
+        if report is not None:
+            row.update(report_columns(report, epoch, args.views))
+        history.append(row)
+        log(format_row(row, list(eval_loaders)))
+        if row[f"{select}_acc"] > best["acc"]:
+            best = {"epoch": epoch + 1, "split": select, "acc": row[f"{select}_acc"]}
+            if out_dir is not None:
+                save_checkpoint(out_dir / "best.pt", {"model": model.state_dict(), "row": row})
+                write_json(out_dir / "best.json", {**best, "row": row})
+        if out_dir is not None:
+            write_history(history, out)
+            save_training_state(
+                out_dir / "last.pt", epoch, stateful, history=history, best=best, args=saved_args
+            )
+
+    return model, history
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]]]:
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    base = config_from_args(args)
     data = load_mfeat(args.views)
     out = Path(args.out)
     title = f"UCI digits, views {args.views[0]} and {args.views[1]}"
     print(f"{title}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
     runs: dict[str, list[list[dict[str, float]]]] = {}
     reports: dict[str, list[BalanceReport]] = {}
-    for name, sampler in METHODS.items():
-        runs[name], reports[name] = [], []
-        for seed in args.seeds:
-            cfg = dataclasses.replace(base, sampler=sampler, seed=seed)
-            seed_everything(seed)
-            model = build_model(args.views, args.hidden)
-            history = fit(
-                model,
-                data.train,
-                {"val": data.val, "test": data.test},
-                cfg,
-                out_dir=out / f"{sampler}-seed{seed}",
-            )
-            runs[name].append(history)
-            reports[name].append(final_report(model, data.train))
-            if report_rows(history):
+    runtime = setup_runtime(args.device)  # joins the process group under torchrun
+    try:
+        for name, sampler in ORDERS.items():
+            runs[name], reports[name] = [], []
+            for seed in args.seeds:
+                run = argparse.Namespace(**{**vars(args), "sampler": sampler, "seed": seed})
                 run_dir = out / f"{sampler}-seed{seed}"
-                plot_report({f"{name}, seed {seed}": history}, run_dir / "report.png")
-            print(f"{name:12s} seed {seed}: test acc {100 * best_row(history)['test_acc']:.2f}")
+                model, history = train(
+                    run, data, run_dir, runtime.device, runtime.rank, runtime.world_size
+                )
+                runs[name].append(history)
+                reports[name].append(final_report(model, data.train))
+                if report_rows(history):
+                    plot_report({f"{name}, seed {seed}": history}, run_dir / "report.png")
+                acc = 100 * best_row(history)["test_acc"]
+                print(f"{name:12s} seed {seed}: test acc {acc:.2f}")
+    finally:
+        teardown_runtime(runtime)
 
     seeds = f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
     caption = (
@@ -256,7 +516,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
     print(f"curves: {path}")
 
     # Is the model imbalanced? The trained models' balance reports on the training set.
-    first = next(iter(METHODS))
+    first = next(iter(ORDERS))
     print(f"\nBalance report of the trained model ({first}, seed {args.seeds[0]}):")
     print(reports[first][0].summary(args.views))
     caption = (

@@ -1,20 +1,55 @@
-"""Command-line flags shared by every example script, mapped one to one onto ``TrainConfig``."""
+"""Command-line flags shared by every example script (defaults: the paper's hyperparameters).
+
+A leaf module: argparse only. Each script reads the parsed flags itself, in its own loop.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from collections.abc import Iterable
 from typing import Any
 
 from examples.common.evaluation import PREDICTIONS
-from examples.common.methods import METHODS
-from examples.common.released import PAPER_ALPHA, resolve_preset
-from examples.common.sampling import SAMPLERS
-from examples.common.training import LR_SCHEDULES, OPTIMIZERS, ORDERS, TrainConfig
+from examples.common.released import PAPER_ALPHA
 
-__all__ = ["DefaultsHelpFormatter", "add_common_args", "config_from_args"]
+__all__ = ["DEFAULTS", "DefaultsHelpFormatter", "add_common_args", "check_common_args"]
 
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+#: The flags' defaults (the paper's hyperparameters), by destination name.
+DEFAULTS: dict[str, Any] = {
+    "sampler": "learned",
+    "preset": "paper",
+    "epochs": 100,
+    "lr": 1e-2,
+    "batch_size": 64,
+    "eval_batch_size": None,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "lr_schedule": "none",
+    "lr_step": 70,
+    "lr_gamma": 0.1,
+    "method": "joint",
+    "predict": "all",
+    "order": "balanced_first",
+    "criteria": ("similarity", "loss"),
+    "beta": None,
+    "update_every": None,
+    "temperature": 1.0,
+    "lambda0": 0.1,
+    "t_grow": 40,
+    "pacing": "root",
+    "rescore_every": None,
+    "warmup_epochs": 0,
+    "scoring": "pass",
+    "score_train_mode": None,
+    "report_every": 0,
+    "seed": 0,
+    "device": "auto",
+    "amp": False,
+    "workers": 0,
+    "select_split": "val",
+    "resume": None,
+}
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -35,22 +70,35 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _flag(group: argparse._ArgumentGroup, name: str, help: str, **kwargs: Any) -> None:
-    """Add ``--name-with-dashes`` for the ``TrainConfig`` field ``name``, default from the field."""
+    """Add ``--name-with-dashes`` with destination ``name`` and default ``DEFAULTS[name]``."""
     group.add_argument(
-        "--" + name.replace("_", "-"), dest=name, default=_DEFAULTS[name], help=help, **kwargs
+        "--" + name.replace("_", "-"), dest=name, default=DEFAULTS[name], help=help, **kwargs
     )
 
 
 def add_common_args(
-    parser: argparse.ArgumentParser, *, default_out: str = "", augmented: bool = False
+    parser: argparse.ArgumentParser,
+    *,
+    methods: Iterable[str],
+    default_out: str = "",
+    augmented: bool = False,
+    resumable: bool = True,
 ) -> argparse.ArgumentParser:
     """Add the training flags (defaults: the paper's hyperparameters) and ``--out``.
 
-    ``default_out`` describes, for ``--help``, the folder used when ``--out`` is not given.
-    ``augmented`` (a dataset with training augmentation) adds ``--score-augmented``.
+    ``methods``: the script's choices of ``--method`` (its own table of methods; argparse
+    validates the flag against them, once). ``default_out`` describes, for ``--help``, the
+    folder used when ``--out`` is not given.
+    ``augmented`` (a dataset with training augmentation) adds ``--score-augmented``;
+    ``resumable`` (a script that trains one run) adds ``--resume``.
     """
     g = parser.add_argument_group("training")
-    _flag(g, "sampler", "training order: random, BSS-H or BSS-L", choices=SAMPLERS)
+    _flag(
+        g,
+        "sampler",
+        "training order: random, BSS-H or BSS-L",
+        choices=("random", "heuristic", "learned"),
+    )
     _flag(
         g,
         "preset",
@@ -61,13 +109,13 @@ def add_common_args(
     _flag(g, "lr", "learning rate", type=float)
     _flag(g, "batch_size", "training batch size", type=int)
     _flag(g, "eval_batch_size", "scoring/evaluation batch size (default: --batch-size)", type=int)
-    _flag(g, "optimizer", "optimiser", choices=OPTIMIZERS)
+    _flag(g, "optimizer", "optimiser", choices=("sgd", "adam"))
     _flag(g, "momentum", "SGD momentum", type=float)
     _flag(g, "weight_decay", "weight decay", type=float)
-    _flag(g, "lr_schedule", "per-epoch schedule", choices=LR_SCHEDULES)
+    _flag(g, "lr_schedule", "per-epoch schedule", choices=("none", "step", "cosine"))
     _flag(g, "lr_step", "StepLR period in epochs", type=int)
     _flag(g, "lr_gamma", "StepLR factor", type=float)
-    _flag(g, "method", "training method (step function)", choices=sorted(METHODS))
+    _flag(g, "method", "training method", choices=sorted(methods))
     g.add_argument(
         "--alpha",
         type=float,
@@ -83,7 +131,12 @@ def add_common_args(
         choices=PREDICTIONS,
     )
     g = parser.add_argument_group("BSS")
-    _flag(g, "order", "balanced samples first (paper) or last", choices=ORDERS)
+    _flag(
+        g,
+        "order",
+        "balanced samples first (paper) or last",
+        choices=("balanced_first", "imbalanced_first", "balanced_last"),
+    )
     _flag(
         g,
         "criteria",
@@ -150,7 +203,8 @@ def add_common_args(
         "the released loaders; off otherwise)",
     )
     _flag(g, "select_split", "split selecting the best epoch (test when absent)", type=str)
-    _flag(g, "resume", "resume from this last.pt", type=str)
+    if resumable:
+        _flag(g, "resume", "resume from this last.pt", type=str)
     g.add_argument(
         "--threads",
         type=int,
@@ -166,10 +220,22 @@ def add_common_args(
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The ``TrainConfig`` of parsed flags (attributes that are not config fields are ignored).
-
-    Flags left to ``--preset`` are resolved first (`examples.common.released.resolve_preset`).
-    """
-    args = resolve_preset(args)
-    return TrainConfig(**{name: getattr(args, name) for name in _DEFAULTS if hasattr(args, name)})
+def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject values of the training flags that argparse's types and choices let through, with
+    ``parser.error`` (exit 2) naming the flag, the value and what was expected."""
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0 <= args.warmup_epochs < args.epochs:
+        parser.error(
+            f"--warmup-epochs must lie in [0, epochs - 1] = [0, {args.epochs - 1}], "
+            f"got {args.warmup_epochs}"
+        )
+    if args.report_every < 0:
+        parser.error(f"--report-every must be >= 0, got {args.report_every}")
+    if args.scoring == "online" and args.sampler == "heuristic" and args.rescore_every:
+        parser.error(
+            "--scoring online needs every sample once per epoch; the heuristic sampler shows "
+            f"a growing subset, so --rescore-every must be unset, got {args.rescore_every}"
+        )

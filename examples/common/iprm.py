@@ -2,7 +2,9 @@
 
 IPRM changes the *model* (a geodesic-mixup fusion head whose modality weights are re-balanced at
 every step), not the order of the data, so it composes with every sampler:
-``--method iprm --sampler learned`` trains IPRM in the BSS-L order.
+``--method iprm --sampler learned`` trains IPRM in the BSS-L order. A training step is
+``out = model(**inputs, rebalance=True)``, ``model.update_ema(out.weights)``, then
+``iprm_loss(out, targets)`` (each script's ``training_step``).
 
 Geodesic multimodal mixup (GMM) of two features with weight ``l`` of the first one: with
 ``u_a = z_a / ||z_a||``, ``u_b = z_b / ||z_b||`` and ``theta = arccos <u_a, u_b>``,
@@ -38,19 +40,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
-from examples.common.methods import StepOutput, register_method
 from examples.common.models import encoder_inputs
-
-if TYPE_CHECKING:
-    from examples.common.training import TrainConfig
 
 __all__ = [
     "IPRMClassifier",
@@ -58,9 +55,7 @@ __all__ = [
     "batch_kl",
     "geodesic_mixup",
     "iprm_loss",
-    "iprm_step",
     "rebalance_weight",
-    "wrap_iprm",
 ]
 
 
@@ -274,28 +269,3 @@ def iprm_loss(out: IPRMOutput, targets: Tensor) -> Tensor:
     """``sum_ij CE(h_ij(GMM(z_i, z_j; w_ij)), y) + sum_m CE(g_m(z_m), y)`` (batch means)."""
     logits = [*out.pair_logits, *out.unimodal_logits]
     return torch.stack([F.cross_entropy(z.float(), targets) for z in logits]).sum()
-
-
-def wrap_iprm(model: nn.Module, cfg: TrainConfig | None = None) -> IPRMClassifier:
-    """The model hook of method ``"iprm"``: :meth:`IPRMClassifier.from_model` (idempotent)."""
-    return IPRMClassifier.from_model(model)
-
-
-@register_method("iprm", wrap=wrap_iprm)
-def iprm_step(
-    model: nn.Module, inputs: Mapping[str, Tensor], targets: Tensor, cfg: TrainConfig
-) -> StepOutput:
-    """Probe, then learn under the instantaneous balance; encoders run once, one loss.
-
-    Also advances the running weights. The returned multimodal logits (for online BSS scoring)
-    are the probe's, i.e. those of the model's plain ``forward``.
-    """
-    bare = model.module if isinstance(model, DistributedDataParallel) else model
-    if not isinstance(bare, IPRMClassifier):
-        raise TypeError(
-            "method 'iprm' trains an IPRMClassifier; wrap the model with wrap_iprm(model) "
-            f"(fit does this for cfg.method='iprm'), got {type(bare).__name__}"
-        )
-    out = model(**inputs, rebalance=True)
-    bare.update_ema(out.weights)
-    return StepOutput(iprm_loss(out, targets), out.probe_logits, out.unimodal_logits)

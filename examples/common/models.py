@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConcatClassifier", "LateFusionClassifier", "encoder_inputs", "mlp_encoder"]
+__all__ = [
+    "ConcatClassifier",
+    "LateFusionClassifier",
+    "encoder_inputs",
+    "joint_loss",
+    "mlp_encoder",
+]
 
 
 class LateFusionClassifier(nn.Module):
@@ -101,3 +107,21 @@ def mlp_encoder(in_features: int, hidden: int, depth: int = 2) -> nn.Sequential:
     for i in range(depth):
         layers += [nn.Linear(in_features if i == 0 else hidden, hidden), nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+def joint_loss(
+    multimodal_logits: Tensor,
+    unimodal_logits: Sequence[Tensor],
+    targets: Tensor,
+    weights: tuple[float, float],
+) -> Tensor:
+    """Batch mean of ``w_multi * CE_multi + w_uni * sum_m CE_m``, ``weights = (w_multi, w_uni)``.
+
+    Paper Eq. 5 is ``weights = (1 - alpha, alpha)``; the released scripts train with
+    ``(0.1, 0.9)`` (CREMA-D) or the unweighted sum ``(1, 1)`` (the others).
+    """
+    multi, uni = weights
+    loss = multi * F.cross_entropy(multimodal_logits.float(), targets)
+    for logits in unimodal_logits:
+        loss = loss + uni * F.cross_entropy(logits.float(), targets)
+    return loss

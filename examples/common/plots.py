@@ -191,3 +191,17 @@ def plot_report(runs: Mapping[str, Histories], path: str | Path, *, title: str =
         ax_hist.legend(fontsize=7)
         ax_hist.set_title("score histogram at each scoring")
     return _save(fig, path, title)
+
+
+def plot_run(history: Histories, out: Path, *, splits: Sequence[str], title: str) -> None:
+    """The figures of one script run in ``out`` (``accuracy.png``, and ``report.png`` when a
+    scoring pass ran), then one line saying what ``out`` holds."""
+    plot_history(history, out / "accuracy.png", splits=splits, title=title)
+    reports = ""
+    if report_rows(history):
+        plot_report({title: history}, out / "report.png")
+        reports = ", report.png (each head's accuracy and the scores at each scoring)"
+    print(
+        f"outputs in {out}: history.csv and history.json (metrics per epoch), "
+        f"accuracy.png (curves){reports}, best.json, best.pt, last.pt (continue with --resume)"
+    )

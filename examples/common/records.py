@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_row", "write_history", "write_json"]
+from bss_sampler import BalanceReport
+
+__all__ = ["format_row", "report_columns", "write_history", "write_json"]
 
 
 def format_row(row: dict[str, float], splits: Sequence[str]) -> str:
@@ -58,3 +60,15 @@ def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, creating the parent folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def report_columns(
+    report: BalanceReport, epoch: int, names: list[str] | None = None
+) -> dict[str, Any]:
+    """A history row's ``report_*`` columns: ``report_epoch`` (epochs trained before the
+    scoring) and `BalanceReport.as_dict` prefixed ``report_``."""
+    if names is not None and len(names) != report.num_modalities:
+        names = None  # the model's encoders do not name its unimodal heads
+    columns: dict[str, Any] = {"report_epoch": epoch}
+    columns.update({f"report_{k}": v for k, v in report.as_dict(names).items()})
+    return columns

@@ -66,17 +66,20 @@ def released_script(dataset: str | None) -> ReleasedScript:
 def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
     """A copy of ``args`` with the flags left unset (``None``) filled in from ``--preset``.
 
-    ``paper``: ``alpha`` 0.2, Eq. 5 training loss, no ``drop_last``, unaugmented scoring.
+    ``paper``: ``alpha`` 0.2, Eq. 5 training loss (``loss_weights = (1 - alpha, alpha)``), no
+    ``drop_last``, unaugmented scoring.
     ``official``: the released script of ``args.dataset`` (see the module docstring). Flags
     already set are kept, so resolving twice changes nothing.
     """
     out = argparse.Namespace(**vars(args))
     official = out.preset == "official"
     script = released_script(getattr(out, "dataset", None))
+    explicit_alpha = out.alpha is not None
     if out.alpha is None:
         out.alpha = script.alpha if official else PAPER_ALPHA
-        if official and getattr(out, "loss_weights", None) is None:
-            out.loss_weights = script.loss_weights
+    if getattr(out, "loss_weights", None) is None:
+        released = official and not explicit_alpha
+        out.loss_weights = script.loss_weights if released else (1.0 - out.alpha, out.alpha)
     if out.drop_last is None:
         out.drop_last = official
     if getattr(out, "score_augmented", False) is None:

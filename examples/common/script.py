@@ -1,24 +1,17 @@
-"""The end of every example script: build the model, train, evaluate, plot."""
+"""What the example scripts share before their loop: flags about the data, the demo folder, the
+validation split and the scoring view."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
-import torch
-from torch import nn
-from torch.utils.data import Dataset
 
-from examples.common.cli import config_from_args
-from examples.common.plots import plot_history, plot_report, report_rows
-from examples.common.runtime import seed_everything
 from examples.common.splits import stratified_split
-from examples.common.training import fit
 
 __all__ = [
     "DEMO_HELP",
@@ -27,7 +20,6 @@ __all__ = [
     "demo_folder",
     "hold_out_validation",
     "peek",
-    "run_example",
     "scoring_seed",
 ]
 
@@ -110,40 +102,3 @@ def demo_folder(script: str, args: argparse.Namespace) -> Path:
         args.out = str(folder / "run")
     print(f"demo: writing a tiny {args.dataset} dataset to {args.root}")
     return folder
-
-
-def run_example(
-    args: argparse.Namespace,
-    data: tuple[Dataset[Any], Mapping[str, Dataset[Any]], Dataset[Any]],
-    build_model: Callable[[], nn.Module],
-    *,
-    unit: str = "items",
-) -> list[dict[str, Any]]:
-    """Train a model from ``build_model`` on ``data = (train, eval splits, scoring view of train)``.
-
-    Seeds everything before the model is built (same initial weights for every sampler), runs
-    :func:`examples.common.training.fit` with the flags of ``args`` and, on rank 0, writes
-    ``<args.out>/accuracy.png`` (and ``report.png`` when a scoring pass ran) and says where the
-    outputs are. Returns the per-epoch history.
-    """
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    cfg = config_from_args(args)
-    train, evals, score_set = data
-    sizes = ", ".join(f"{len(v)} {k}" for k, v in evals.items())  # type: ignore[arg-type]
-    print(f"{args.dataset}: {len(train)} train {unit}, {sizes}")  # type: ignore[arg-type]
-    seed_everything(cfg.seed)
-    history = fit(build_model(), train, evals, cfg, out_dir=args.out, score_set=score_set)
-    if int(os.environ.get("RANK", "0")) == 0:
-        plot_history(
-            history, Path(args.out) / "accuracy.png", splits=list(evals), title=args.dataset
-        )
-        report = ""
-        if report_rows(history):
-            plot_report({args.dataset: history}, Path(args.out) / "report.png")
-            report = ", report.png (each head's accuracy and the scores at each scoring)"
-        print(
-            f"outputs in {args.out}: history.csv and history.json (metrics per epoch), "
-            f"accuracy.png (curves){report}, best.json, best.pt, last.pt (continue with --resume)"
-        )
-    return history

@@ -85,3 +85,14 @@ def test_dataset_items_are_deterministic(av_roots: dict[str, Path]) -> None:
     train.set_epoch(1)
     assert not torch.equal(first, train[1]["visual"])
     assert train[1]["visual"].shape == (2, 3, 16, 16) and train[1]["index"] == 1
+
+
+@pytest.mark.parametrize("method", ["concat", "iprm"])
+def test_methods_under_cpu_autocast(av_roots: dict[str, Path], tmp_path: Path, method: str) -> None:
+    """``--amp`` (bfloat16 autocast on CPU) through each method's branch of ``training_step``."""
+    history = run(av_roots["cremad"], tmp_path, "--dataset", "cremad", "--method", method,
+                  "--amp", "--epochs", "1", "--scoring", "online")  # fmt: skip
+    assert math.isfinite(history[0]["train_loss"]) and 0.0 <= history[0]["test_acc"] <= 1.0
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert ("lambdas" in state["model"]) == (method == "iprm")
+    assert state["sampler"] is not None and state["scorer"] is not None

@@ -12,7 +12,6 @@ import torch
 pytest.importorskip("transformers")
 
 from examples import image_text
-from examples.common import config_from_args
 from examples.imtext.data import clean_text, read_split
 from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.vision.resnet import ResNet50
@@ -109,7 +108,7 @@ def test_twitter_rows_and_text_cleaning(roots: dict[str, Path]) -> None:
 
 def test_paper_defaults() -> None:
     args = image_text.parse_args(["--dataset", "sarcasm", "--root", "r", "--bert", "b"])
-    cfg = config_from_args(args)
+    cfg = args
     assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.alpha) == ("adam", 1e-5, 64, 0.2)
 
 

@@ -1,4 +1,5 @@
-"""IPRM (examples/common/iprm.py): geodesic mixup, probe weights, EMA, one encoder pass, fit."""
+"""IPRM (examples/common/iprm.py): geodesic mixup, probe weights, EMA, one encoder pass, and the
+scripts' training step under ``--method iprm``."""
 
 from __future__ import annotations
 
@@ -10,18 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from examples.common import LateFusionClassifier, mlp_encoder
-from examples.common.cli import add_common_args, config_from_args
+from examples import audio_video
 from examples.common.evaluation import combine_logits
-from examples.common.iprm import (
-    IPRMClassifier,
-    batch_kl,
-    geodesic_mixup,
-    iprm_step,
-    rebalance_weight,
-)
-from examples.common.methods import METHODS, wrap_for_method
-from examples.common.training import TrainConfig, fit
+from examples.common.iprm import IPRMClassifier, batch_kl, geodesic_mixup, rebalance_weight
+from examples.common.models import LateFusionClassifier, mlp_encoder
 
 
 def late_fusion(
@@ -34,6 +27,16 @@ def late_fusion(
 def batch(dims: dict[str, int], n: int = 8, seed: int = 0) -> dict[str, Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {k: torch.randn(n, d, generator=g) for k, d in dims.items()}
+
+
+def iprm_step(
+    model: nn.Module, inputs: dict[str, Tensor], targets: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The scripts' training step under ``--method iprm``: ``(loss, multimodal logits)``."""
+    batch = {**inputs, "target": targets, "index": torch.arange(len(targets))}
+    args = argparse.Namespace(method="iprm")
+    loss, multi, *_ = audio_video.training_step(model, model, batch, args, torch.device("cpu"))
+    return loss, multi
 
 
 def slerp64(a: Tensor, b: Tensor, lam: float | Tensor) -> Tensor:
@@ -143,12 +146,12 @@ def test_step_probes_with_the_running_weight_then_learns_with_the_instantaneous_
         learn = model.mixup_heads[0](geodesic_mixup(feats[0], feats[1], w))
         expected = sum(F.cross_entropy(z, y).item() for z in (learn, *uni))
 
-    out = iprm_step(model, inputs, y, TrainConfig(method="iprm"))
-    assert out.loss.detach().item() == pytest.approx(expected, rel=1e-5)
-    torch.testing.assert_close(out.multimodal_logits, probe)
-    assert not out.multimodal_logits.requires_grad
+    loss, multimodal = iprm_step(model, inputs, y)
+    assert loss.detach().item() == pytest.approx(expected, rel=1e-5)
+    torch.testing.assert_close(multimodal, probe)
+    assert not multimodal.requires_grad
     torch.testing.assert_close(model.lambdas, torch.tensor([0.8 * 0.5 + 0.2 * w]))
-    out.loss.backward()
+    loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 
 
@@ -166,9 +169,7 @@ def test_encoders_run_once_per_step() -> None:
     for k, enc in model.encoders.items():
         enc.register_forward_hook(counter(k))
     model.mixup_heads[0].register_forward_hook(counter("mixup"))
-    iprm_step(
-        model, batch(dims), torch.randint(0, 3, (8,)), TrainConfig(method="iprm")
-    ).loss.backward()
+    iprm_step(model, batch(dims), torch.randint(0, 3, (8,)))[0].backward()
     assert calls == {"a": 1, "v": 1, "t": 1, "mixup": 2}  # heads: probe + learn; encoders: once
 
 
@@ -194,10 +195,10 @@ def test_trimodal_forward_averages_the_pairwise_heads() -> None:
 
 def test_wrapping_is_idempotent_and_keeps_the_base_keys() -> None:
     base = late_fusion({"a": 3, "v": 3}, {"a": 4, "v": 4})
-    cfg = TrainConfig(method="iprm")
-    wrapped = wrap_for_method(base, cfg)
-    assert isinstance(wrapped, IPRMClassifier) and wrap_for_method(wrapped, cfg) is wrapped
-    assert wrap_for_method(base, TrainConfig(method="joint")) is base
+    wrap = audio_video.METHODS["iprm"]  # the scripts' --method iprm
+    wrapped = wrap(base)
+    assert isinstance(wrapped, IPRMClassifier) and wrap(wrapped) is wrapped
+    assert audio_video.METHODS["joint"](base) is base
     assert wrapped.encoders["a"] is base.encoders["a"]  # shared, not copied
     assert not any(k.startswith("fusion_head") for k in wrapped.state_dict())
     assert {k for k in base.state_dict() if not k.startswith("fusion_head")} < set(
@@ -207,34 +208,9 @@ def test_wrapping_is_idempotent_and_keeps_the_base_keys() -> None:
 
 def test_errors() -> None:
     base = late_fusion({"a": 3, "v": 3}, {"a": 4, "v": 4})
-    with pytest.raises(TypeError, match="trains an IPRMClassifier"):
-        iprm_step(base, batch({"a": 3, "v": 3}), torch.zeros(8, dtype=torch.long), TrainConfig())
     with pytest.raises(TypeError, match="`encoders` and `heads`"):
         IPRMClassifier.from_model(nn.Linear(2, 2))
     with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\), got 1.0"):
         IPRMClassifier.from_model(base, alpha=1.0)
     with pytest.raises(ValueError, match="at least 2 modalities"):
         IPRMClassifier({"a": nn.Identity()}, {"a": nn.Linear(2, 2)}, {"a": 2}, 2)
-
-
-# --- end to end ------------------------------------------------------------------------------
-
-
-def test_fit_iprm_with_the_learned_sampler_from_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from examples.common.tabular import load_mfeat
-
-    assert "iprm" in METHODS
-    flags = "--method iprm --sampler learned --epochs 2 --device cpu --no-progress --quiet"
-    args = add_common_args(argparse.ArgumentParser()).parse_args(flags.split())
-    cfg = config_from_args(args)
-    assert (cfg.method, cfg.sampler) == ("iprm", "learned")
-    data = load_mfeat(("pix", "mor"))
-    torch.manual_seed(0)
-    model = late_fusion({"pix": 240, "mor": 6}, {"pix": 16, "mor": 16}, classes=10)
-    history = fit(model, data.train, {"val": data.val, "test": data.test}, cfg, out_dir=tmp_path)
-    assert len(history) == 2 and all(math.isfinite(r["train_loss"]) for r in history)
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert history[-1]["test_acc"] > 0.3  # 10 classes: well above chance after 2 epochs
-    state = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
-    assert "lambdas" in state and "mixup_heads.0.weight" in state
-    assert 0.0 <= float(state["lambdas"]) <= 1.0 and float(state["lambdas"]) != 0.5

@@ -8,7 +8,6 @@ import importlib
 import math
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 import torch
@@ -19,13 +18,10 @@ from torch import Tensor, nn
 
 from bss_sampler import BalanceScorer
 from examples import audio_video
-from examples.common.cli import add_common_args, config_from_args
-from examples.common.methods import joint_step
-from examples.common.models import LateFusionClassifier, mlp_encoder
+from examples.common.cli import add_common_args
+from examples.common.models import joint_loss
 from examples.common.released import RELEASED, released_script, resolve_preset
 from examples.common.script import scoring_seed
-from examples.common.tabular import MfeatDataset
-from examples.common.training import TrainConfig, fit
 
 #: ``--dataset`` -> (script, the flags it needs besides ``--dataset``).
 SCRIPTS: dict[str, tuple[str, list[str]]] = {
@@ -60,22 +56,19 @@ def test_every_dataset_has_its_released_script() -> None:
 
 @pytest.mark.parametrize("dataset", sorted(SCRIPTS))
 def test_official_preset_sets_the_released_weights(dataset: str) -> None:
-    cfg = config_from_args(parse(dataset, "--preset", "official"))
+    args = parse(dataset, "--preset", "official")
     multi, uni = RELEASED_LOSS[dataset]
-    assert cfg.train_loss_weights == (multi, uni)  # the training loss, at the released scale
-    assert cfg.alpha == pytest.approx(uni / (multi + uni))  # CREMA-D 0.9, the others 0.5
-    assert cfg.drop_last is True
+    assert args.loss_weights == (multi, uni)  # the training loss, at the released scale
+    assert args.alpha == pytest.approx(uni / (multi + uni))  # CREMA-D 0.9, the others 0.5
+    assert args.drop_last is True
 
-    paper = config_from_args(parse(dataset))
-    assert (paper.alpha, paper.loss_weights, paper.train_loss_weights) == (0.2, None, (0.8, 0.2))
+    paper = parse(dataset)
+    assert (paper.alpha, paper.loss_weights) == (0.2, (0.8, 0.2))  # Eq. 5
     assert paper.drop_last is False and paper.score_train_mode is None
 
-    explicit = config_from_args(parse(dataset, "--preset", "official", "--alpha", "0.3"))
-    assert (explicit.alpha, explicit.train_loss_weights) == (0.3, (0.7, 0.3))  # Eq. 5 again
-    assert (
-        config_from_args(parse(dataset, "--preset", "official", "--no-drop-last")).drop_last
-        is False
-    )
+    explicit = parse(dataset, "--preset", "official", "--alpha", "0.3")
+    assert (explicit.alpha, explicit.loss_weights) == (0.3, (0.7, 0.3))  # Eq. 5 again
+    assert parse(dataset, "--preset", "official", "--no-drop-last").drop_last is False
 
 
 @pytest.mark.parametrize("dataset", sorted(SCRIPTS))
@@ -83,15 +76,16 @@ def test_official_preset_sets_the_released_weights(dataset: str) -> None:
 def test_only_twitter_learned_scores_in_eval_mode(dataset: str, sampler: str) -> None:
     args = parse(dataset, "--preset", "official", "--sampler", sampler)
     expected = False if (dataset, sampler) == ("twitter2015", "learned") else None  # None: train
-    assert config_from_args(args).score_train_mode is expected
+    assert args.score_train_mode is expected
     assert args.score_augmented is True
     assert parse(dataset, "--sampler", sampler).score_augmented is False
     forced = parse(dataset, "--preset", "official", "--sampler", sampler, "--score-train-mode")
-    assert config_from_args(forced).score_train_mode is True
+    assert forced.score_train_mode is True
 
 
 def test_resolving_is_idempotent_and_fills_the_quickstart() -> None:
-    args = add_common_args(argparse.ArgumentParser()).parse_args(["--preset", "official"])
+    parser = add_common_args(argparse.ArgumentParser(), methods=["joint"])
+    args = parser.parse_args(["--preset", "official"])
     once = resolve_preset(args)
     assert vars(resolve_preset(once)) == vars(once)
     assert args.alpha is None  # a copy: the parsed flags are left as they were
@@ -119,9 +113,13 @@ def test_training_loss_is_the_released_formula(dataset: str) -> None:
     if dataset == "nvgesture":
         heads.append([[0.7, 0.0, -0.7], [3.0, 0.1, 0.2]])
     targets = [0, 2]
-    cfg = config_from_args(parse(dataset, "--preset", "official"))
+    args = parse(dataset, "--preset", "official")
+    batch = {"target": torch.tensor(targets), "index": torch.arange(2)}
     model = FixedLogits(torch.tensor(multi), [torch.tensor(h) for h in heads])
-    loss = joint_step(model, {}, torch.tensor(targets), cfg).loss
+    if dataset in ("cremad", "ks", "vggsound"):  # the script's own training step
+        loss = audio_video.training_step(model, model, batch, args, torch.device("cpu"))[0]
+    else:
+        loss = joint_loss(model()[0], model()[1], batch["target"], args.loss_weights)
 
     def released(i: int) -> float:  # as the scripts write it, per sample
         uni = sum(ce(h[i], targets[i]) for h in heads)
@@ -197,35 +195,3 @@ def test_augmented_scoring_view_draws_its_own_augmentations(av_roots: dict[str, 
     assert not torch.equal(score[0]["visual"], train[0]["visual"])  # same epoch, other draw
     _, _, plain = audio_video.load_data(audio_video.parse_args(argv))
     assert not plain.train
-
-
-class EpochLog(MfeatDataset):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.epochs: list[int] = []
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epochs.append(epoch)
-
-
-def test_fit_sets_the_epoch_of_the_scoring_view_before_each_pass() -> None:
-    g = torch.Generator().manual_seed(0)
-    views = {"a": torch.randn(12, 3, generator=g), "b": torch.randn(12, 2, generator=g)}
-    targets = torch.arange(12) % 3
-    train, score = MfeatDataset(views, targets), EpochLog(views, targets)
-    torch.manual_seed(0)
-    model = LateFusionClassifier(
-        {"a": mlp_encoder(3, 4), "b": mlp_encoder(2, 4)}, {"a": 4, "b": 4}, 3
-    )
-    cfg = TrainConfig(
-        epochs=3, batch_size=4, sampler="learned", preset="official", device="cpu",
-        progress=False, verbose=False,
-    )  # fmt: skip
-    fit(model, train, {"test": train}, cfg, score_set=score)
-    assert score.epochs == [0, 1, 2]  # the official preset re-scores before every epoch
-
-
-def test_loss_weights_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"loss_weights must be two finite weights >= 0"):
-        TrainConfig(loss_weights=(1.0, -1.0))
-    assert TrainConfig(loss_weights=[0.1, 0.9]).loss_weights == (0.1, 0.9)  # type: ignore[arg-type]

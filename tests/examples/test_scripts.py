@@ -61,6 +61,17 @@ def test_help_shows_the_defaults_that_dataset_and_demo_set(
         ),
         ("trimodal", [], "--root is required (or try --demo)"),
         ("trimodal", ["--demo", "--root", "r"], "--demo writes its own dataset: drop --root"),
+        (
+            "audio_video",
+            ["--demo", "--epochs", "3", "--warmup-epochs", "3"],
+            "--warmup-epochs must lie in [0, epochs - 1] = [0, 2], got 3",
+        ),
+        (
+            "quickstart",
+            ["--scoring", "online", "--sampler", "heuristic", "--rescore-every", "2"],
+            "--scoring online needs every sample once per epoch",
+        ),
+        ("audio_video", ["--demo", "--method", "smv"], "argument --method: invalid choice: 'smv'"),
     ],
 )
 def test_required_flags(

@@ -12,7 +12,6 @@ import torch
 pytest.importorskip("cv2")
 
 from examples import trimodal
-from examples.common import config_from_args
 from examples.gesture.data import ClipSpec, NVGestureDataset, flow_path, parse_line, read_list
 from examples.gesture.demo_data import make_nvgesture_demo_data
 from examples.vision.i3d import I3D
@@ -46,7 +45,7 @@ def test_end_to_end(root: Path, tmp_path: Path, sampler: str) -> None:
 
 
 def test_paper_defaults() -> None:
-    cfg = config_from_args(trimodal.parse_args(["--root", "r"]))
+    cfg = trimodal.parse_args(["--root", "r"])
     assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size) == ("sgd", 1e-2, 0.9, 2)
 
 

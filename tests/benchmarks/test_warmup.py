@@ -1,4 +1,4 @@
-"""``TrainConfig.warmup_epochs``: random order and no scoring for k epochs, then Algorithm 1."""
+"""``TrainConfig.warmup_epochs`` (the benchmarks' harness; the scripts' ``--warmup-epochs``): random order and no scoring for k epochs, then Algorithm 1."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 import torch
+from _harness import TrainConfig, fit
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
-from examples.common.cli import add_common_args, config_from_args
+from examples.common.cli import add_common_args
 from examples.common.models import LateFusionClassifier, mlp_encoder
 from examples.common.tabular import MfeatDataset
-from examples.common.training import TrainConfig, fit
 
 N, EPOCHS, WARMUP = 40, 5, 2
 
@@ -121,8 +121,8 @@ def test_no_warmup_scores_before_the_first_epoch(monkeypatch: pytest.MonkeyPatch
 def test_warmup_flag_and_range() -> None:
     import argparse
 
-    args = add_common_args(argparse.ArgumentParser()).parse_args(["--warmup-epochs", "3"])
-    assert config_from_args(args).warmup_epochs == 3
+    parser = add_common_args(argparse.ArgumentParser(), methods=["joint"])
+    assert parser.parse_args(["--warmup-epochs", "3"]).warmup_epochs == 3
     with pytest.raises(ValueError, match=r"warmup_epochs must lie in \[0, epochs - 1\]"):
         TrainConfig(epochs=3, warmup_epochs=3)
     with pytest.raises(ValueError, match="got -1"):

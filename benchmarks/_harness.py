@@ -1,4 +1,9 @@
-"""One training loop for every example: BSS scheduling (Algorithm 1), evaluation, checkpoints.
+"""The benchmarks' training harness: one loop over a `TrainConfig` (BSS scheduling, Algorithm 1,
+evaluation, checkpoints), so that a benchmark runs many configurations from one table.
+
+The example scripts do not use it: each holds its own loop (``examples/audio_video.py``). This is
+the loop the examples shared before issue 18, kept for the benchmarks (``bench_quality``,
+``bench_training``, ``bench_when``).
 
 Datasets yield mappings ``{"<modality>": tensor, ..., "target": int, "index": int}`` where
 ``index`` is the item's position in that dataset; models take the modality tensors as keyword
@@ -14,37 +19,104 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import _common  # noqa: F401  (puts the repository root on sys.path)
 import torch
 import torch.distributed as dist
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from bss_sampler import BalanceReport, BalanceScorer, score_dataset
+from bss_sampler import (
+    BalanceReport,
+    BalanceScorer,
+    HeuristicCurriculumSampler,
+    LearnedBalanceSampler,
+    score_dataset,
+)
 from bss_sampler.presets import get_preset
 from examples.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from examples.common.evaluation import PREDICTIONS, evaluate, modality_names, split_batch
-from examples.common.methods import METHODS, StepFn, get_method, wrap_for_method
-from examples.common.records import format_row, write_history, write_json
+from examples.common.iprm import IPRMClassifier, iprm_loss
+from examples.common.models import ConcatClassifier, joint_loss
+from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.runtime import Runtime, autocast, progress, setup_runtime, teardown_runtime
-from examples.common.sampling import (
-    SAMPLERS,
-    BSSSampler,
-    build_sampler,
-    make_eval_loader,
-    make_train_loader,
-)
 
-__all__ = ["TrainConfig", "build_optimizer", "build_scheduler", "fit", "report_columns"]
+__all__ = [
+    "METHODS",
+    "StepOutput",
+    "TrainConfig",
+    "build_optimizer",
+    "build_scheduler",
+    "fit",
+]
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("none", "step", "cosine")
 ORDERS = ("balanced_first", "imbalanced_first", "balanced_last")
+SAMPLERS = ("random", "heuristic", "learned")
+BSSSampler = HeuristicCurriculumSampler | LearnedBalanceSampler
+
+
+@dataclass
+class StepOutput:
+    """What a step function returns: the scalar loss and the batch's logits (for scoring)."""
+
+    loss: Tensor
+    multimodal_logits: Tensor
+    unimodal_logits: Sequence[Tensor]
+
+
+def joint_step(
+    model: nn.Module, inputs: Mapping[str, Tensor], targets: Tensor, cfg: TrainConfig
+) -> StepOutput:
+    """Joint training of the fused head and every unimodal head: Eq. 5, or the released weights
+    (``cfg.train_loss_weights``)."""
+    multimodal, unimodal = model(**inputs)
+    unimodal = list(unimodal)
+    loss = joint_loss(multimodal, unimodal, targets, cfg.train_loss_weights)
+    return StepOutput(loss, multimodal, unimodal)
+
+
+def concat_step(
+    model: nn.Module, inputs: Mapping[str, Tensor], targets: Tensor, cfg: TrainConfig
+) -> StepOutput:
+    """The paper's "Concat" baseline (Table 1): the fused head's cross-entropy alone; the
+    unimodal logits are the fused head's per-modality parts (`ConcatClassifier`)."""
+    multimodal, unimodal = model(**inputs)
+    loss = F.cross_entropy(multimodal.float(), targets)
+    return StepOutput(loss, multimodal, list(unimodal))
+
+
+def iprm_step(
+    model: nn.Module, inputs: Mapping[str, Tensor], targets: Tensor, cfg: TrainConfig
+) -> StepOutput:
+    """IPRM: probe, then learn under the instantaneous balance (encoders run once, one loss);
+    advances the running weights. The multimodal logits returned are the probe's."""
+    bare = model.module if isinstance(model, DistributedDataParallel) else model
+    if not isinstance(bare, IPRMClassifier):
+        raise TypeError(
+            "method 'iprm' trains an IPRMClassifier; wrap the model with "
+            f"IPRMClassifier.from_model (fit does this), got {type(bare).__name__}"
+        )
+    out = model(**inputs, rebalance=True)
+    bare.update_ema(out.weights)
+    return StepOutput(iprm_loss(out, targets), out.probe_logits, out.unimodal_logits)
+
+
+StepFn = Callable[[nn.Module, Mapping[str, Tensor], Tensor, "TrainConfig"], StepOutput]
+
+#: ``TrainConfig.method`` -> (the model it trains, made from a late-fusion model; its step).
+METHODS: dict[str, tuple[Callable[[nn.Module], nn.Module], StepFn]] = {
+    "joint": (lambda model: model, joint_step),
+    "concat": (ConcatClassifier.from_model, concat_step),
+    "iprm": (IPRMClassifier.from_model, iprm_step),
+}
 
 
 @dataclass
@@ -61,7 +133,7 @@ class TrainConfig:
     lr_schedule: str = "none"  #: ``none``, ``step`` (``lr_step``, ``lr_gamma``) or ``cosine``
     lr_step: int = 70
     lr_gamma: float = 0.1
-    method: str = "joint"  #: a key of ``examples.common.methods.METHODS``
+    method: str = "joint"  #: a key of `METHODS`
     alpha: float = 0.2  #: Eq. 5 weight of the unimodal losses (scoring; training by default)
     #: ``(w_multi, w_uni)`` of the training loss ``w_multi CE_multi + w_uni sum_m CE_m``;
     #: None: Eq. 5's ``(1 - alpha, alpha)``. The released scripts: (0.1, 0.9) or (1, 1).
@@ -161,6 +233,88 @@ def build_scheduler(
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     return None
+
+
+def build_sampler(
+    train_set: Sized, cfg: TrainConfig, runtime: Runtime
+) -> BSSSampler | DistributedSampler[Any]:
+    """The training sampler named by ``cfg.sampler``, sharded over the ranks under DDP.
+
+    ``"random"`` is a shuffled order, a pure function of ``(seed, epoch)``: torch's
+    ``DistributedSampler`` (with ``num_replicas=1`` without DDP). The BSS samplers get explicit
+    ``num_replicas``/``rank`` under DDP and yield the global order otherwise.
+    """
+    shard: dict[str, Any] = {}
+    if runtime.distributed:
+        shard = {"num_replicas": runtime.world_size, "rank": runtime.rank}
+    common = {"preset": cfg.preset, "seed": cfg.seed, "drop_last": cfg.drop_last, **shard}
+    if cfg.sampler == "random":
+        return DistributedSampler(
+            train_set,  # type: ignore[arg-type]
+            num_replicas=runtime.world_size,
+            rank=runtime.rank,
+            shuffle=True,
+            seed=cfg.seed,
+            drop_last=cfg.drop_last,
+        )
+    if cfg.sampler == "heuristic":
+        return HeuristicCurriculumSampler(
+            train_set,
+            lambda0=cfg.lambda0,
+            t_grow=cfg.t_grow,
+            pacing=cfg.pacing,
+            order=cfg.order,
+            rescore_every=cfg.rescore_every,
+            **common,
+        )
+    if cfg.sampler == "learned":
+        return LearnedBalanceSampler(
+            train_set,
+            beta=cfg.beta,
+            update_every=cfg.update_every,
+            temperature=cfg.temperature,
+            order=cfg.order,
+            **common,
+        )
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
+
+
+def _loader_kwargs(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
+    return {
+        "num_workers": cfg.workers,
+        "pin_memory": runtime.device.type == "cuda",
+    }
+
+
+def make_train_loader(
+    train_set: Dataset[Any], sampler: Any, cfg: TrainConfig, runtime: Runtime
+) -> DataLoader[Any]:
+    """The training loader over ``sampler`` (call ``sampler.set_epoch`` before each epoch)."""
+    return DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=cfg.drop_last,
+        **_loader_kwargs(cfg, runtime),
+    )
+
+
+def make_eval_loader(
+    dataset: Dataset[Any], cfg: TrainConfig, runtime: Runtime, *, shard: bool
+) -> DataLoader[Any]:
+    """A sequential loader; ``shard=True`` splits it over the ranks (for the scoring pass)."""
+    sampler: DistributedSampler[Any] | None = None
+    if shard and runtime.distributed:
+        sampler = DistributedSampler(
+            dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=False
+        )
+    return DataLoader(
+        dataset,
+        batch_size=cfg.eval_batch_size or cfg.batch_size,
+        shuffle=False,
+        sampler=sampler,
+        **_loader_kwargs(cfg, runtime),
+    )
 
 
 @dataclass
@@ -263,18 +417,6 @@ def _report_pass(run: _Run, epoch: int) -> BalanceReport:
     return report
 
 
-def report_columns(
-    report: BalanceReport, epoch: int, names: list[str] | None = None
-) -> dict[str, Any]:
-    """A history row's ``report_*`` columns: ``report_epoch`` (epochs trained before the
-    scoring) and `BalanceReport.as_dict` prefixed ``report_``."""
-    if names is not None and len(names) != report.num_modalities:
-        names = None  # the model's encoders do not name its unimodal heads
-    columns: dict[str, Any] = {"report_epoch": epoch}
-    columns.update({f"report_{k}": v for k, v in report.as_dict(names).items()})
-    return columns
-
-
 def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float, int]:
     """One pass over this epoch's order; returns (mean loss, samples seen over all ranks)."""
     device = run.runtime.device
@@ -366,8 +508,8 @@ def fit(
     (e.g. without augmentation; same items in the same order), default ``train_set``. With
     ``out_dir``, rank 0 writes ``history.{csv,json}``, ``last.pt`` (resumable) and ``best.pt``
     (best ``<split>_acc`` on ``cfg.select_split``, else ``test``) plus ``best.json``.
-    ``model`` first goes through :func:`examples.common.methods.wrap_for_method` (IPRM adds
-    its mixup heads there); checkpoints hold the wrapped model's state.
+    ``model`` first goes through the model hook of `METHODS` (IPRM adds its mixup heads there);
+    checkpoints hold the wrapped model's state.
     """
     runtime = setup_runtime(cfg.device)
     try:
@@ -386,7 +528,8 @@ def _fit(
     score_set: Dataset[Any] | None,
 ) -> list[dict[str, Any]]:
     device = runtime.device
-    model = wrap_for_method(model, cfg)  # e.g. IPRM's mixup head
+    wrap, step_fn = METHODS[cfg.method]
+    model = wrap(model)  # e.g. IPRM's mixup head
     model.to(device)
     train_model: nn.Module = model
     if runtime.distributed:
@@ -405,7 +548,7 @@ def _fit(
         runtime=runtime,
         model=model,
         train_model=train_model,
-        step_fn=get_method(cfg.method),
+        step_fn=step_fn,
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, cfg),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),

@@ -1,4 +1,4 @@
-"""The examples' balance reports: ``report_*`` history columns, ``--report-every``, the figure,
+"""The benchmarks' harness's balance reports: ``report_*`` history columns, ``--report-every``, the figure,
 and the paper's ``concat`` baseline (fused-head loss only)."""
 
 from __future__ import annotations
@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from _harness import METHODS, TrainConfig, fit
 from torch import Tensor
 
 from bss_sampler import BalanceScorer
-from examples.common.methods import get_method, wrap_for_method
 from examples.common.models import ConcatClassifier, LateFusionClassifier, mlp_encoder
 from examples.common.plots import plot_report, report_rows
 from examples.common.records import format_row, write_history
 from examples.common.tabular import MfeatDataset
-from examples.common.training import TrainConfig, fit
 
 N = 48
 
@@ -125,9 +124,10 @@ def test_report_figure(tmp_path: Path) -> None:
 def test_concat_model_splits_the_fused_head() -> None:
     """OGM-GE's unimodal outputs of a concat head: ``W_m z_m + b / M``, summing to the fused."""
     model = _model()
-    concat = wrap_for_method(model, TrainConfig(method="concat"))
+    wrap = METHODS["concat"][0]
+    concat = wrap(model)
     assert isinstance(concat, ConcatClassifier)
-    assert wrap_for_method(concat, TrainConfig(method="concat")) is concat
+    assert wrap(concat) is concat
     assert concat.fusion_head is model.fusion_head and concat.encoders is not None
     assert not any(p is q for p in concat.parameters() for q in model.heads.parameters())
     data = _data()
@@ -146,7 +146,7 @@ def test_concat_trains_the_fused_head_alone() -> None:
     concat = ConcatClassifier.from_model(_model())
     data = _data()
     inputs: dict[str, Tensor] = {"a": data.views["a"], "b": data.views["b"]}
-    out = get_method("concat")(concat, inputs, data.targets, TrainConfig(method="concat"))
+    out = METHODS["concat"][1](concat, inputs, data.targets, TrainConfig(method="concat"))
     assert torch.allclose(out.loss, F.cross_entropy(out.multimodal_logits, data.targets))
     history = _fit(method="concat", sampler="random", report_every=2)
     # Eq. 12 sums the fused head and its own parts: twice the fused logits, the same argmax
