@@ -1,10 +1,22 @@
-"""Packaging: the metadata this checkout builds, and a CHANGELOG that matches `__version__`."""
+"""Packaging: the metadata this checkout builds, what its wheel and sdist hold, and a CHANGELOG
+that matches `__version__`.
+
+`.ci/run` builds the wheel and sdist once and passes their folder in `BSS_SAMPLER_DIST`; without
+it the dist tests build their own (they need the `build` package, in the dev extra). `.ci/run`
+then installs the wheel into a fresh environment and runs the core tests with
+`BSS_SAMPLER_INSTALLED=1`, which makes `test_the_tested_package_is_the_installed_one` check that
+they import the wheel's copy, not this checkout's.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import sysconfig
+import tarfile
+import zipfile
 from importlib.metadata import Distribution, PathDistribution
 from pathlib import Path
 
@@ -16,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 URLS = ("Homepage", "Documentation", "Changelog", "Issues")
+# Every module and data file of the package, as the wheel must hold them.
+PACKAGE_FILES = sorted(
+    path.relative_to(ROOT).as_posix()
+    for path in (ROOT / "bss_sampler").rglob("*")
+    if path.suffix in (".py", ".typed") and "__pycache__" not in path.parts
+)
+# What a downstream packager rebuilds, tests and documents from.
+SDIST_FILES = ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "mkdocs.yml")
+SDIST_FOLDERS = ("tests", "docs", "examples", "benchmarks")
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +129,86 @@ def test_the_package_exports_what_users_touch() -> None:
     from bss_sampler.ordering import shard, weighted_permutation  # noqa: F401
     from bss_sampler.pacing import PACING_FUNCTIONS, root_pacing  # noqa: F401
     from bss_sampler.samplers import HeuristicCurriculumSampler  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The wheel and the sdist: `.ci/run`'s (`BSS_SAMPLER_DIST`) or built here."""
+    given = os.environ.get("BSS_SAMPLER_DIST")
+    if given:
+        out = Path(given)
+    else:
+        # minversion: a checkout's own `build/` folder imports as a namespace package
+        pytest.importorskip("build", minversion="1.0", reason="needs the dev extra's `build`")
+        pytest.importorskip("setuptools", minversion="77")
+        out = tmp_path_factory.mktemp("dist")
+        cmd = [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = out.glob("bss_sampler-*.whl")
+    (sdist,) = out.glob("bss_sampler-*.tar.gz")
+    return wheel, sdist
+
+
+def test_wheel_holds_the_package_and_nothing_else(dists: tuple[Path, Path]) -> None:
+    wheel, _ = dists
+    assert wheel.name == f"bss_sampler-{bss_sampler.__version__}-py3-none-any.whl"
+    names = zipfile.ZipFile(wheel).namelist()
+    dist_info = f"bss_sampler-{bss_sampler.__version__}.dist-info/"
+    assert "bss_sampler/py.typed" in PACKAGE_FILES
+    assert sorted(n for n in names if not n.startswith(dist_info)) == PACKAGE_FILES
+    assert f"{dist_info}licenses/LICENSE" in names
+    assert f"{dist_info}METADATA" in names
+
+
+def test_sdist_holds_what_a_packager_needs(dists: tuple[Path, Path]) -> None:
+    _, sdist = dists
+    top = f"bss_sampler-{bss_sampler.__version__}/"
+    with tarfile.open(sdist) as archive:
+        names = {name.removeprefix(top) for name in archive.getnames()}
+    for name in (*SDIST_FILES, *PACKAGE_FILES):
+        assert name in names, f"the sdist lacks {name}"
+    for folder in SDIST_FOLDERS:
+        tracked = subprocess.run(
+            ["git", "ls-files", folder], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.split()
+        if not tracked:  # not a git checkout (e.g. the sdist itself): compare with the folder
+            tracked = [
+                p.relative_to(ROOT).as_posix()
+                for p in (ROOT / folder).rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts
+            ]
+        assert tracked, folder
+        missing = sorted(set(tracked) - names)
+        assert missing == [], f"the sdist lacks {missing}"
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith((".venv/", ".ci/", ".git/", "runs/"))]
+
+
+def test_the_tested_package_is_the_installed_one() -> None:
+    """Under `.ci/run`'s wheel stage, the tests import the installed wheel, not the checkout."""
+    if not os.environ.get("BSS_SAMPLER_INSTALLED"):
+        pytest.skip("runs where .ci/run tests the installed wheel (BSS_SAMPLER_INSTALLED=1)")
+    where = Path(bss_sampler.__file__).resolve()
+    assert where.is_relative_to(Path(sysconfig.get_paths()["purelib"]).resolve()), where
+    assert not where.is_relative_to(ROOT), where
+
+
+@pytest.mark.parametrize(
+    ("extra", "installs"),
+    [
+        ("transformers", {"transformers", "accelerate"}),
+        ("text", {"bss-sampler[transformers]"}),  # the 0.1 name, an alias
+        ("opencv", {"opencv-python-headless"}),
+        ("video", {"bss-sampler[opencv]"}),  # the 0.1 name, an alias
+        ("lightning", {"lightning"}),
+        ("accelerate", {"accelerate"}),
+        ("torchdata", {"torchdata"}),
+    ],
+)
+def test_extras_are_named_after_what_they_install(
+    metadata: Distribution, extra: str, installs: set[str]
+) -> None:
+    marker = f'extra == "{extra}"'
+    requires = [r.split(";")[0].strip() for r in metadata.requires or [] if marker in r]
+    assert {re.split(r"[<>=!~ ]", r, maxsplit=1)[0] for r in requires} == installs

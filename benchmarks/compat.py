@@ -1,0 +1,229 @@
+"""Which Python, torch and numpy the package is tested on: the core tests on each combination.
+
+For every interpreter given (default: each CPython >= the declared `requires-python` under
+`~/.pyenv/versions`), two combinations: the *lowest* torch and numpy the registry serves for that
+interpreter at or above the declared lower bounds, and the *newest* it serves. Each runs in its
+own fresh venv: the wheel built from this checkout (not editable) with its `test` extra, and the
+core tests (`tests/test_*.py`) run from outside the checkout, so the installed wheel is what is
+tested. Results go to `benchmarks/results/compat.json` (merged: a run of some combinations keeps
+the others' rows) and into the table of `docs/installation.md`.
+
+    python benchmarks/compat.py                     # every combination (about 10 min each here)
+    python benchmarks/compat.py --only 3.9-lowest --only 3.13-newest
+    python benchmarks/compat.py --docs-only         # rewrite the docs table from the results
+
+The registry's torch wheels for Linux are CUDA builds (2-4 GB with their nvidia packages); the
+venvs live under `--workdir` and each is deleted after its run. pip here may carry a constraints
+file that caps torch: the script runs pip with no config file (`PIP_CONFIG_FILE=/dev/null`) so
+that the registry's own newest is what gets installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import _docblock
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "compat.json"
+DOCS = ROOT / "docs" / "installation.md"
+BLOCK = "compat"
+SELF_TEST = "test_docblocks.py"
+DEPENDENCIES = ("torch", "numpy")
+WHEELS_ONLY = {"torch"}  # publishes no sdists: every version `pip index` lists has wheels
+PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+SUMMARY = re.compile(r"^=*\s*(.*\d+ (?:passed|failed).*?) in [\d.]+s", re.MULTILINE)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def _short(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def declared() -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
+    """The `requires-python` and the `>=` lower bound of each dependency in pyproject.toml."""
+    import tomllib  # Python 3.11: the script runs there; tests import `render` on older ones
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    bounds = {}
+    for requirement in project["dependencies"]:
+        name, _, bound = requirement.partition(">=")
+        bounds[name.strip()] = _version(bound)
+    python = _version(project["requires-python"].removeprefix(">="))
+    return python, {name: bounds[name] for name in DEPENDENCIES}
+
+
+def _run(cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **PIP_ENV}
+    return subprocess.run(list(cmd), env=env, capture_output=True, text=True, **kwargs)
+
+
+def served(python: Path, name: str) -> list[str]:
+    """The versions of `name` with a wheel for `python`'s interpreter, newest first."""
+    # Run with the interpreter itself, so that pip filters by its tags.
+    done = _run([str(python), "-m", "pip", "index", "versions", name, "--only-binary=:all:"])
+    match = re.search(r"Available versions: (.*)", done.stdout)
+    if match is None:
+        raise RuntimeError(f"pip index versions {name} failed for {python}: {done.stderr}")
+    return [v.strip() for v in match.group(1).split(",") if "+" not in v]
+
+
+def has_wheel(python: Path, name: str, version: str) -> bool:
+    """Whether a wheel of `name==version` installs on `python` (`pip index` counts sdists too)."""
+    if name in WHEELS_ONLY:
+        return True
+    pip = [str(python), "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed"]
+    return _run([*pip, "--only-binary=:all:", f"{name}=={version}"]).returncode == 0
+
+
+def pick(python: Path, bounds: dict[str, tuple[int, ...]]) -> dict[str, dict[str, str]]:
+    """The lowest (at or above each bound) and the newest version served, per dependency."""
+    picks: dict[str, dict[str, str]] = {"lowest": {}, "newest": {}}
+    for name, bound in bounds.items():
+        versions = [v for v in served(python, name) if _version(v) >= bound]
+        newest = next((v for v in versions if has_wheel(python, name, v)), None)
+        lowest = next((v for v in reversed(versions) if has_wheel(python, name, v)), None)
+        if newest is None or lowest is None:
+            raise RuntimeError(f"no {name} >= {bound} has a wheel for {python}")
+        picks["newest"][name], picks["lowest"][name] = newest, lowest
+    return picks
+
+
+def run_one(python: Path, pins: dict[str, str], wheel: Path, workdir: Path) -> dict[str, Any]:
+    """Install `pins` and the wheel into a fresh venv and run the core tests from outside."""
+    venv = Path(tempfile.mkdtemp(dir=workdir))
+    started = time.monotonic()
+    try:
+        subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+        requirements = [f"{name}=={version}" for name, version in pins.items()]
+        installed = _run([*pip, *requirements, f"{wheel}[test]"])
+        if installed.returncode != 0:
+            return {"status": "install failed", "log": installed.stderr[-2000:]}
+        # test_docblocks.py checks this checkout's docs against the results file that this
+        # script is in the middle of rewriting; CI runs it.
+        tests = [str(p) for p in sorted((ROOT / "tests").glob("test_*.py")) if p.name != SELF_TEST]
+        cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        env_vars = {"BSS_SAMPLER_INSTALLED": "1", "MPLBACKEND": "Agg"}
+        done = subprocess.run(
+            [*cmd, *tests],
+            cwd=venv,
+            env={**os.environ, **env_vars},
+            capture_output=True,
+            text=True,
+        )
+        summary = SUMMARY.findall(done.stdout)
+        failures = re.findall(r"^(?:FAILED|ERROR) \S*?(tests/\S+)", done.stdout, re.MULTILINE)
+        return {
+            "status": "passed" if done.returncode == 0 else f"pytest exit {done.returncode}",
+            "summary": summary[-1] if summary else done.stdout[-500:],
+            "failures": failures,
+            "minutes": round((time.monotonic() - started) / 60, 1),
+        }
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+
+
+def build_wheel(out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("bss_sampler-*.whl")
+    return wheel
+
+
+def interpreters(minimum: tuple[int, ...]) -> list[Path]:
+    found = []
+    for path in sorted((Path.home() / ".pyenv" / "versions").glob("3.*/bin/python3")):
+        if _version(path.parent.parent.name)[:2] >= minimum[:2]:
+            found.append(path)
+    return sorted(found, key=lambda p: _version(p.parent.parent.name))
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown table of `results` (the generated block of the docs)."""
+    lines = [
+        "| Python | versions | torch | numpy | core tests |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["runs"]:
+        outcome = row.get("summary", "")
+        if row["status"] != "passed":
+            failed = ", ".join(
+                f"`tests/{f.split('tests/', 1)[-1]}`" for f in row.get("failures", [])
+            )
+            outcome = f"**{row['status']}**: {outcome}; {failed or 'see the results file'}"
+        lines.append(
+            f"| {row['python']} | {row['which']} | {row['torch']} | {row['numpy']} | {outcome} |"
+        )
+    lines.append("")
+    lines.append(f"Run on {results['machine']}, {results['date']}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(results: dict[str, Any]) -> None:
+    _docblock.replace(DOCS, BLOCK, render(results))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--python", type=Path, action="append", help="interpreter (repeatable)")
+    parser.add_argument("--only", action="append", help="run only e.g. 3.9-lowest (repeatable)")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--docs-only", action="store_true", help="only rewrite the docs table")
+    args = parser.parse_args(argv)
+
+    results: dict[str, Any] = (
+        json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {"runs": []}
+    )
+    if args.docs_only:
+        write_docs(results)
+        return
+    minimum, bounds = declared()
+    wheel = build_wheel(Path(tempfile.mkdtemp(dir=args.workdir)))
+    rows = {(_short(row["python"]), row["which"]): row for row in results["runs"]}
+    for python in args.python or interpreters(minimum):
+        version = subprocess.run(
+            [str(python), "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        short = _short(version)
+        for which, pins in pick(python, bounds).items():
+            if args.only and f"{short}-{which}" not in args.only:
+                continue
+            print(f"Python {version} {which}: {pins}", flush=True)
+            row = {"python": version, "which": which, **pins}
+            row.update(run_one(python, pins, wheel, args.workdir))
+            print(f"  {row['status']}: {row.get('summary', '')}", flush=True)
+            rows[(short, which)] = row
+            results = {
+                "machine": f"{platform.machine()} Linux, CPU only",
+                "date": time.strftime("%Y-%m-%d"),
+                "declared": {"python": minimum, **bounds},
+                "runs": sorted(rows.values(), key=lambda r: (_version(r["python"]), r["which"])),
+            }
+            RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            write_docs(results)
+
+
+if __name__ == "__main__":
+    main()
