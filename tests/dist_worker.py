@@ -12,6 +12,8 @@ Usage: ``python tests/dist_worker.py SCENARIO OUT_DIR PORT``; each rank saves wh
 * ``report`` (2 ranks): the hand-computed reports of ``report_cases.py`` from uneven shards (a
   padded ``DistributedSampler`` share in a scoring pass, and unequal online shares), and how many
   all-reduces each took.
+* ``smv`` (2 ranks): SMV valuations of fixed coalition logits over padded
+  ``DistributedSampler`` shares (two and three modalities), and one with NaN on rank 1 only.
 
 The process group times out after 60 s, so a rank left waiting shows up as a failure, not a hang.
 """
@@ -34,6 +36,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import PairDataset, PairModel
 from report_cases import CASES, Case
+from smv_cases import valuate_case, valuation_case
 
 from bss_sampler import (
     BalanceScorer,
@@ -44,7 +47,7 @@ from bss_sampler import (
     score_dataset,
 )
 
-WORLD = {"samplers": 2, "errors": 2, "padding": 3, "report": 2, "late_group": 2}
+WORLD = {"samplers": 2, "errors": 2, "padding": 3, "report": 2, "late_group": 2, "smv": 2}
 
 
 def samplers(rank: int, world: int) -> dict[str, object]:
@@ -225,7 +228,35 @@ def late_group(rank: int, world: int, built: dict[str, Any]) -> dict[str, object
     return result
 
 
-SCENARIOS = {"samplers": samplers, "errors": errors, "padding": padding, "report": report}
+def smv(rank: int, world: int) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for modalities in (2, 3):
+        logits, targets = valuation_case(modalities)
+        data = torch.utils.data.TensorDataset(torch.arange(len(targets)))
+        loader = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, shuffle=False))
+        contributions, report = valuate_case(loader, logits, targets)
+        result[f"{modalities}/contributions"] = contributions
+        result[f"{modalities}/report"] = dataclasses.asdict(report)
+    logits, targets = valuation_case(2)
+    if rank == 1:
+        logits = logits.index_fill(1, torch.tensor([5]), float("nan"))
+    try:
+        valuate_case(
+            DataLoader(data, sampler=DistributedSampler(data, shuffle=False)), logits, targets
+        )
+        result["nan"] = "no error"
+    except ValueError as error:
+        result["nan"] = str(error)
+    return result
+
+
+SCENARIOS = {
+    "samplers": samplers,
+    "errors": errors,
+    "padding": padding,
+    "report": report,
+    "smv": smv,
+}
 
 
 def run(rank: int, scenario: str, out_dir: str, port: str) -> None:
