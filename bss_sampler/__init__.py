@@ -3,6 +3,8 @@
 * `BalanceScorer`, `score_dataset`: each sample's balance score (Eq. 4-6).
 * `HeuristicCurriculumSampler`: balanced samples first, a growing subset (Eq. 7-8).
 * `LearnedBalanceSampler`: EMA scores and softmax-weighted epoch orders (Eq. 9-11).
+* `SMVSampler`: SMV (Wei et al., CVPR 2024), the paper's data-level baseline, on the same core
+  (its maths and valuation pass in `bss_sampler.smv`).
 * `BalanceReport`: what each scoring pass saw: per-modality accuracy, confidence and imbalance.
 * `ScoredSampler`: what integrations ask of a sampler (a runtime-checkable protocol).
 
@@ -18,6 +20,7 @@ from .protocol import ScoredSampler
 from .report import BalanceReport
 from .scorer import BalanceScorer, CoverageError
 from .scoring import default_forward, score_dataset
+from .smv_sampler import SMVSampler
 
 __version__ = "0.1.0"
 
@@ -29,6 +32,7 @@ __all__ = [
     "HeuristicCurriculumSampler",
     "LearnedBalanceSampler",
     "Preset",
+    "SMVSampler",
     "ScoredSampler",
     "__version__",
     "default_forward",

@@ -94,6 +94,11 @@ class OrderPolicy:
         """``epoch``'s global order: int64 ``(epoch_size(epoch, values),)``; pure given inputs."""
         raise NotImplementedError
 
+    def value_shape(self, num_samples: int) -> tuple[int, ...]:
+        """The valuation's shape: one number per sample (default), or a row per sample (e.g.
+        SMV's ``(N, M)`` modality contributions)."""
+        return (num_samples,)
+
     def check(self, values: Tensor, name: str) -> None:
         """Refuse (``ValueError`` naming ``name``) a valuation this order cannot use."""
 
@@ -343,8 +348,8 @@ class PolicySampler(Sampler[int]):
         return bool(self._passes) or self._start > 0 or self._next_values is not None
 
     def check_values(self, values: Tensor | Sequence[float], name: str) -> Tensor:
-        """``values`` as float32 CPU ``(N,)``, finite, and usable by the policy; ``ValueError``
-        naming ``name`` otherwise."""
+        """``values`` as float32 CPU (shape `OrderPolicy.value_shape`, ``(N,)`` by default),
+        finite, and usable by the policy; ``ValueError`` naming ``name`` otherwise."""
         if values is None or isinstance(values, (str, bytes)):
             raise ValueError(
                 f"{name} must be a tensor or sequence of {self.num_samples} numbers, got {values!r}"
@@ -358,10 +363,11 @@ class PolicySampler(Sampler[int]):
             ) from None
         if tensor.dtype == torch.bool or tensor.is_complex():
             raise ValueError(f"{name} must be real numbers, got dtype {tensor.dtype}")
-        if tensor.shape != (self.num_samples,):
+        shape = self.policy.value_shape(self.num_samples)
+        if tensor.shape != shape:
             raise ValueError(
-                f"{name} must have shape ({self.num_samples},) (one per sample), "
-                f"got {tuple(tensor.shape)}"
+                f"{name} must have shape {shape} (one {'number' if len(shape) == 1 else 'row'} "
+                f"per sample), got {tuple(tensor.shape)}"
             )
         tensor = tensor.to("cpu", torch.float64)
         bad = ~tensor.isfinite()
@@ -597,7 +603,8 @@ class PolicySampler(Sampler[int]):
             return None
         if not isinstance(values, Tensor):
             raise ValueError(
-                f"state_dict[{key!r}] must be a tensor of shape ({self.num_samples},), got "
+                f"state_dict[{key!r}] must be a tensor of shape "
+                f"{self.policy.value_shape(self.num_samples)}, got "
                 f"{type(values).__name__}"
             )
         return self.check_values(values, f"state_dict[{key!r}]").clone()

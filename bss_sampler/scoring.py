@@ -113,7 +113,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     """What a function returned, for an error message."""
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} values"
@@ -131,7 +131,7 @@ def _split_output(output: Any) -> tuple[Tensor, UnimodalLogits]:
         return output[0], output[1]
     raise TypeError(
         "the model must return (multimodal_logits, [unimodal_logits, ...]) or a mapping with the "
-        f"keys 'multimodal' and 'unimodal', but its output was {_describe(output)}; pass "
+        f"keys 'multimodal' and 'unimodal', but its output was {describe(output)}; pass "
         "forward= otherwise"
     )
 
@@ -321,10 +321,10 @@ def run_pass(
     What every per-sample pass shares: the model in eval mode (``train_mode=True``: train mode),
     every submodule's mode restored afterwards, ``torch.inference_mode()``, a progress bar on rank
     0 (``desc``), and each batch's dataset indices resolved. For each batch, ``output =
-    forward(model, batch)`` is ``(value, ..., indices or None)`` and the pass calls
-    ``update(indices, value, ...)`` with the indices as an int64 tensor. Then ``finish()`` runs
-    (the accumulator's one all-reduce and its checks, e.g. `check_once`) and its result is
-    returned.
+    forward(model, batch)`` is ``(value, ..., targets, indices or None)`` (one target per sample
+    of the batch) and the pass calls ``update(indices, value, ..., targets)`` with the indices as
+    an int64 tensor. Then ``finish()`` runs (the accumulator's one all-reduce and its checks, e.g.
+    `check_once`) and its result is returned.
 
     Indices: where the loader's order is known (`positional_order`) the positions are used, and
     indices ``forward`` returns must agree with them (else `CoverageError` naming ``source`` and
@@ -348,7 +348,7 @@ def run_pass(
                     trusted = True
                     update(indices, *values)
                     continue
-                size = values[0].shape[0] if values and isinstance(values[0], Tensor) else 0
+                size = len(values[-1]) if values else 0  # the targets: one per sample
                 if seen + size > len(order):
                     raise CoverageError(
                         f"the loader yielded more than the {len(order)} samples it should"
@@ -444,7 +444,7 @@ def score_dataset(
         if not isinstance(output, (tuple, list)) or len(output) != 4:
             raise ValueError(
                 "forward must return (multimodal_logits, unimodal_logits, targets, "
-                f"indices or None), got {_describe(output)}"
+                f"indices or None), got {describe(output)}"
             )
         return output
 

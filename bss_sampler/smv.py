@@ -48,15 +48,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from . import _dist
-from ._checks import check_choice, check_int, check_real
-from .scorer import CoverageError
+from ._checks import check_bool, check_choice, check_int, check_real
+from .accumulator import SHOW, SampleAccumulator, index_error
+from .scoring import check_once, describe, model_device, run_pass
 
 __all__ = [
     "GAP_FUNCTIONS",
@@ -70,6 +70,7 @@ __all__ = [
     "copy_counts",
     "mask_features",
     "modality_level_copies",
+    "modality_level_count",
     "shapley_contributions",
     "shapley_weights",
     "smv_stream",
@@ -181,21 +182,17 @@ def copy_counts(contributions: Tensor, thresholds: Sequence[float] = RELEASED_TH
     return (contributions.unsqueeze(-1) < bounds.to(contributions.device)).sum(dim=-1)
 
 
-def modality_level_copies(
+def modality_level_count(
     mean_contributions: Sequence[float] | Tensor,
     num_samples: int,
-    generator: torch.Generator,
     *,
     alpha: float = 1.0,
     function: str = "linear",
-) -> Tensor:
-    """int64 ``(N, M)`` copies of the modality-level method: all keep the weakest modality.
+) -> int:
+    """How many copies the modality-level method adds: ``int(f(gap, alpha) * N)``.
 
-    The number of copies is ``int(f(gap, alpha) * N)`` with ``gap = 2/3 * (max - min)`` of the
-    modalities' mean contributions (the released scale; with two modalities ``|gap_a - gap_v|``
-    of ``gap_m = 1 - mean_m``) and ``f`` from `GAP_FUNCTIONS`; the samples are drawn uniformly
-    with replacement by ``generator``. The weakest modality is the one with the lowest mean (the
-    first on a tie, when the gap and so the count is 0).
+    ``gap = 2/3 * (max - min)`` of the gaps ``1 - mean_m`` of the modalities' mean contributions
+    (the released scale; with two modalities ``|gap_a - gap_v|``), ``f`` from `GAP_FUNCTIONS`.
     """
     means = torch.as_tensor(mean_contributions, dtype=torch.float64).flatten()
     n = check_int("num_samples", num_samples, minimum=1)
@@ -207,10 +204,28 @@ def modality_level_copies(
         )
     gaps = 1.0 - means  # the released order of operations: int() below truncates
     gap = float(gaps.max() - gaps.min()) / 3 * 2
-    count = int(ratio_of(gap, alpha) * n)
-    copies = torch.zeros(n, len(means), dtype=torch.int64)
-    drawn = torch.randint(n, (count,), generator=generator)
-    copies[:, int(means.argmin())] = torch.bincount(drawn, minlength=n)
+    return int(ratio_of(gap, alpha) * n)
+
+
+def modality_level_copies(
+    mean_contributions: Sequence[float] | Tensor,
+    num_samples: int,
+    generator: torch.Generator,
+    *,
+    alpha: float = 1.0,
+    function: str = "linear",
+) -> Tensor:
+    """int64 ``(N, M)`` copies of the modality-level method: all keep the weakest modality.
+
+    `modality_level_count` copies of samples drawn uniformly with replacement by ``generator``.
+    The weakest modality is the one with the lowest mean (the first on a tie, when the gap and so
+    the count is 0).
+    """
+    count = modality_level_count(mean_contributions, num_samples, alpha=alpha, function=function)
+    means = torch.as_tensor(mean_contributions, dtype=torch.float64).flatten()
+    copies = torch.zeros(num_samples, len(means), dtype=torch.int64)
+    drawn = torch.randint(num_samples, (count,), generator=generator)
+    copies[:, int(means.argmin())] = torch.bincount(drawn, minlength=num_samples)
     return copies
 
 
@@ -344,50 +359,40 @@ class ValuationReport:
     no_contribution: tuple[float, ...]
 
 
-_EXTRA_ROWS = 3  # after the K coalition rows: visits, non-finite logits, targets out of range
-
-
-class ModalityValuator:
+class ModalityValuator(SampleAccumulator):
     """Accumulates each sample's coalition correctness; `compute` gives the contributions.
 
     Args:
         num_samples: `N`; indices passed to `update` lie in ``[0, N - 1]``.
-        num_modalities: `M`, which sizes the per-sample state (``2^M + 2`` rows of float64:
-            48 bytes per sample for two modalities) and the all-reduce.
+        num_modalities: `M`, which sizes the per-sample state (``2^M + 2`` rows: the ``2^M - 1``
+            coalitions, the visits and two error counts; 20 bytes per sample for two modalities
+            in float32) and the all-reduce.
+        device: where the state lives; ``None``: where the first update's logits are.
 
-    `update` adds, per sample, whether each coalition's fused prediction was right; `compute`
-    sums them over ranks with one all-reduce and returns the mean contributions (Shapley values
-    are linear in the coalition values, so the mean over updates of a sample is the Shapley
-    value of its mean correctness). Invalid values (NaN/inf logits, targets or indices out of
-    range) raise at the faulty batch for CPU logits without a process group; elsewhere they are
-    counted and raised by `compute` on every rank, after the all-reduce.
+    A `bss_sampler.accumulator.SampleAccumulator`, like `bss_sampler.BalanceScorer`: `update`
+    adds, per sample, whether each coalition's fused prediction was right; `compute` sums them
+    over ranks with one all-reduce and returns the mean contributions (Shapley values are linear
+    in the coalition values, so the mean over updates of a sample is the Shapley value of its mean
+    correctness). Invalid values (NaN/inf logits, targets or indices out of range) raise at the
+    faulty batch for CPU logits without a process group; elsewhere they are counted and raised by
+    `compute` on every rank, after the all-reduce.
     """
 
-    def __init__(self, num_samples: int, num_modalities: int) -> None:
-        self.num_samples = check_int("num_samples", num_samples, minimum=1)
+    def __init__(
+        self, num_samples: int, num_modalities: int, *, device: torch.device | str | None = None
+    ) -> None:
+        super().__init__(num_samples, device=device)
         self.num_modalities = _check_modalities(num_modalities)
         self._coalitions = 2**self.num_modalities - 1
-        self._state: Tensor | None = None
-        self._bad_index: Tensor | None = None
+        self.add_state("correct", rows=self._coalitions)  # right with the coalition kept
+        self.add_state("nonfinite")  # updates with NaN/inf logits
+        self.add_state("bad_target")  # updates with a target outside [0, C - 1]
         self._last_report: ValuationReport | None = None
 
     @property
     def last_report(self) -> ValuationReport | None:
         """The `ValuationReport` of the latest `compute` (``None`` before); `reset` keeps it."""
         return self._last_report
-
-    def reset(self) -> None:
-        """Forget every accumulated value."""
-        self._state, self._bad_index = None, None
-
-    def _allocate(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        if self._state is None or self._bad_index is None:
-            dtype = torch.float32 if device.type == "mps" else torch.float64
-            with torch.inference_mode(False):
-                rows = self._coalitions + _EXTRA_ROWS
-                self._state = torch.zeros(rows, self.num_samples, dtype=dtype, device=device)
-                self._bad_index = torch.zeros((), dtype=torch.int64, device=device)
-        return self._state, self._bad_index
 
     def update(self, indices: Tensor, logits: Tensor | Sequence[Tensor], targets: Tensor) -> None:
         """Add one batch.
@@ -413,26 +418,25 @@ class ModalityValuator:
                     f"{name} must be an integer tensor of shape ({batch},), got {value.dtype} "
                     f"of shape {tuple(value.shape)}"
                 )
-        state, bad_index = self._allocate(stacked.device)
+        self.allocate(stacked.device, stacked.dtype)
+        device = self.device
+        assert device is not None  # allocated
         with torch.no_grad():
-            idx, tgt = indices.to(state.device), targets.to(state.device)
+            idx, tgt = indices.to(device, torch.int64), targets.to(device, torch.int64)
             safe_idx, safe_tgt = idx.clamp(0, self.num_samples - 1), tgt.clamp(0, classes - 1)
-            finite = torch.isfinite(stacked).all(-1).all(0).to(state.device)
+            finite = torch.isfinite(stacked).all(-1).all(0).to(device)
             wrong_idx, wrong_tgt = safe_idx != idx, safe_tgt != tgt
-            if state.device.type == "cpu" and not _dist.is_distributed():
+            if self.check_eagerly(device):
                 self._raise_now(idx, finite, wrong_idx, wrong_tgt)
-            valid = (finite & ~wrong_idx & ~wrong_tgt).to(state.dtype)
-            correct = coalition_correct(stacked, safe_tgt).to(state.device, state.dtype)
-            rows = torch.cat(
-                [
-                    correct * valid,
-                    valid.unsqueeze(0),
-                    ((~finite & ~wrong_idx).to(state.dtype)).unsqueeze(0),
-                    ((wrong_tgt & ~wrong_idx).to(state.dtype)).unsqueeze(0),
-                ]
+            valid = finite & ~wrong_idx & ~wrong_tgt
+            self.index_add(
+                safe_idx,
+                visits=valid,
+                correct=coalition_correct(stacked, safe_tgt).to(device) & valid,
+                nonfinite=~finite & ~wrong_idx,
+                bad_target=wrong_tgt & ~wrong_idx,
             )
-            state.index_add_(1, safe_idx, rows)
-            bad_index.add_(wrong_idx.sum())
+            self.state("bad_index").add_(wrong_idx.sum())
 
     def _raise_now(self, idx: Tensor, finite: Tensor, wrong_idx: Tensor, wrong_tgt: Tensor) -> None:
         error = _value_error(
@@ -444,38 +448,35 @@ class ModalityValuator:
         if error is not None:
             raise error
 
-    def compute(self) -> Tensor:
+    @overload
+    def compute(self, *, return_visits: Literal[False] = ...) -> Tensor: ...
+
+    @overload
+    def compute(self, *, return_visits: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
+    def compute(self, *, return_visits: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """float32 ``(N, M)`` contributions on the CPU, identical on every rank.
 
         Under a process group every rank must call this (one all-reduce), whether or not it saw
-        a batch. Sets `last_report`.
+        a batch. Sets `last_report`. ``return_visits``: also the valid updates of each sample
+        summed over all ranks (int64 ``(N,)``), for an exactly-once check.
 
         Raises:
             ValueError: an update held NaN/inf logits, a target or an index out of range.
-            CoverageError: a sample was never updated.
+            CoverageError: a sample was never valued.
         """
-        state, bad_index = self._allocate(torch.device("cpu"))
-        flat = torch.cat([state.flatten(), bad_index.to(state.dtype).view(1)])
-        _dist.all_reduce_sum_(flat)
-        table = flat[:-1].view_as(state).cpu().double()
-        k = self._coalitions
-        correct, visits, nonfinite, wrong_tgt = table[:k], table[k], table[k + 1], table[k + 2]
+        totals = self.sync()
         error = _value_error(
             self.num_samples,
-            int(flat[-1].item()),
-            (nonfinite > 0).nonzero().flatten(),
-            (wrong_tgt > 0).nonzero().flatten(),
+            int(totals["bad_index"].item()),
+            (totals["nonfinite"][0] > 0).nonzero().flatten(),
+            (totals["bad_target"][0] > 0).nonzero().flatten(),
         )
         if error is not None:
             raise error
-        missing = visits == 0
-        if missing.any():
-            raise CoverageError(
-                f"{int(missing.sum())} of {self.num_samples} samples were never valued (first "
-                f"indices: {missing.nonzero().flatten()[:5].tolist()}); the valuation pass must "
-                "cover the whole dataset"
-            )
-        mean_correct = correct / visits
+        visits = totals["visits"][0].to("cpu", torch.float64)
+        self.check_coverage(totals, int(visits.min()))
+        mean_correct = totals["correct"].to("cpu", torch.float64) / visits
         contributions = shapley_contributions(mean_correct)
         singles = [2**m - 1 for m in range(self.num_modalities)]
         self._last_report = ValuationReport(
@@ -485,6 +486,8 @@ class ModalityValuator:
             mean_contribution=tuple(contributions.mean(dim=0).tolist()),
             no_contribution=tuple((contributions <= 0).double().mean(dim=0).tolist()),
         )
+        if return_visits:
+            return contributions.float(), visits.round().to(torch.int64)
         return contributions.float()
 
 
@@ -493,25 +496,23 @@ def _value_error(
 ) -> ValueError | None:
     """The wording of each invalid value, at the batch (eager) and in `compute` (deferred)."""
     if bad_index:
-        return ValueError(
-            f"indices must lie in [0, {num_samples - 1}], but {bad_index} indices passed to "
-            "ModalityValuator.update() lay outside"
-        )
+        return index_error(num_samples, bad_index)
     if len(nonfinite):
         return ValueError(
             f"logits contain NaN or inf for {len(nonfinite)} samples (dataset indices "
-            f"{nonfinite[:5].tolist()}); the valuation needs finite fused logits"
+            f"{nonfinite[:SHOW].tolist()}); the valuation needs finite fused logits"
         )
     if len(bad_target):
         return ValueError(
             f"targets must lie in [0, C - 1] for logits with C classes, but {len(bad_target)} "
-            f"samples had a target outside (dataset indices {bad_target[:5].tolist()})"
+            f"samples had a target outside (dataset indices {bad_target[:SHOW].tolist()})"
         )
     return None
 
 
-ValuationForward = Callable[[nn.Module, Any], tuple[Tensor, Tensor, Tensor]]
-"""``forward(model, batch) -> (indices (B,), coalition logits (2^M - 1, B, C), targets (B,))``."""
+ValuationForward = Callable[[nn.Module, Any], Sequence[Any]]
+"""``forward(model, batch) -> (coalition logits (2^M - 1, B, C), targets (B,), indices (B,) or
+None)``; ``None`` where the loader's order gives the indices (a sequential loader)."""
 
 
 def valuate_dataset(
@@ -520,24 +521,42 @@ def valuate_dataset(
     num_samples: int,
     num_modalities: int,
     forward: ValuationForward,
+    *,
+    progress: bool = True,
 ) -> tuple[Tensor, ValuationReport]:
     """One valuation pass: the ``(N, M)`` contributions and their `ValuationReport`.
 
-    The model runs in eval mode under ``torch.inference_mode`` (as the released
-    ``execute_modulation``); its training mode is restored afterwards. Under a process group,
-    each rank passes its own share (e.g. an unshuffled ``DistributedSampler``) and every rank
-    gets the same result from one all-reduce.
+    The pass is BSS's (`bss_sampler.scoring.run_pass`): the model in eval mode under
+    ``torch.inference_mode`` (as the released ``execute_modulation``), every submodule's mode
+    restored afterwards, a progress bar, the indices of a sequential loader checked against
+    ``forward``'s. Under a process group each rank passes its own share (an unshuffled
+    ``DistributedSampler``) and every rank gets the same result from one all-reduce. Every
+    sample must be visited exactly once (up to ``DistributedSampler``'s padding).
     """
-    valuator = ModalityValuator(num_samples, num_modalities)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for batch in loader:
-                indices, logits, targets = forward(model, batch)
-                valuator.update(indices, logits, targets)
-    finally:
-        model.train(was_training)
-    contributions = valuator.compute()
-    assert valuator.last_report is not None
+    valuator = ModalityValuator(num_samples, num_modalities, device=model_device(model))
+
+    def checked_forward(model: nn.Module, batch: Any) -> Sequence[Any]:
+        output = forward(model, batch)
+        if not isinstance(output, (tuple, list)) or len(output) != 3:
+            raise ValueError(
+                "forward must return (coalition_logits, targets, indices or None), got "
+                f"{describe(output)}"
+            )
+        return output
+
+    def finish() -> Tensor:
+        contributions, visits = valuator.compute(return_visits=True)  # the one all-reduce
+        check_once(visits, num_samples)
+        return contributions
+
+    contributions = run_pass(
+        model,
+        loader,
+        checked_forward,
+        valuator.update,
+        finish,
+        progress=check_bool("progress", progress),
+        desc="modality valuation",
+    )
+    assert valuator.last_report is not None  # compute() ran
     return contributions, valuator.last_report

@@ -25,7 +25,7 @@ def valuate_case(
 
     def forward(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
         (idx,) = batch
-        return idx, logits[:, idx], targets[idx]
+        return logits[:, idx], targets[idx], idx
 
     modalities = (logits.shape[0] + 1).bit_length() - 1
-    return valuate_dataset(nn.Identity(), loader, len(targets), modalities, forward)
+    return valuate_dataset(nn.Identity(), loader, len(targets), modalities, forward, progress=False)

@@ -94,10 +94,37 @@ def _concepts() -> dict[str, Any]:
     return names
 
 
+class MaskedAVModel(nn.Module):
+    """SMV's model contract: encoders, then a fusion of (possibly zeroed) features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.audio_encoder, self.video_encoder = nn.Linear(5, 8), nn.Linear(4, 8)
+        self.head = nn.Linear(16, 3)
+
+    def fuse(self, features: list[Tensor]) -> Tensor:
+        return self.head(torch.cat(features, 1))
+
+
+def _smv() -> dict[str, Any]:
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    train_set = AVSet(mapping=False)
+    return {
+        "train_set": train_set,
+        "model": MaskedAVModel(),
+        "criterion": F.cross_entropy,
+        "epochs": 2,
+        "value_loader": DataLoader(train_set, batch_size=8),
+    }
+
+
 # What each page's prose assumes; a page missing here gets `_training(mapping=False)`.
 NAMESPACES: dict[str, Callable[[], dict[str, Any]]] = {
     "docs/concepts.md": _concepts,
     "docs/online-scoring.md": lambda: _training(mapping=True),
+    "docs/smv.md": _smv,
 }
 
 

@@ -120,6 +120,7 @@ def test_the_package_exports_what_users_touch() -> None:
         "HeuristicCurriculumSampler",
         "LearnedBalanceSampler",
         "Preset",
+        "SMVSampler",
         "ScoredSampler",
         "__version__",
         "default_forward",

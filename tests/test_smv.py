@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bss_sampler import CoverageError, epoch_generator
+from bss_sampler import CoverageError
+from bss_sampler.ordering import epoch_generator
 from bss_sampler.smv import (
     GAP_FUNCTIONS,
     ModalityMaskedDataset,
@@ -290,7 +291,7 @@ def test_valuator_checks_coverage_and_values():
     valuator = ModalityValuator(4, 2)
     valuator.update(torch.arange(3), logits[:, :3], targets[:3])
     with pytest.raises(
-        CoverageError, match=r"^1 of 4 samples were never valued \(first indices: \[3\]\)"
+        CoverageError, match=r"^1 of 4 samples were never updated \(first indices: \[3\]\)"
     ):
         valuator.compute()
     with pytest.raises(ValueError, match=r"^logits must have shape \(3, batch, classes\)"):
@@ -308,7 +309,9 @@ def test_valuator_checks_coverage_and_values():
         match=r"^targets must lie in \[0, C - 1\] for logits with C classes, but 1 samples",
     ):
         valuator.update(torch.arange(4), logits, torch.tensor([0, 1, 2, 3]))
-    with pytest.raises(ValueError, match=r"^indices must lie in \[0, 3\], but 1 indices"):
+    with pytest.raises(
+        ValueError, match=r"^indices must lie in \[0, 3\] \(num_samples=4\), but 1 indices"
+    ):
         valuator.update(torch.tensor([0, 1, 2, 4]), logits, targets)
 
 
@@ -320,7 +323,7 @@ def test_valuate_dataset_runs_in_eval_mode_and_restores_training():
     def forward(m, batch):
         modes.append(m.training)
         (idx,) = batch
-        return idx, logits[:, idx], targets[idx]
+        return logits[:, idx], targets[idx], idx
 
     loader = DataLoader(TensorDataset(torch.arange(len(targets))), batch_size=4)
     contributions, report = valuate_dataset(model, loader, len(targets), 3, forward)
