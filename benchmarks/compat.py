@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,11 @@ DEPENDENCIES = ("torch", "numpy")
 WHEELS_ONLY = {"torch"}  # publishes no sdists: every version `pip index` lists has wheels
 PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 SUMMARY = re.compile(r"^=*\s*(.*\d+ (?:passed|failed).*?) in [\d.]+s", re.MULTILINE)
+# pytest's short test summary (`-rfE`): `FAILED path::test[id] - message` or `ERROR ...`.
+# A test id's parameters may hold spaces and " - ": they end at a "]" before " - " or the end.
+SHORT = re.compile(
+    r"^(FAILED|ERROR) \S*?(tests/[^\s\[]+(?:\[.*?\](?= - |$))?)(?: - (.*))?$", re.MULTILINE
+)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -118,25 +123,39 @@ def run_one(python: Path, pins: dict[str, str], wheel: Path, workdir: Path) -> d
         # test_docblocks.py checks this checkout's docs against the results file that this
         # script is in the middle of rewriting; CI runs it.
         tests = [str(p) for p in sorted((ROOT / "tests").glob("test_*.py")) if p.name != SELF_TEST]
-        cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        env_vars = {"BSS_SAMPLER_INSTALLED": "1", "MPLBACKEND": "Agg"}
+        cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
         done = subprocess.run(
             [*cmd, *tests],
             cwd=venv,
-            env={**os.environ, **env_vars},
+            env=run_env(os.environ),
             capture_output=True,
             text=True,
         )
-        summary = SUMMARY.findall(done.stdout)
-        failures = re.findall(r"^(?:FAILED|ERROR) \S*?(tests/\S+)", done.stdout, re.MULTILINE)
         return {
             "status": "passed" if done.returncode == 0 else f"pytest exit {done.returncode}",
-            "summary": summary[-1] if summary else done.stdout[-500:],
-            "failures": failures,
+            **outcome(done.stdout),
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
     finally:
         shutil.rmtree(venv, ignore_errors=True)
+
+
+def run_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` for the test run, less `PYTHONPATH`: one naming a checkout would test that
+    checkout, not the installed wheel (`test_the_tested_package_is_the_installed_one` fails)."""
+    kept = {name: value for name, value in environ.items() if name != "PYTHONPATH"}
+    return {**kept, "BSS_SAMPLER_INSTALLED": "1", "MPLBACKEND": "Agg"}
+
+
+def outcome(stdout: str) -> dict[str, Any]:
+    """pytest's counts, the tests that failed or errored, and each one's short-summary line."""
+    summary = SUMMARY.findall(stdout)
+    short = SHORT.findall(stdout)
+    return {
+        "summary": summary[-1] if summary else stdout[-500:],
+        "failures": [test for _, test, _ in short],
+        "details": [f"{kind} {test}: {message}"[:300] for kind, test, message in short],
+    }
 
 
 def build_wheel(out: Path) -> Path:
