@@ -1,12 +1,13 @@
-"""Which Python, torch and numpy the package is tested on: the core tests on each combination.
+"""Which Python, torch, numpy and typing-extensions the package is tested on: the core tests.
 
 For every interpreter given (default: each CPython >= the declared `requires-python` under
-`~/.pyenv/versions`), two combinations: the *lowest* torch and numpy the registry serves for that
-interpreter at or above the declared lower bounds, and the *newest* it serves. Each runs in its
-own fresh venv: the wheel built from this checkout (not editable) with its `test` extra, and the
-core tests (`tests/test_*.py`) run from outside the checkout, so the installed wheel is what is
-tested. Results go to `benchmarks/results/compat.json` (merged: a run of some combinations keeps
-the others' rows) and into the table of `docs/installation.md`.
+`~/.pyenv/versions`), two combinations: the *lowest* version of each dependency (torch, numpy,
+typing-extensions) the registry serves for that interpreter at or above its declared lower bound,
+and the *newest* it serves. Each runs in its own fresh venv: the wheel built from this checkout
+(not editable) with its `test` extra, and the core tests (`tests/test_*.py`) run from outside the
+checkout, so the installed wheel is what is tested. Results go to `benchmarks/results/compat.json`
+(merged: a run of some combinations keeps the others' rows) and into the table of
+`docs/installation.md`.
 
     python benchmarks/compat.py                     # every combination (about 10 min each here)
     python benchmarks/compat.py --only 3.9-lowest --only 3.13-newest
@@ -41,7 +42,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "compat.json"
 DOCS = ROOT / "docs" / "installation.md"
 BLOCK = "compat"
 SELF_TEST = "test_docblocks.py"
-DEPENDENCIES = ("torch", "numpy")
+DEPENDENCIES = ("torch", "numpy", "typing-extensions")
 WHEELS_ONLY = {"torch"}  # publishes no sdists: every version `pip index` lists has wheels
 PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 SUMMARY = re.compile(r"^=*\s*(.*\d+ (?:passed|failed).*?) in [\d.]+s", re.MULTILINE)
@@ -179,8 +180,8 @@ def interpreters(minimum: tuple[int, ...]) -> list[Path]:
 def render(results: dict[str, Any]) -> str:
     """The Markdown table of `results` (the generated block of the docs)."""
     lines = [
-        "| Python | versions | torch | numpy | core tests |",
-        "|---|---|---|---|---|",
+        f"| Python | versions | {' | '.join(DEPENDENCIES)} | core tests |",
+        "|---|---|" + "---|" * len(DEPENDENCIES) + "---|",
     ]
     for row in results["runs"]:
         outcome = row.get("summary", "")
@@ -189,9 +190,9 @@ def render(results: dict[str, Any]) -> str:
                 f"`tests/{f.split('tests/', 1)[-1]}`" for f in row.get("failures", [])
             )
             outcome = f"**{row['status']}**: {outcome}; {failed or 'see the results file'}"
-        lines.append(
-            f"| {row['python']} | {row['which']} | {row['torch']} | {row['numpy']} | {outcome} |"
-        )
+        # A row from before a dependency was compared installed whatever pip chose: "-".
+        pins = " | ".join(row.get(name, "-") for name in DEPENDENCIES)
+        lines.append(f"| {row['python']} | {row['which']} | {pins} | {outcome} |")
     lines.append("")
     lines.append(f"Run on {results['machine']}, {results['date']}.")
     return "\n".join(lines) + "\n"
