@@ -1,12 +1,13 @@
-"""Which Python, torch and numpy the package is tested on: the core tests on each combination.
+"""Which Python, torch, numpy and typing-extensions the package is tested on: the core tests.
 
 For every interpreter given (default: each CPython >= the declared `requires-python` under
-`~/.pyenv/versions`), two combinations: the *lowest* torch and numpy the registry serves for that
-interpreter at or above the declared lower bounds, and the *newest* it serves. Each runs in its
-own fresh venv: the wheel built from this checkout (not editable) with its `test` extra, and the
-core tests (`tests/test_*.py`) run from outside the checkout, so the installed wheel is what is
-tested. Results go to `benchmarks/results/compat.json` (merged: a run of some combinations keeps
-the others' rows) and into the table of `docs/installation.md`.
+`~/.pyenv/versions`), two combinations: the *lowest* version of each dependency (torch, numpy,
+typing-extensions) the registry serves for that interpreter at or above its declared lower bound,
+and the *newest* it serves. Each runs in its own fresh venv: the wheel built from this checkout
+(not editable) with its `test` extra, and the core tests (`tests/test_*.py`) run from outside the
+checkout, so the installed wheel is what is tested. Results go to `benchmarks/results/compat.json`
+(merged: a run of some combinations keeps the others' rows) and into the table of
+`docs/installation.md`.
 
     python benchmarks/compat.py                     # every combination (about 10 min each here)
     python benchmarks/compat.py --only 3.9-lowest --only 3.13-newest
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,15 @@ RESULTS = ROOT / "benchmarks" / "results" / "compat.json"
 DOCS = ROOT / "docs" / "installation.md"
 BLOCK = "compat"
 SELF_TEST = "test_docblocks.py"
-DEPENDENCIES = ("torch", "numpy")
+DEPENDENCIES = ("torch", "numpy", "typing-extensions")
 WHEELS_ONLY = {"torch"}  # publishes no sdists: every version `pip index` lists has wheels
 PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 SUMMARY = re.compile(r"^=*\s*(.*\d+ (?:passed|failed).*?) in [\d.]+s", re.MULTILINE)
+# pytest's short test summary (`-rfE`): `FAILED path::test[id] - message` or `ERROR ...`.
+# A test id's parameters may hold spaces and " - ": they end at a "]" before " - " or the end.
+SHORT = re.compile(
+    r"^(FAILED|ERROR) \S*?(tests/[^\s\[]+(?:\[.*?\](?= - |$))?)(?: - (.*))?$", re.MULTILINE
+)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -118,25 +124,39 @@ def run_one(python: Path, pins: dict[str, str], wheel: Path, workdir: Path) -> d
         # test_docblocks.py checks this checkout's docs against the results file that this
         # script is in the middle of rewriting; CI runs it.
         tests = [str(p) for p in sorted((ROOT / "tests").glob("test_*.py")) if p.name != SELF_TEST]
-        cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        env_vars = {"BSS_SAMPLER_INSTALLED": "1", "MPLBACKEND": "Agg"}
+        cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
         done = subprocess.run(
             [*cmd, *tests],
             cwd=venv,
-            env={**os.environ, **env_vars},
+            env=run_env(os.environ),
             capture_output=True,
             text=True,
         )
-        summary = SUMMARY.findall(done.stdout)
-        failures = re.findall(r"^(?:FAILED|ERROR) \S*?(tests/\S+)", done.stdout, re.MULTILINE)
         return {
             "status": "passed" if done.returncode == 0 else f"pytest exit {done.returncode}",
-            "summary": summary[-1] if summary else done.stdout[-500:],
-            "failures": failures,
+            **outcome(done.stdout),
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
     finally:
         shutil.rmtree(venv, ignore_errors=True)
+
+
+def run_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` for the test run, less `PYTHONPATH`: one naming a checkout would test that
+    checkout, not the installed wheel (`test_the_tested_package_is_the_installed_one` fails)."""
+    kept = {name: value for name, value in environ.items() if name != "PYTHONPATH"}
+    return {**kept, "BSS_SAMPLER_INSTALLED": "1", "MPLBACKEND": "Agg"}
+
+
+def outcome(stdout: str) -> dict[str, Any]:
+    """pytest's counts, the tests that failed or errored, and each one's short-summary line."""
+    summary = SUMMARY.findall(stdout)
+    short = SHORT.findall(stdout)
+    return {
+        "summary": summary[-1] if summary else stdout[-500:],
+        "failures": [test for _, test, _ in short],
+        "details": [f"{kind} {test}: {message}"[:300] for kind, test, message in short],
+    }
 
 
 def build_wheel(out: Path) -> Path:
@@ -160,8 +180,8 @@ def interpreters(minimum: tuple[int, ...]) -> list[Path]:
 def render(results: dict[str, Any]) -> str:
     """The Markdown table of `results` (the generated block of the docs)."""
     lines = [
-        "| Python | versions | torch | numpy | core tests |",
-        "|---|---|---|---|---|",
+        f"| Python | versions | {' | '.join(DEPENDENCIES)} | core tests |",
+        "|---|---|" + "---|" * len(DEPENDENCIES) + "---|",
     ]
     for row in results["runs"]:
         outcome = row.get("summary", "")
@@ -170,9 +190,9 @@ def render(results: dict[str, Any]) -> str:
                 f"`tests/{f.split('tests/', 1)[-1]}`" for f in row.get("failures", [])
             )
             outcome = f"**{row['status']}**: {outcome}; {failed or 'see the results file'}"
-        lines.append(
-            f"| {row['python']} | {row['which']} | {row['torch']} | {row['numpy']} | {outcome} |"
-        )
+        # A row from before a dependency was compared installed whatever pip chose: "-".
+        pins = " | ".join(row.get(name, "-") for name in DEPENDENCIES)
+        lines.append(f"| {row['python']} | {row['which']} | {pins} | {outcome} |")
     lines.append("")
     lines.append(f"Run on {results['machine']}, {results['date']}.")
     return "\n".join(lines) + "\n"
