@@ -36,7 +36,6 @@ from bss_sampler import (
     score_dataset,
 )
 from bss_sampler.presets import get_preset
-from bss_sampler.smv import ModalityMaskedDataset
 from examples.av.audio import AudioSpec
 from examples.av.datasets import AVClipDataset, FrameSpec, cremad, kinetics_sounds, vggsound
 from examples.av.demo_data import make_av_demo_data
@@ -65,7 +64,7 @@ from examples.common.script import (
     peek,
     scoring_seed,
 )
-from examples.common.smv import SMV_LEVELS, valuation_columns, valuation_forward
+from examples.common.smv import SMV_LEVELS, smv_order, valuation_columns, valuation_forward
 
 #: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
 #: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
@@ -324,18 +323,12 @@ def train(
             seed=args.seed,
             drop_last=args.drop_last,
         )
-    # -- or SMV's order: the originals and single-modality copies, from a valuation per epoch
+    # -- or SMV's: the originals and single-modality copies from a valuation before each epoch,
+    #    a loader of ModalityMaskedDataset(train_set, 2) in its order: [items, (B, 2) masks]
     smv: SMVSampler | None = None
+    smv_loader = None
     if args.sampler == "smv":
-        smv = SMVSampler(
-            train_set,
-            num_modalities=2,
-            level=SMV_LEVELS[args.method],
-            alpha=args.smv_alpha,
-            function=args.smv_function,
-            seed=args.seed,
-            drop_last=args.drop_last,
-        )
+        smv, smv_loader = smv_order(train_set, args, 2, **loader_opts)
     random_loader = DataLoader(
         train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
     )
@@ -343,15 +336,6 @@ def train(
     if bss is not None:
         bss_loader = DataLoader(
             train_set, args.batch_size, sampler=bss, drop_last=args.drop_last, **loader_opts
-        )
-    smv_loader = None
-    if smv is not None:  # stream ids -> (item, mask): batches are [items, (B, 2) masks]
-        smv_loader = DataLoader(
-            ModalityMaskedDataset(train_set, num_modalities=2),
-            args.batch_size,
-            sampler=smv,
-            drop_last=args.drop_last,
-            **loader_opts,
         )
     # Scoring settings go to each scoring pass (Eq. 5's alpha, Eq. 6's criteria, the mode).
     scoring = {"alpha": args.alpha, "criteria": args.criteria, "train_mode": args.score_train_mode}

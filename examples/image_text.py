@@ -39,7 +39,6 @@ from bss_sampler import (
     score_dataset,
 )
 from bss_sampler.presets import get_preset
-from bss_sampler.smv import ModalityMaskedDataset
 from examples.common.checkpoint import load_training_state, save_checkpoint, save_training_state
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
@@ -63,7 +62,7 @@ from examples.common.script import (
     peek,
     scoring_seed,
 )
-from examples.common.smv import SMV_LEVELS, valuation_columns, valuation_forward
+from examples.common.smv import SMV_LEVELS, smv_order, valuation_columns, valuation_forward
 from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
 from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
@@ -319,18 +318,12 @@ def train(
             seed=args.seed,
             drop_last=args.drop_last,
         )
-    # -- or SMV's order: the originals and single-modality copies, from a valuation per epoch
+    # -- or SMV's: the originals and single-modality copies from a valuation before each epoch,
+    #    a loader of ModalityMaskedDataset(train_set, 2) in its order: [items, (B, 2) masks]
     smv: SMVSampler | None = None
+    smv_loader = None
     if args.sampler == "smv":
-        smv = SMVSampler(
-            train_set,
-            num_modalities=2,
-            level=SMV_LEVELS[args.method],
-            alpha=args.smv_alpha,
-            function=args.smv_function,
-            seed=args.seed,
-            drop_last=args.drop_last,
-        )
+        smv, smv_loader = smv_order(train_set, args, 2, **loader_opts)
     random_loader = DataLoader(
         train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
     )
@@ -338,15 +331,6 @@ def train(
     if bss is not None:
         bss_loader = DataLoader(
             train_set, args.batch_size, sampler=bss, drop_last=args.drop_last, **loader_opts
-        )
-    smv_loader = None
-    if smv is not None:  # stream ids -> (item, mask): batches are [items, (B, 2) masks]
-        smv_loader = DataLoader(
-            ModalityMaskedDataset(train_set, num_modalities=2),
-            args.batch_size,
-            sampler=smv,
-            drop_last=args.drop_last,
-            **loader_opts,
         )
     # Scoring settings go to each scoring pass (Eq. 5's alpha, Eq. 6's criteria, the mode).
     scoring = {"alpha": args.alpha, "criteria": args.criteria, "train_mode": args.score_train_mode}

@@ -40,7 +40,6 @@ from bss_sampler import (
     score_dataset,
 )
 from bss_sampler.presets import get_preset
-from bss_sampler.smv import ModalityMaskedDataset
 from examples.common.checkpoint import load_training_state, save_checkpoint, save_training_state
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
@@ -65,7 +64,7 @@ from examples.common.script import (
     peek,
     scoring_seed,
 )
-from examples.common.smv import SMV_LEVELS, valuation_columns, valuation_forward
+from examples.common.smv import SMV_LEVELS, smv_order, valuation_columns, valuation_forward
 from examples.gesture.data import NUM_CLASSES, ClipSpec, NVGestureDataset
 from examples.gesture.demo_data import make_nvgesture_demo_data
 from examples.vision.i3d import ENDPOINTS, I3D
@@ -306,18 +305,12 @@ def train(
             seed=args.seed,
             drop_last=args.drop_last,
         )
-    # -- or SMV's order: the originals and single-modality copies, from a valuation per epoch
+    # -- or SMV's: the originals and single-modality copies from a valuation before each epoch,
+    #    a loader of ModalityMaskedDataset(train_set, 3) in its order: [items, (B, 3) masks]
     smv: SMVSampler | None = None
+    smv_loader = None
     if args.sampler == "smv":
-        smv = SMVSampler(
-            train_set,
-            num_modalities=3,
-            level=SMV_LEVELS[args.method],
-            alpha=args.smv_alpha,
-            function=args.smv_function,
-            seed=args.seed,
-            drop_last=args.drop_last,
-        )
+        smv, smv_loader = smv_order(train_set, args, 3, **loader_opts)
     random_loader = DataLoader(
         train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
     )
@@ -325,15 +318,6 @@ def train(
     if bss is not None:
         bss_loader = DataLoader(
             train_set, args.batch_size, sampler=bss, drop_last=args.drop_last, **loader_opts
-        )
-    smv_loader = None
-    if smv is not None:  # stream ids -> (item, mask): batches are [items, (B, 3) masks]
-        smv_loader = DataLoader(
-            ModalityMaskedDataset(train_set, num_modalities=3),
-            args.batch_size,
-            sampler=smv,
-            drop_last=args.drop_last,
-            **loader_opts,
         )
     # Scoring settings go to each scoring pass (Eq. 5's alpha, Eq. 6's criteria, the mode).
     scoring = {"alpha": args.alpha, "criteria": args.criteria, "train_mode": args.score_train_mode}

@@ -8,19 +8,53 @@ the released SMV scripts) over `bss_sampler.smv.ModalityMaskedDataset` in the or
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import argparse
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
-from bss_sampler.smv import ValuationForward, ValuationReport, coalition_logits
+from bss_sampler import SMVSampler
+from bss_sampler.smv import (
+    ModalityMaskedDataset,
+    ValuationForward,
+    ValuationReport,
+    coalition_logits,
+)
 from examples.common.evaluation import split_batch
 
-__all__ = ["SMV_LEVELS", "valuation_columns", "valuation_forward"]
+__all__ = ["SMV_LEVELS", "smv_order", "valuation_columns", "valuation_forward"]
 
 #: ``--method`` -> `bss_sampler.SMVSampler`'s ``level``.
 SMV_LEVELS = {"smv": "sample", "smv-modality": "modality"}
+
+
+def smv_order(
+    train_set: Sized, args: argparse.Namespace, num_modalities: int, **loader_opts: Any
+) -> tuple[SMVSampler, DataLoader[Any]]:
+    """``(sampler, loader)``: `SMVSampler` (``--method``'s level, ``--smv-alpha``,
+    ``--smv-function``, ``--seed``, ``--drop-last``) and a loader of
+    ``ModalityMaskedDataset(train_set, num_modalities)`` in its order, whose batches are
+    ``[items, (B, M) modality masks]``."""
+    sampler = SMVSampler(
+        train_set,
+        num_modalities,
+        level=SMV_LEVELS[args.method],
+        alpha=args.smv_alpha,
+        function=args.smv_function,
+        seed=args.seed,
+        drop_last=args.drop_last,
+    )
+    loader: DataLoader[Any] = DataLoader(
+        ModalityMaskedDataset(train_set, num_modalities),
+        args.batch_size,
+        sampler=sampler,
+        drop_last=args.drop_last,
+        **loader_opts,
+    )
+    return sampler, loader
 
 
 def valuation_forward(device: torch.device) -> ValuationForward:
