@@ -7,6 +7,7 @@ data layouts and the command lines of the paper's rows.
 
     python examples/audio_video.py --dataset cremad --root data/CREMA-D --sampler learned
     python examples/audio_video.py --demo        # tiny generated CREMA-D layout, seconds on CPU
+    python examples/audio_video.py --demo --method smv   # SMV's re-sampling (docs/smv.md)
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ See docs/examples/image_text.md for the layouts and the commands of the paper's 
     python examples/image_text.py --dataset twitter2015 --root data/twitter2015 \\
         --bert weights/bert-base-uncased --resnet50 weights/resnet50.pth --sampler learned
     python examples/image_text.py --demo    # tiny generated Twitter2015 layout and tiny BERT
+    python examples/image_text.py --demo --method smv    # SMV's re-sampling (docs/smv.md)
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ must be precomputed (``python -m examples.gesture.flow``). See docs/examples/tri
     python examples/trimodal.py --dataset nvgesture --root data/nvgesture \\
         --i3d-rgb weights/rgb_imagenet.pt --i3d-flow weights/flow_imagenet.pt --sampler heuristic
     python examples/trimodal.py --demo    # tiny generated NVGesture layout, seconds on CPU
+    python examples/trimodal.py --demo --method smv      # SMV's re-sampling (docs/smv.md)
+
+With ``--method smv`` / ``smv-modality`` each modality's contribution to a sample is its exact
+Shapley value over all seven coalitions of the three modalities (not the released two-modality
+rule applied pairwise); each copy keeps one modality.
 """
 
 from __future__ import annotations

@@ -129,3 +129,14 @@ def test_a_valuation_row_prints_each_modality() -> None:
         "| valuation fused 75.0, audio 1.00 (none 25.0%) visual 0.50 (none 50.0%), "
         "7 samples this epoch"
     )
+
+
+def test_help_says_what_three_modalities_compute(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import audio_video
+
+    with pytest.raises(SystemExit):
+        audio_video.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Shapley contribution to each sample (exact over all subsets of modalities, also for " \
+        "three)" in text  # fmt: skip
+    assert "--smv-function {linear,power1.5,square,tanh}" in text
