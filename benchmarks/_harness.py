@@ -416,7 +416,7 @@ def _smv_valuation(run: _Run, epoch: int) -> dict[str, Any] | None:
         )
     smv.set_epoch(t)
     names = modality_names(run.model) or [f"m{m}" for m in range(smv.num_modalities)]
-    return valuation_columns(smv.last_report, epoch, names, len(smv))
+    return valuation_columns(smv.last_report, epoch, names, len(smv) * run.runtime.world_size)
 
 
 def _score_pass(run: _Run, epoch: int) -> None:

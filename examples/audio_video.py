@@ -461,7 +461,11 @@ def train(
         if report is not None:
             row.update(report_columns(report, epoch, ["audio", "visual"]))
         if smv is not None and smv.last_report is not None and valued:
-            row.update(valuation_columns(smv.last_report, epoch, ["audio", "visual"], len(smv)))
+            row.update(
+                valuation_columns(
+                    smv.last_report, epoch, ["audio", "visual"], len(smv) * world_size
+                )
+            )
         history.append(row)
         log(format_row(row, list(eval_loaders)))
         if row[f"{select}_acc"] > best["acc"]:

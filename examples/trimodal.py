@@ -447,7 +447,9 @@ def train(
         if report is not None:
             row.update(report_columns(report, epoch, list(MODALITIES)))
         if smv is not None and smv.last_report is not None and valued:
-            row.update(valuation_columns(smv.last_report, epoch, list(MODALITIES), len(smv)))
+            row.update(
+                valuation_columns(smv.last_report, epoch, list(MODALITIES), len(smv) * world_size)
+            )
         history.append(row)
         log(format_row(row, list(eval_loaders)))
         if row[f"{select}_acc"] > best["acc"]:

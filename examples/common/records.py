@@ -19,7 +19,8 @@ def format_row(row: dict[str, float], splits: Sequence[str]) -> str:
     balance report (training-set accuracy of each head, imbalance ratio), or ``| valuation fused
     80.1, audio 0.61 (none 12.0%) visual 0.30 (none 40.2%), epoch 1130`` when it has an SMV
     valuation (fused training accuracy, each modality's mean Shapley contribution and the
-    percentage of samples it contributes nothing to, the next epoch's length with the copies)."""
+    percentage of samples it contributes nothing to, the epoch's length over all ranks with the
+    copies)."""
     parts = [
         f"epoch {int(row['epoch'])}",
         f"loss {row['train_loss']:.4f}",

@@ -83,7 +83,8 @@ def valuation_columns(
     report: ValuationReport, epoch: int, names: Sequence[str], epoch_length: int
 ) -> dict[str, Any]:
     """A history row's ``smv_*`` columns: ``smv_epoch`` (epochs trained before the valuation),
-    ``smv_epoch_length`` (the originals plus the copies this valuation adds), the fused
+    ``smv_epoch_length`` (the originals plus the copies this valuation adds: the samples the
+    epoch trains on over all ranks, padded to a multiple of them as torch's samplers), the fused
     accuracy and, per modality, its accuracy alone, mean contribution and the fraction of
     samples it contributes nothing to (``smv_<name>_none``)."""
     columns: dict[str, Any] = {
