@@ -140,3 +140,16 @@ def test_help_says_what_three_modalities_compute(capsys: pytest.CaptureFixture[s
     assert "Shapley contribution to each sample (exact over all subsets of modalities, also for " \
         "three)" in text  # fmt: skip
     assert "--smv-function {linear,power1.5,square,tanh}" in text
+
+
+def test_quickstart_compares_concat_in_random_order_with_smv(tmp_path: Path) -> None:
+    from examples import quickstart
+
+    runs = quickstart.main(["--method", "smv", "--seeds", "0", "--epochs", "2",
+                            "--out", str(tmp_path)])  # fmt: skip
+    assert list(runs) == ["Concat, random order", "SMV"]
+    (concat,), (smv,) = runs.values()
+    n = concat[0]["train_samples"]  # random order: every sample once
+    assert all("smv_epoch" not in row for row in concat)
+    assert all(row["train_samples"] == row["smv_epoch_length"] > n for row in smv)
+    assert "| SMV " in (tmp_path / "accuracy.md").read_text()
