@@ -76,6 +76,12 @@ _CHUNK = 1 << 16
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
+def _samples(mask: Tensor) -> list[int]:
+    """The first 5 samples (rows) where ``mask`` holds anywhere."""
+    first: list[int] = mask.reshape(len(mask), -1).any(1).nonzero().flatten()[:5].tolist()
+    return first
+
+
 class OrderPolicy:
     """How one method orders an epoch, given the valuation in use (the `PolicySampler` holds it).
 
@@ -372,11 +378,11 @@ class PolicySampler(Sampler[int]):
         tensor = tensor.to("cpu", torch.float64)
         bad = ~tensor.isfinite()
         if bad.any():
-            first = bad.nonzero().flatten()[:5].tolist()
+            first = _samples(bad)
             raise ValueError(f"{name} must be finite, got NaN or inf at indices {first}")
         big = tensor.abs() > _FLOAT32_MAX
         if big.any():
-            first = big.nonzero().flatten()[:5].tolist()
+            first = _samples(big)
             raise ValueError(
                 f"{name} must fit in float32 (|s| <= {_FLOAT32_MAX:.4g}), got "
                 f"{tensor[big][:5].tolist()} at indices {first}"

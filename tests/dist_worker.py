@@ -42,6 +42,7 @@ from bss_sampler import (
     BalanceScorer,
     HeuristicCurriculumSampler,
     LearnedBalanceSampler,
+    SMVSampler,
     _dist,
     default_forward,
     score_dataset,
@@ -237,6 +238,10 @@ def smv(rank: int, world: int) -> dict[str, object]:
         contributions, report = valuate_case(loader, logits, targets)
         result[f"{modalities}/contributions"] = contributions
         result[f"{modalities}/report"] = dataclasses.asdict(report)
+        sampler = SMVSampler(data, modalities, seed=3)  # shards by the process group
+        sampler.set_values(contributions)
+        sampler.set_epoch(1)
+        result[f"{modalities}/shard"] = list(sampler)
     logits, targets = valuation_case(2)
     if rank == 1:
         logits = logits.index_fill(1, torch.tensor([5]), float("nan"))

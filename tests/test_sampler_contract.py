@@ -20,26 +20,24 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, _dist
+from bss_sampler.ordering import shard
 
 from .readme_loop import roundtrip, train
+from .sampler_cases import (
+    BSS_SAMPLERS,
+    IDS,
+    SAMPLERS,
+    make,
+    newest,
+    schedule,
+    scored,
+    valuation,
+    value,
+)
 
-SAMPLERS = [HeuristicCurriculumSampler, LearnedBalanceSampler]
 SLOW = settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-def make(cls, n, **kwargs):
-    if cls is HeuristicCurriculumSampler:
-        kwargs.setdefault("lambda0", 0.4)
-        kwargs.setdefault("t_grow", 3)
-    return cls(range(n), **kwargs)
-
-
-def scored(cls, n, seed=0, **kwargs):
-    sampler = make(cls, n, **kwargs)
-    sampler.set_scores(torch.rand(n, generator=torch.Generator().manual_seed(seed)) * 2 - 1)
-    return sampler
 
 
 # -- 1. a plain DataLoader with workers: the loop counts what it consumed ------------------------
@@ -57,7 +55,7 @@ def test_resume_with_workers_loses_and_repeats_nothing(cls, n, batch_size, worke
     epoch = data.draw(st.integers(0, 4), label="epoch")
     sampler = scored(cls, n, num_replicas=replicas, rank=rank)
     sampler.set_epoch(epoch)
-    loader = DataLoader(range(n), batch_size=batch_size, sampler=sampler, num_workers=workers)
+    loader = DataLoader(IDS, batch_size=batch_size, sampler=sampler, num_workers=workers)
     batches = len(loader)
     stop = data.draw(st.integers(0, batches), label="stop")
     consumed, seen, state = 0, [], None
@@ -73,7 +71,7 @@ def test_resume_with_workers_loses_and_repeats_nothing(cls, n, batch_size, worke
     fresh = make(cls, n, num_replicas=replicas, rank=rank)
     fresh.load_state_dict(state)
     fresh.set_epoch(epoch)  # the loop's call for the resumed epoch keeps the position
-    rest = [b.tolist() for b in DataLoader(range(n), batch_size=batch_size, sampler=fresh)]
+    rest = [b.tolist() for b in DataLoader(IDS, batch_size=batch_size, sampler=fresh)]
     assert [i for b in rest for i in b] == [i for b in seen[stop:] for i in b]
 
 
@@ -102,7 +100,7 @@ def test_consumed_is_checked():
 # -- 2. the README loop, resumed in a fresh process from a checkpoint at any step ---------------
 @SLOW
 @given(
-    cls=st.sampled_from(SAMPLERS),
+    cls=st.sampled_from(BSS_SAMPLERS),
     n=st.integers(6, 30),
     batch_size=st.integers(2, 7),
     every=st.integers(1, 3),
@@ -136,7 +134,7 @@ def test_a_rescoring_epoch_is_not_scored_twice_after_a_resume():
 # -- 3. iterators are independent ---------------------------------------------------------------
 @pytest.mark.parametrize("cls", SAMPLERS)
 def test_a_second_iterator_moves_neither_the_first_nor_the_position(cls):
-    sampler = scored(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 40)
+    sampler = scored(cls, 40, lambda0=1.0)
     want = sampler.epoch_indices().tolist()
     loader_pass = iter(sampler)
     head = [next(loader_pass) for _ in range(7)]
@@ -216,8 +214,8 @@ def test_new_scores_mid_epoch_apply_from_the_next_epoch(cls):
     want = sampler.epoch_indices().tolist()
     it = iter(sampler)
     head = [next(it) for _ in range(4)]
-    newest = sampler.set_scores(-torch.linspace(-1, 1, 20))
-    assert torch.equal(sampler.scores, newest) and sampler.scores_epoch == 2
+    used = value(sampler, valuation(cls, 20, seed=7))
+    assert torch.equal(newest(sampler), used) and sampler.needs_update(1) is False
     state = roundtrip(sampler.state_dict())
     sampler.set_epoch(1)  # the current epoch again: a no-op, the position stays
     assert sampler.state_dict()["yielded"] == 4
@@ -227,13 +225,13 @@ def test_new_scores_mid_epoch_apply_from_the_next_epoch(cls):
     fresh.load_state_dict(state)
     assert list(fresh) == rest  # the resumed epoch keeps the order it started with
     reference = make(cls, 20)
-    reference.set_scores(newest)
+    value(reference, used)
     for s in (fresh, sampler, reference):
         s.set_epoch(2)
     assert list(fresh) == list(sampler) == list(reference)
 
 
-@pytest.mark.parametrize("cls", SAMPLERS)
+@pytest.mark.parametrize("cls", BSS_SAMPLERS)
 def test_update_scores_mid_epoch_keeps_the_running_order(cls, model, dataset):
     sampler = cls(dataset)
     score_loader = DataLoader(dataset, batch_size=8)
@@ -279,8 +277,9 @@ def test_process_group_default_shards_like_distributed_sampler(cls, two_ranks):
     whole = make(cls, 100, global_order=True)
     assert (whole.num_replicas, whole.rank) == (1, 0)
     for s in (default, whole):
-        s.set_scores(torch.linspace(-1, 1, 100))
-    assert default.epoch_indices().tolist() == whole.epoch_indices().tolist()[1::2]
+        value(s, valuation(cls, 100))
+    padded = shard(whole.epoch_indices(), 2, 1, False)  # DistributedSampler's padding
+    assert default.epoch_indices().tolist() == padded.tolist()
     with pytest.raises(ValueError, match="global_order=True .* got num_replicas=2, rank=None"):
         make(cls, 100, global_order=True, num_replicas=2)
 
@@ -367,7 +366,7 @@ def test_numpy_and_tensor_scalars_are_accepted():
     assert isinstance(s.state_dict()["epoch"], int)
 
 
-@pytest.mark.parametrize("cls", SAMPLERS)
+@pytest.mark.parametrize("cls", BSS_SAMPLERS)
 def test_bad_scores_are_named(cls):
     s = make(cls, 3)
     with pytest.raises(
@@ -388,12 +387,12 @@ def test_failed_load_leaves_the_sampler_untouched(cls):
     saved.set_epoch(3)
     state = saved.state_dict()
     target = scored(cls, 20, seed=5)
-    before = (target.epoch, target.scores, target.state_dict())
+    before = (target.epoch, newest(target), target.state_dict())
     with pytest.raises(ValueError, match=r"state_dict\['yielded'\] must lie in"):
         target.load_state_dict({**state, "yielded": 10_000})
-    with pytest.raises(ValueError, match=r"state_dict\['scores'\] must have shape \(20,\)"):
+    with pytest.raises(ValueError, match=r"state_dict\['scores'\] must have shape \(20,"):
         target.load_state_dict({**state, "scores": torch.zeros(3)})
-    assert target.epoch == before[0] and torch.equal(target.scores, before[1])
+    assert target.epoch == before[0] and torch.equal(newest(target), before[1])
     assert str(target.state_dict()) == str(before[2])
 
 
@@ -438,11 +437,11 @@ def test_two_lambda_pacings_are_told_apart():
 
 @pytest.mark.parametrize("cls", SAMPLERS)
 def test_an_iterated_sampler_pickles_and_resumes(cls):
-    sampler = scored(cls, 30, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 30)
+    sampler = scored(cls, 30, lambda0=1.0)
     it = iter(sampler)
     head = [next(it) for _ in range(11)]
     copy = pickle.loads(pickle.dumps(sampler))
-    assert (len(copy), copy.remaining) == (30, 19)
+    assert (len(copy), copy.remaining) == (len(sampler), len(sampler) - 11)
     assert head + list(copy) == sampler.epoch_indices().tolist() == head + list(it)
 
 
@@ -451,20 +450,21 @@ def test_an_iterated_sampler_pickles_and_resumes(cls):
 def test_len_stays_the_whole_epoch_through_a_resumed_pass(cls, workers):
     """Issue 17 item 2: len() is fixed for an epoch (as torch's and torchdata's samplers), before,
     during and after a resumed pass; `remaining` is what that pass has left."""
-    sampler = scored(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else scored(cls, 40)
-    loader = DataLoader(range(40), batch_size=6, sampler=sampler)
+    sampler = scored(cls, 40, lambda0=1.0)
+    whole = len(sampler)  # 40, plus SMV's copies
+    loader = DataLoader(IDS, batch_size=6, sampler=sampler)
     batches = iter(loader)
     next(batches), next(batches)
-    fresh = make(cls, 40, lambda0=1.0) if cls is HeuristicCurriculumSampler else make(cls, 40)
+    fresh = make(cls, 40, lambda0=1.0)
     fresh.load_state_dict(sampler.state_dict())
-    assert fresh.remaining == 28
-    resumed = DataLoader(range(40), batch_size=6, sampler=fresh, num_workers=workers)
+    assert fresh.remaining == whole - 12
+    resumed = DataLoader(IDS, batch_size=6, sampler=fresh, num_workers=workers)
     lengths, got = [len(resumed)], []
     for batch in resumed:
         lengths.append(len(resumed))
         got += batch.tolist()
     lengths.append(len(resumed))
-    assert set(lengths) == {7} and len(fresh) == 40
+    assert set(lengths) == {math.ceil(whole / 6)} and len(fresh) == whole
     assert got == sampler.epoch_indices().tolist()[12:]
 
 
@@ -501,15 +501,14 @@ def _due(scores_epoch, epoch, every):
 )
 def test_needs_update_keeps_a_skipped_rescoring_due(cls, every, epochs):
     """Item 6: a re-scoring scheduled at a skipped epoch is still due at the next epoch run."""
-    key = "rescore_every" if cls is HeuristicCurriculumSampler else "update_every"
-    sampler = make(cls, 12, **{key: every})
+    sampler = make(cls, 12, **schedule(cls, every))
     epoch, scored_at = 0, None
     for step in [0, *epochs]:  # epoch increments: skips of 0-3 epochs
         epoch += step
         want = scored_at is None or _due(scored_at, epoch, every)
         assert sampler.needs_update(epoch) == want, (epoch, scored_at)
         if want:
-            sampler.set_scores(torch.rand(12))
+            value(sampler, valuation(cls, 12, seed=epoch))
             scored_at = epoch
         sampler.set_epoch(epoch)
         list(sampler)
@@ -534,7 +533,7 @@ def test_checkpoints_refuse_what_set_scores_refuses(cls):
             make(cls, 10).load_state_dict(broken)
 
 
-@pytest.mark.parametrize("cls", SAMPLERS)
+@pytest.mark.parametrize("cls", BSS_SAMPLERS)
 def test_an_old_checkpoints_scoring_settings_are_never_silent(cls):
     """Item 8 with issue 18: a sampler state holds only order state now; one written by 0.1.0
     still carries alpha, criteria and train_mode, and where they differ from update_scores'

@@ -9,9 +9,10 @@ from torch.utils.data import DataLoader
 from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, score_dataset
 from bss_sampler.pacing import root_pacing
 
+from .sampler_cases import BSS_SAMPLERS as SAMPLERS
+
 N = 50
 SCORES = torch.linspace(-1, 1, N)[torch.randperm(N, generator=torch.Generator().manual_seed(0))]
-SAMPLERS = [HeuristicCurriculumSampler, LearnedBalanceSampler]
 
 
 def make(cls, **kwargs):

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bss_sampler import CoverageError
-from bss_sampler.ordering import epoch_generator
+from bss_sampler import CoverageError, SMVSampler
+from bss_sampler.ordering import epoch_generator, shard
 from bss_sampler.smv import (
     GAP_FUNCTIONS,
     ModalityMaskedDataset,
@@ -351,6 +351,20 @@ def test_two_ranks_value_exactly_as_one_process(smv_ranks, modalities):
     for result in smv_ranks:
         assert torch.equal(result[f"{modalities}/contributions"], contributions)
         assert result[f"{modalities}/report"] == dataclasses.asdict(report)
+
+
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_two_ranks_share_the_whole_stream_copies_included(smv_ranks, modalities):
+    """An SMVSampler built under the group shards the epoch's stream as DistributedSampler
+    would: the copies are split over the ranks too, none dropped or doubled."""
+    contributions, _ = single_process(modalities)
+    whole = SMVSampler(range(9), modalities, seed=3)
+    whole.set_values(contributions)
+    whole.set_epoch(1)
+    stream = whole.epoch_indices()
+    assert len(stream) > 9  # this valuation adds copies
+    for rank, result in enumerate(smv_ranks):
+        assert result[f"{modalities}/shard"] == shard(stream, 2, rank, False).tolist()
 
 
 def test_nan_on_one_rank_raises_on_every_rank(smv_ranks):
