@@ -13,6 +13,12 @@ Every scoring pass (and every online re-scoring) also gives a `bss_sampler.Balan
 epoch's history row then holds it as ``report_*`` columns (``report_epoch``: the epochs trained
 before it was scored). ``TrainConfig.report_every`` adds report-only passes, e.g. for random
 order, which never scores.
+
+``sampler="smv"`` trains in SMV's order (`bss_sampler.SMVSampler`, ``smv_level``): before each
+epoch from the end of the warm-up, a valuation pass over the scoring view, then the originals and
+the single-modality copies it calls for, the batches carrying their modality masks to the model
+(``model(**inputs, mask=mask)``, `examples.common.models.ConcatClassifier`). Its rows hold the
+valuation's ``smv_*`` columns (`examples.common.smv.valuation_columns`).
 """
 
 from __future__ import annotations
@@ -37,15 +43,18 @@ from bss_sampler import (
     BalanceScorer,
     HeuristicCurriculumSampler,
     LearnedBalanceSampler,
+    SMVSampler,
     score_dataset,
 )
 from bss_sampler.presets import get_preset
+from bss_sampler.smv import GAP_FUNCTIONS, ModalityMaskedDataset
 from examples.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from examples.common.evaluation import PREDICTIONS, evaluate, modality_names, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
 from examples.common.models import ConcatClassifier, joint_loss
 from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.runtime import Runtime, autocast, progress, setup_runtime, teardown_runtime
+from examples.common.smv import valuation_columns, valuation_forward
 
 __all__ = [
     "METHODS",
@@ -59,8 +68,9 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("none", "step", "cosine")
 ORDERS = ("balanced_first", "imbalanced_first", "balanced_last")
-SAMPLERS = ("random", "heuristic", "learned")
-BSSSampler = HeuristicCurriculumSampler | LearnedBalanceSampler
+SAMPLERS = ("random", "heuristic", "learned", "smv")
+SMV_LEVELS = ("sample", "modality")
+BSSSampler = HeuristicCurriculumSampler | LearnedBalanceSampler | SMVSampler
 
 
 @dataclass
@@ -139,7 +149,7 @@ class TrainConfig:
     #: None: Eq. 5's ``(1 - alpha, alpha)``. The released scripts: (0.1, 0.9) or (1, 1).
     loss_weights: tuple[float, float] | None = None
     predict: str = "all"  #: ``all`` (Eq. 12), ``unimodal_sum`` or ``multimodal``
-    sampler: str = "learned"  #: ``random``, ``heuristic`` (BSS-H) or ``learned`` (BSS-L)
+    sampler: str = "learned"  #: ``random``, ``heuristic`` (BSS-H), ``learned`` (BSS-L), ``smv``
     preset: str = "paper"  #: ``paper`` or ``official`` (the released scripts' choices)
     order: str = "balanced_first"  #: or ``imbalanced_first`` (scores negated), ``balanced_last``
     criteria: tuple[str, ...] = ("similarity", "loss")
@@ -150,6 +160,9 @@ class TrainConfig:
     t_grow: int = 40  #: Eq. 7 epochs until all samples are in (heuristic)
     pacing: str = "root"  #: heuristic pacing: ``root``, ``linear`` or ``baby_step``
     rescore_every: int | None = None  #: heuristic re-ranking period (None: scored once)
+    smv_level: str = "sample"  #: SMV: ``sample`` (per-sample copies) or ``modality``
+    smv_alpha: float = 1.0  #: SMV modality level: the scale of the copy ratio
+    smv_function: str = "linear"  #: SMV modality level: the gap function (``GAP_FUNCTIONS``)
     warmup_epochs: int = 0  #: random order, no scoring, for this many epochs; BSS starts after
     scoring: str = "pass"  #: ``pass`` (extra sequential pass) or ``online`` (training outputs)
     score_train_mode: bool | None = None  #: score in train mode; None: preset's (official: on)
@@ -213,6 +226,25 @@ class TrainConfig:
             )
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
+        if self.sampler == "smv":
+            self._check_smv()
+
+    def _check_smv(self) -> None:
+        if self.method != "concat":
+            raise ValueError(
+                "sampler='smv' trains SMV's Concat model (fused-head loss, masked features): "
+                f"method must be 'concat', got {self.method!r}"
+            )
+        if self.scoring != "pass":
+            raise ValueError(
+                f"sampler='smv' values in a pass: scoring must be 'pass', got {self.scoring!r}"
+            )
+        if self.smv_level not in SMV_LEVELS:
+            raise ValueError(f"smv_level must be one of {SMV_LEVELS}, got {self.smv_level!r}")
+        if self.smv_function not in GAP_FUNCTIONS:
+            raise ValueError(
+                f"smv_function must be one of {sorted(GAP_FUNCTIONS)}, got {self.smv_function!r}"
+            )
 
 
 def build_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -236,9 +268,10 @@ def build_scheduler(
 
 
 def build_sampler(
-    train_set: Sized, cfg: TrainConfig, runtime: Runtime
+    train_set: Sized, cfg: TrainConfig, runtime: Runtime, num_modalities: int = 2
 ) -> BSSSampler | DistributedSampler[Any]:
-    """The training sampler named by ``cfg.sampler``, sharded over the ranks under DDP.
+    """The training sampler named by ``cfg.sampler``, sharded over the ranks under DDP
+    (``num_modalities``: SMV's ``M``).
 
     ``"random"`` is a shuffled order, a pure function of ``(seed, epoch)``: torch's
     ``DistributedSampler`` (with ``num_replicas=1`` without DDP). The BSS samplers get explicit
@@ -275,6 +308,17 @@ def build_sampler(
             temperature=cfg.temperature,
             order=cfg.order,
             **common,
+        )
+    if cfg.sampler == "smv":
+        return SMVSampler(
+            train_set,
+            num_modalities,
+            level=cfg.smv_level,
+            alpha=cfg.smv_alpha,
+            function=cfg.smv_function,
+            seed=cfg.seed,
+            drop_last=cfg.drop_last,
+            **shard,
         )
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
 
@@ -358,16 +402,34 @@ class _Run:
         return self.cfg.progress and self.runtime.is_main
 
 
+def _smv_valuation(run: _Run, epoch: int) -> dict[str, Any] | None:
+    """SMV's valuation before ``epoch`` when its sampler asks; the row's ``smv_*`` columns."""
+    smv, t = run.sampler, run.bss_epoch(epoch)
+    if t < 0 or not smv.needs_update(t):
+        return None
+    if hasattr(run.score_set, "set_epoch"):
+        run.score_set.set_epoch(epoch)
+    device = run.runtime.device
+    with autocast(device, run.cfg.amp):
+        smv.update_values(
+            run.model, run.score_loader, forward=valuation_forward(device), progress=run.show
+        )
+    smv.set_epoch(t)
+    names = modality_names(run.model) or [f"m{m}" for m in range(smv.num_modalities)]
+    return valuation_columns(smv.last_report, epoch, names, len(smv) * run.runtime.world_size)
+
+
 def _score_pass(run: _Run, epoch: int) -> None:
     """Algorithm 1's scoring: one sequential pass over the training set's scoring view.
 
     An augmented view (the released code's scoring pass) draws this epoch's augmentations.
     """
-    assert run.bss is not None
+    bss = run.bss
+    assert bss is not None and not isinstance(bss, SMVSampler)  # _smv_valuation
     if hasattr(run.score_set, "set_epoch"):
         run.score_set.set_epoch(epoch)
     with autocast(run.runtime.device, run.cfg.amp):
-        run.bss.update_scores(
+        bss.update_scores(
             run.model,
             run.score_loader,
             alpha=run.cfg.alpha,
@@ -383,6 +445,7 @@ def _update_scores(run: _Run, epoch: int) -> BalanceReport | None:
     bss, t = run.bss, run.bss_epoch(epoch)
     if bss is None or t < 0:
         return None
+    assert not isinstance(bss, SMVSampler)  # _smv_valuation
     if t == 0:
         _score_pass(run, epoch)
     elif not bss.needs_update(t):
@@ -429,7 +492,12 @@ def _train_epoch(run: _Run, epoch: int, loader: DataLoader[Any]) -> tuple[float,
     total = torch.zeros(2, dtype=torch.float64, device=device)
     batches = progress(loader, enabled=run.show, desc=f"epoch {epoch + 1}")
     for batch in batches:
+        mask = None
+        if loader is run.train_loader and run.cfg.sampler == "smv":  # [items, (B, M) masks]
+            batch, mask = batch
         inputs, targets, indices = split_batch(batch, device)
+        if mask is not None:  # the model zeroes the dropped modalities' features
+            inputs["mask"] = mask.to(device)
         with autocast(device, run.cfg.amp):
             out = run.step_fn(run.train_model, inputs, targets, run.cfg)
         run.optimizer.zero_grad(set_to_none=True)
@@ -536,13 +604,20 @@ def _fit(
         ids = [device.index] if device.type == "cuda" else None
         train_model = DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model.parameters(), cfg)
-    sampler = build_sampler(train_set, cfg, runtime)  # type: ignore[arg-type]
+    names = modality_names(model)
+    num_modalities = 2 if names is None else len(names)
+    sampler = build_sampler(train_set, cfg, runtime, num_modalities)  # type: ignore[arg-type]
     online = cfg.scoring == "online" and cfg.sampler != "random"
     warmup_sampler = sampler
     if cfg.warmup_epochs and cfg.sampler != "random":  # random order, as in a random-order run
         random_cfg = replace(cfg, sampler="random")
         warmup_sampler = build_sampler(train_set, random_cfg, runtime)  # type: ignore[arg-type]
-    train_loader = make_train_loader(train_set, sampler, cfg, runtime)
+    train_loader = make_train_loader(
+        ModalityMaskedDataset(train_set, num_modalities) if cfg.sampler == "smv" else train_set,
+        sampler,
+        cfg,
+        runtime,
+    )
     run = _Run(
         cfg=cfg,
         runtime=runtime,
@@ -587,10 +662,10 @@ def _fit(
         history, best, start = list(ckpt["history"]), dict(ckpt["best"]), ckpt["epoch"] + 1
         log(f"resumed from {cfg.resume} after epoch {start}")
 
-    names = modality_names(model)
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()
-        report = _update_scores(run, epoch)
+        valuation = _smv_valuation(run, epoch) if cfg.sampler == "smv" else None
+        report = None if cfg.sampler == "smv" else _update_scores(run, epoch)
         if report is None and cfg.report_every and epoch % cfg.report_every == 0:
             report = _report_pass(run, epoch)
         loader = run.epoch_loader(epoch)
@@ -612,6 +687,7 @@ def _fit(
         row["time_s"] = time.perf_counter() - tic
         if report is not None:
             row.update(report_columns(report, epoch, names))
+        row.update(valuation or {})
         history.append(row)
         log(format_row(row, list(eval_loaders)))
         if select is not None and row[f"{select}_acc"] > best["acc"]:

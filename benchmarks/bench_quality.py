@@ -87,6 +87,16 @@ QUALITY_METHODS: dict[str, QualityMethod] = {
     "loss_only": QualityMethod(
         {"sampler": "learned", "criteria": ("loss",)}, note="BSS-L, Eq. 5 criterion only"
     ),
+    "smv": QualityMethod(
+        {"method": "concat", "sampler": "smv", "predict": "multimodal"},
+        note="SMV (Wei et al., CVPR 2024), sample level: the Concat model over the originals and "
+        "single-modality copies from a Shapley valuation before every epoch",
+    ),
+    "smv_modality": QualityMethod(
+        {"method": "concat", "sampler": "smv", "smv_level": "modality", "predict": "multimodal"},
+        note="SMV, modality level: copies of uniformly drawn samples keeping the modality with "
+        "the lowest mean contribution (linear gap, alpha 1)",
+    ),
     "online": QualityMethod(
         {"sampler": "learned", "scoring": "online"},
         note="BSS-L scored from the training step's logits (no extra pass after epoch 0)",

@@ -20,6 +20,7 @@ method's reports over training (the first seed) and each run's folder has its ow
     python examples/quickstart.py                 # 3 seeds, 60 epochs, writes runs/quickstart
     python examples/quickstart.py --seeds 0 1 2 3 4 --epochs 80
     python examples/quickstart.py --seeds 0 --epochs 3    # a check that everything runs
+    python examples/quickstart.py --method smv    # Concat in random order vs SMV (docs/smv.md)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from bss_sampler import (
     BalanceScorer,
     HeuristicCurriculumSampler,
     LearnedBalanceSampler,
+    SMVSampler,
     score_dataset,
 )
 from bss_sampler.presets import get_preset
@@ -71,20 +73,28 @@ from examples.common.runtime import (
     setup_runtime,
     teardown_runtime,
 )
+from examples.common.smv import SMV_LEVELS, smv_order, valuation_columns, valuation_forward
 from examples.common.tabular import MFEAT_VIEWS, MfeatSplits, load_mfeat
 
 #: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
 #: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
-#: (IPRM's geodesic-mixup fusion, re-balanced at every step). The loss is `training_step`'s.
+#: (IPRM's geodesic-mixup fusion, re-balanced at every step), ``smv`` / ``smv-modality`` (SMV's
+#: sample- or modality-level re-sampling of the Concat model, `SMVSampler`). The loss is
+#: `training_step`'s.
 METHODS: dict[str, Callable[[LateFusionClassifier], nn.Module]] = {
     "joint": lambda model: model,
     "concat": ConcatClassifier.from_model,
     "iprm": IPRMClassifier.from_model,
+    "smv": ConcatClassifier.from_model,
+    "smv-modality": ConcatClassifier.from_model,
 }
 
 
 #: Row name -> ``--sampler``.
 ORDERS = {"random order": "random", "BSS-H": "heuristic", "BSS-L": "learned"}
+#: Row name -> ``--sampler`` with ``--method smv`` / ``smv-modality``: the Concat model in random
+#: order (the paper's Concat baseline) against SMV's re-sampling of it.
+SMV_ORDERS = {"Concat, random order": "random", "SMV": "smv"}
 #: What each UCI Multiple Features view holds.
 VIEW_CONTENTS = {
     "fac": "216 profile correlations",
@@ -140,7 +150,8 @@ def mean_std(values: list[float]) -> str:
 def column_notes(views: list[str]) -> dict[str, str]:
     """One line per table column: what it measures."""
     return {
-        "method": "training order: random order, BSS-H (heuristic curriculum), BSS-L (learned)",
+        "method": "training order: random order, BSS-H (heuristic curriculum), BSS-L (learned); "
+        "with --method smv the Concat model in random order or re-sampled by SMV",
         "prediction": "the model's answer: fused and view heads' logits summed (paper Eq. 12)",
         "multi": "the fused head alone (both views' features concatenated)",
         **{v: f"the {v} head alone ({VIEW_CONTENTS[v]})" for v in views},
@@ -246,18 +257,21 @@ def training_step(
     batch: dict[str, Tensor],
     args: argparse.Namespace,
     device: torch.device,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor | None]:
     """``(loss, multimodal logits, unimodal logits, targets, indices)`` of one batch.
 
     ``train_model`` is ``model`` itself or its DDP wrapper; the logits feed online scoring.
+    ``mask``: SMV's ``(B, M)`` modality masks; the model zeroes the dropped modalities' features
+    before fusion.
     """
     inputs, targets, indices = split_batch(batch, device)
     if args.method == "iprm":  # probe, then learn under the instantaneous balance
         out = train_model(**inputs, rebalance=True)
         model.update_ema(out.weights)  # type: ignore[operator]
         return iprm_loss(out, targets), out.probe_logits, out.unimodal_logits, targets, indices
-    multimodal, unimodal = train_model(**inputs)
-    if args.method == "concat":  # the fused head alone; its per-modality parts are reported
+    multimodal, unimodal = train_model(**inputs, mask=None if mask is None else mask.to(device))
+    if args.method == "concat" or args.method in SMV_LEVELS:  # the fused head alone (SMV too)
         loss = F.cross_entropy(multimodal.float(), targets)
     else:  # Eq. 5, or the released script's weights (--preset official)
         loss = joint_loss(multimodal, unimodal, targets, args.loss_weights)
@@ -346,6 +360,12 @@ def train(
             seed=args.seed,
             drop_last=args.drop_last,
         )
+    # -- or SMV's: the originals and single-modality copies from a valuation before each epoch,
+    #    a loader of ModalityMaskedDataset(train_set, 2) in its order: [items, (B, 2) masks]
+    smv: SMVSampler | None = None
+    smv_loader = None
+    if args.sampler == "smv":
+        smv, smv_loader = smv_order(train_set, args, 2, **loader_opts)
     random_loader = DataLoader(
         train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
     )
@@ -371,7 +391,7 @@ def train(
         "optimizer": optimizer,
         "scheduler": scheduler,
         "scaler": scaler,
-        "sampler": bss,
+        "sampler": bss if bss is not None else smv,
         "scorer": scorer,
     }
     saved_args = {k: v for k, v in vars(args).items() if k != "seeds"}
@@ -381,7 +401,13 @@ def train(
         #    order), then whenever the sampler asks; online, from the last epoch's batches
         t = epoch - args.warmup_epochs  # the sampler's epoch
         report = None
-        if bss is not None and t >= 0 and bss.needs_update(t):
+        valued = smv is not None and t >= 0 and smv.needs_update(t)
+        if smv is not None and valued:  # SMV: every coalition's fused logits, Shapley values
+            with autocast(device, args.amp):
+                smv.update_values(
+                    model, score_loader, forward=valuation_forward(device), progress=show
+                )
+        elif bss is not None and t >= 0 and bss.needs_update(t):
             if scorer is not None and t > 0:
                 bss.set_scores(scorer.compute(), report=scorer.last_report)
             else:
@@ -402,7 +428,11 @@ def train(
                     progress=show,
                     return_report=True,
                 )
-        if bss is not None and bss_loader is not None and t >= 0:
+        loader: DataLoader[Any]
+        if smv is not None and smv_loader is not None and t >= 0:
+            smv.set_epoch(t)  # its length: the originals and this valuation's copies
+            loader = smv_loader
+        elif bss is not None and bss_loader is not None and t >= 0:
             bss.set_epoch(t)  # a resumed epoch keeps its position
             loader = bss_loader
         else:
@@ -417,9 +447,12 @@ def train(
         train_model.train()
         total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
         for batch in progress(loader, enabled=show, desc=f"epoch {epoch + 1}"):
+            mask = None
+            if loader is smv_loader:  # SMV: [items, modality masks]
+                batch, mask = batch
             with autocast(device, args.amp):
                 loss, multimodal, unimodal, targets, indices = training_step(
-                    model, train_model, batch, args, device
+                    model, train_model, batch, args, device, mask
                 )
             optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(scaler.scale(loss))  # typed, unlike Tensor.backward
@@ -452,6 +485,9 @@ def train(
         row["time_s"] = time.perf_counter() - tic
         if report is not None:
             row.update(report_columns(report, epoch, args.views))
+        if smv is not None and smv.last_report is not None and valued:
+            columns = valuation_columns(smv.last_report, epoch, args.views, len(smv) * world_size)
+            row.update(columns)
         history.append(row)
         log(format_row(row, list(eval_loaders)))
         if row[f"{select}_acc"] > best["acc"]:
@@ -478,9 +514,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
     print(f"{title}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
     runs: dict[str, list[list[dict[str, float]]]] = {}
     reports: dict[str, list[BalanceReport]] = {}
+    orders = SMV_ORDERS if args.method in SMV_LEVELS else ORDERS
     runtime = setup_runtime(args.device)  # joins the process group under torchrun
     try:
-        for name, sampler in ORDERS.items():
+        for name, sampler in orders.items():
             runs[name], reports[name] = [], []
             for seed in args.seeds:
                 run = argparse.Namespace(**{**vars(args), "sampler": sampler, "seed": seed})
@@ -516,7 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[list[dict[str, float]]
     print(f"curves: {path}")
 
     # Is the model imbalanced? The trained models' balance reports on the training set.
-    first = next(iter(ORDERS))
+    first = next(iter(orders))
     print(f"\nBalance report of the trained model ({first}, seed {args.seeds[0]}):")
     print(reports[first][0].summary(args.views))
     caption = (

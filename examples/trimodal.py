@@ -11,6 +11,11 @@ must be precomputed (``python -m examples.gesture.flow``). See docs/examples/tri
     python examples/trimodal.py --dataset nvgesture --root data/nvgesture \\
         --i3d-rgb weights/rgb_imagenet.pt --i3d-flow weights/flow_imagenet.pt --sampler heuristic
     python examples/trimodal.py --demo    # tiny generated NVGesture layout, seconds on CPU
+    python examples/trimodal.py --demo --method smv      # SMV's re-sampling (docs/smv.md)
+
+With ``--method smv`` / ``smv-modality`` each modality's contribution to a sample is its exact
+Shapley value over all seven coalitions of the three modalities (not the released two-modality
+rule applied pairwise); each copy keeps one modality.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from bss_sampler import (
     BalanceScorer,
     HeuristicCurriculumSampler,
     LearnedBalanceSampler,
+    SMVSampler,
     score_dataset,
 )
 from bss_sampler.presets import get_preset
@@ -63,17 +69,22 @@ from examples.common.script import (
     peek,
     scoring_seed,
 )
+from examples.common.smv import SMV_LEVELS, smv_order, valuation_columns, valuation_forward
 from examples.gesture.data import NUM_CLASSES, ClipSpec, NVGestureDataset
 from examples.gesture.demo_data import make_nvgesture_demo_data
 from examples.vision.i3d import ENDPOINTS, I3D
 
 #: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
 #: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
-#: (IPRM's geodesic-mixup fusion, re-balanced at every step). The loss is `training_step`'s.
+#: (IPRM's geodesic-mixup fusion, re-balanced at every step), ``smv`` / ``smv-modality`` (SMV's
+#: sample- or modality-level re-sampling of the Concat model, `SMVSampler`). The loss is
+#: `training_step`'s.
 METHODS: dict[str, Callable[[LateFusionClassifier], nn.Module]] = {
     "joint": lambda model: model,
     "concat": ConcatClassifier.from_model,
     "iprm": IPRMClassifier.from_model,
+    "smv": ConcatClassifier.from_model,
+    "smv-modality": ConcatClassifier.from_model,
 }
 
 #: Modality -> input channels, in the order of the unimodal heads.
@@ -188,18 +199,21 @@ def training_step(
     batch: dict[str, Tensor],
     args: argparse.Namespace,
     device: torch.device,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor | None]:
     """``(loss, multimodal logits, unimodal logits, targets, indices)`` of one batch.
 
     ``train_model`` is ``model`` itself or its DDP wrapper; the logits feed online scoring.
+    ``mask``: SMV's ``(B, M)`` modality masks; the model zeroes the dropped modalities' features
+    before fusion.
     """
     inputs, targets, indices = split_batch(batch, device)
     if args.method == "iprm":  # probe, then learn under the instantaneous balance
         out = train_model(**inputs, rebalance=True)
         model.update_ema(out.weights)  # type: ignore[operator]
         return iprm_loss(out, targets), out.probe_logits, out.unimodal_logits, targets, indices
-    multimodal, unimodal = train_model(**inputs)
-    if args.method == "concat":  # the fused head alone; its per-modality parts are reported
+    multimodal, unimodal = train_model(**inputs, mask=None if mask is None else mask.to(device))
+    if args.method == "concat" or args.method in SMV_LEVELS:  # the fused head alone (SMV too)
         loss = F.cross_entropy(multimodal.float(), targets)
     else:  # Eq. 5, or the released script's weights (--preset official)
         loss = joint_loss(multimodal, unimodal, targets, args.loss_weights)
@@ -296,6 +310,12 @@ def train(
             seed=args.seed,
             drop_last=args.drop_last,
         )
+    # -- or SMV's: the originals and single-modality copies from a valuation before each epoch,
+    #    a loader of ModalityMaskedDataset(train_set, 3) in its order: [items, (B, 3) masks]
+    smv: SMVSampler | None = None
+    smv_loader = None
+    if args.sampler == "smv":
+        smv, smv_loader = smv_order(train_set, args, 3, **loader_opts)
     random_loader = DataLoader(
         train_set, args.batch_size, sampler=random_order, drop_last=args.drop_last, **loader_opts
     )
@@ -324,7 +344,7 @@ def train(
         "optimizer": optimizer,
         "scheduler": scheduler,
         "scaler": scaler,
-        "sampler": bss,
+        "sampler": bss if bss is not None else smv,
         "scorer": scorer,
     }
     if args.resume:
@@ -338,7 +358,14 @@ def train(
         #    order), then whenever the sampler asks; online, from the last epoch's batches
         t = epoch - args.warmup_epochs  # the sampler's epoch
         report = None
-        if bss is not None and t >= 0 and bss.needs_update(t):
+        valued = smv is not None and t >= 0 and smv.needs_update(t)
+        if smv is not None and valued:  # SMV: every coalition's fused logits, Shapley values
+            score_set.set_epoch(epoch)
+            with autocast(device, args.amp):
+                smv.update_values(
+                    model, score_loader, forward=valuation_forward(device), progress=show
+                )
+        elif bss is not None and t >= 0 and bss.needs_update(t):
             if scorer is not None and t > 0:
                 bss.set_scores(scorer.compute(), report=scorer.last_report)
             else:
@@ -361,7 +388,11 @@ def train(
                     progress=show,
                     return_report=True,
                 )
-        if bss is not None and bss_loader is not None and t >= 0:
+        loader: DataLoader[Any]
+        if smv is not None and smv_loader is not None and t >= 0:
+            smv.set_epoch(t)  # its length: the originals and this valuation's copies
+            loader = smv_loader
+        elif bss is not None and bss_loader is not None and t >= 0:
             bss.set_epoch(t)  # a resumed epoch keeps its position
             loader = bss_loader
         else:
@@ -377,9 +408,12 @@ def train(
         train_model.train()
         total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
         for batch in progress(loader, enabled=show, desc=f"epoch {epoch + 1}"):
+            mask = None
+            if loader is smv_loader:  # SMV: [items, modality masks]
+                batch, mask = batch
             with autocast(device, args.amp):
                 loss, multimodal, unimodal, targets, indices = training_step(
-                    model, train_model, batch, args, device
+                    model, train_model, batch, args, device, mask
                 )
             optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(scaler.scale(loss))  # typed, unlike Tensor.backward
@@ -412,6 +446,10 @@ def train(
         row["time_s"] = time.perf_counter() - tic
         if report is not None:
             row.update(report_columns(report, epoch, list(MODALITIES)))
+        if smv is not None and smv.last_report is not None and valued:
+            row.update(
+                valuation_columns(smv.last_report, epoch, list(MODALITIES), len(smv) * world_size)
+            )
         history.append(row)
         log(format_row(row, list(eval_loaders)))
         if row[f"{select}_acc"] > best["acc"]:

@@ -9,8 +9,10 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
+from bss_sampler.smv import GAP_FUNCTIONS
 from examples.common.evaluation import PREDICTIONS
 from examples.common.released import PAPER_ALPHA
+from examples.common.smv import SMV_LEVELS
 
 __all__ = ["DEFAULTS", "DefaultsHelpFormatter", "add_common_args", "check_common_args"]
 
@@ -49,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "workers": 0,
     "select_split": "val",
     "resume": None,
+    "smv_alpha": 1.0,
+    "smv_function": "linear",
 }
 
 
@@ -93,11 +97,11 @@ def add_common_args(
     ``resumable`` (a script that trains one run) adds ``--resume``.
     """
     g = parser.add_argument_group("training")
-    _flag(
-        g,
-        "sampler",
-        "training order: random, BSS-H or BSS-L",
+    g.add_argument(  # None until check_common_args: --method smv has its own order
+        "--sampler",
         choices=("random", "heuristic", "learned"),
+        help=f"training order: random, BSS-H or BSS-L (default: {DEFAULTS['sampler']}; "
+        "not with --method smv / smv-modality, which order the epochs themselves)",
     )
     _flag(
         g,
@@ -182,6 +186,16 @@ def add_common_args(
         "each head's training accuracy in history.csv and report.png (0: only BSS's scorings)",
         type=int,
     )
+    g = parser.add_argument_group(
+        "SMV (--method smv: sample level, smv-modality: modality level)",
+        "SMV (Wei et al., CVPR 2024) trains the Concat model; before every epoch after "
+        "--warmup-epochs of random order (released code: 5), a valuation pass gives each "
+        "modality's Shapley contribution to each sample (exact over all subsets of modalities, "
+        "also for three), and the epoch adds single-modality copies of the samples a modality "
+        "contributes little to (3, 2, 1 copies for -0.5, 0, 0.5).",
+    )
+    _flag(g, "smv_alpha", "modality level: scale of the copy ratio f(gap) * alpha", type=float)
+    _flag(g, "smv_function", "modality level: f of the gap", choices=sorted(GAP_FUNCTIONS))
     if augmented:
         g.add_argument(
             "--score-augmented",
@@ -222,7 +236,32 @@ def add_common_args(
 
 def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject values of the training flags that argparse's types and choices let through, with
-    ``parser.error`` (exit 2) naming the flag, the value and what was expected."""
+    ``parser.error`` (exit 2) naming the flag, the value and what was expected.
+
+    Sets ``args.sampler``: the flag's value (default `DEFAULTS`'), or ``"smv"`` for the SMV
+    methods, which refuse ``--sampler``, ``--scoring online`` and BSS's ``--preset official``.
+    """
+    if args.method in SMV_LEVELS:
+        if args.sampler is not None:
+            parser.error(
+                f"--method {args.method} orders the epochs itself (SMVSampler): drop --sampler, "
+                f"got --sampler {args.sampler}"
+            )
+        if args.scoring != "pass":
+            parser.error(
+                f"--method {args.method} values the modalities in a pass: --scoring must be "
+                f"'pass', got {args.scoring!r}"
+            )
+        if args.preset != "paper":
+            parser.error(
+                f"--preset sets BSS's released choices; --method {args.method} has none: drop "
+                f"--preset, got {args.preset!r}"
+            )
+        args.sampler = "smv"
+    elif args.sampler is None:
+        args.sampler = DEFAULTS["sampler"]
+    if args.smv_alpha < 0:
+        parser.error(f"--smv-alpha must be >= 0, got {args.smv_alpha}")
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1:

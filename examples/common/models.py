@@ -1,4 +1,11 @@
-"""Late-fusion classifier: one encoder per modality, a concat head and one head per modality."""
+"""Late-fusion classifier: one encoder per modality, a concat head and one head per modality.
+
+Both models follow SMV's model contract (`bss_sampler.smv`): ``forward(**inputs, mask=None)``
+encodes every modality, zeroes the features of the modalities a ``(B, M)`` boolean ``mask`` drops
+(`bss_sampler.smv.mask_features`) and only then fuses. `ConcatClassifier` also splits the
+forward into `ConcatClassifier.encode` and `ConcatClassifier.fuse`, so that SMV's valuation
+runs the encoders once and the fusion once per coalition (`bss_sampler.smv.coalition_logits`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bss_sampler.smv import mask_features
+
 __all__ = [
     "ConcatClassifier",
     "LateFusionClassifier",
+    "encode",
     "encoder_inputs",
     "joint_loss",
     "mlp_encoder",
@@ -25,7 +35,8 @@ class LateFusionClassifier(nn.Module):
     unimodal head is a linear layer on that modality's embedding. Unimodal logits come in the
     order of ``encoders``. An encoder reads ``inputs[name]``, or the inputs named by its
     ``input_keys`` attribute (e.g. BERT's ``input_ids`` and ``attention_mask``), see
-    :func:`encoder_inputs`.
+    :func:`encoder_inputs`. ``mask``: SMV's ``(B, M)`` boolean modality mask (module docstring);
+    a dropped modality's features are zeros for the fused and its own head.
     """
 
     def __init__(
@@ -42,8 +53,10 @@ class LateFusionClassifier(nn.Module):
         self.heads = nn.ModuleDict({k: nn.Linear(feature_dims[k], num_classes) for k in encoders})
         self.fusion_head = nn.Linear(sum(feature_dims[k] for k in encoders), num_classes)
 
-    def forward(self, **inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
-        features = [e(*encoder_inputs(k, e, inputs)) for k, e in self.encoders.items()]
+    def forward(
+        self, *, mask: Tensor | None = None, **inputs: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        features = encode(self.encoders, inputs, mask)
         unimodal = [self.heads[k](f) for k, f in zip(self.encoders, features)]
         return self.fusion_head(torch.cat(features, dim=1)), unimodal
 
@@ -84,15 +97,35 @@ class ConcatClassifier(nn.Module):
             )
         return cls(dict(encoders.items()), head)
 
-    def forward(self, **inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
-        features = [e(*encoder_inputs(k, e, inputs)) for k, e in self.encoders.items()]
+    def encode(self, **inputs: Tensor) -> list[Tensor]:
+        """Each modality's ``(B, D_m)`` features, in the order of ``encoders``."""
+        return encode(self.encoders, inputs, None)
+
+    def fuse(self, features: list[Tensor]) -> Tensor:
+        """The fused logits of (possibly masked) features: the head on their concatenation."""
+        fused: Tensor = self.fusion_head(torch.cat(features, dim=1))
+        return fused
+
+    def forward(
+        self, *, mask: Tensor | None = None, **inputs: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        """``(fused logits, per-modality parts)``; ``mask`` as in `LateFusionClassifier`."""
+        features = encode(self.encoders, inputs, mask)
         weight, bias = self.fusion_head.weight, self.fusion_head.bias
         share = None if bias is None else bias / len(features)
         unimodal, start = [], 0
         for f in features:
             unimodal.append(F.linear(f, weight[:, start : start + f.shape[1]], share))
             start += f.shape[1]
-        return self.fusion_head(torch.cat(features, dim=1)), unimodal
+        return self.fuse(features), unimodal
+
+
+def encode(
+    encoders: nn.ModuleDict, inputs: Mapping[str, Tensor], mask: Tensor | None
+) -> list[Tensor]:
+    """Each encoder's features of ``inputs``, zeroed where SMV's ``mask`` drops the modality."""
+    features = [e(*encoder_inputs(k, e, inputs)) for k, e in encoders.items()]
+    return features if mask is None else mask_features(features, mask.to(features[0].device))
 
 
 def encoder_inputs(name: str, encoder: nn.Module, inputs: Mapping[str, Tensor]) -> list[Tensor]:

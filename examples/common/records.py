@@ -16,7 +16,11 @@ __all__ = ["format_row", "report_columns", "write_history", "write_json"]
 def format_row(row: dict[str, float], splits: Sequence[str]) -> str:
     """``epoch 3 | loss 1.2345 | n 640 | val acc 71.20 map 75.01 f1 70.02 | test ...`` (percent),
     then ``| train heads fused 80.1 audio 75.3 video 40.2, ratio 1.62`` when the row has a
-    balance report (training-set accuracy of each head, imbalance ratio)."""
+    balance report (training-set accuracy of each head, imbalance ratio), or ``| valuation fused
+    80.1, audio 0.61 (none 12.0%) visual 0.30 (none 40.2%), epoch 1130`` when it has an SMV
+    valuation (fused training accuracy, each modality's mean Shapley contribution and the
+    percentage of samples it contributes nothing to, the epoch's length over all ranks with the
+    copies)."""
     parts = [
         f"epoch {int(row['epoch'])}",
         f"loss {row['train_loss']:.4f}",
@@ -37,6 +41,17 @@ def format_row(row: dict[str, float], splits: Sequence[str]) -> str:
             and key != "report_multimodal_accuracy"
         ]
         parts.append(f"train heads {' '.join(heads)}, ratio {row['report_imbalance_ratio']:.2f}")
+    if "smv_fused_accuracy" in row:
+        values = " ".join(
+            f"{key[len('smv_') : -len('_contribution')]} {value:.2f} "
+            f"(none {100 * row[key[: -len('contribution')] + 'none']:.1f}%)"
+            for key, value in row.items()
+            if key.startswith("smv_") and key.endswith("_contribution")
+        )
+        parts.append(
+            f"valuation fused {100 * row['smv_fused_accuracy']:.1f}, {values}, "
+            f"{row['smv_epoch_length']} samples this epoch"
+        )
     return " | ".join(parts)
 
 

@@ -1,5 +1,6 @@
 """The benchmarks' training harness (``benchmarks/_harness.py``): the scoring view's epochs,
-the loss weights' checks, IPRM end to end. Warm-up and balance reports: their own files."""
+the loss weights' checks, IPRM and SMV end to end. Warm-up and balance reports: their own
+files."""
 
 from __future__ import annotations
 
@@ -71,3 +72,37 @@ def test_fit_iprm_with_the_learned_sampler(tmp_path: Path) -> None:
     state = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
     assert "lambdas" in state and "mixup_heads.0.weight" in state
     assert 0.0 <= float(state["lambdas"]) <= 1.0 and float(state["lambdas"]) != 0.5
+
+
+@pytest.mark.parametrize("level", ["sample", "modality"])
+def test_fit_smv_trains_the_originals_and_the_copies(tmp_path: Path, level: str) -> None:
+    cfg = TrainConfig(
+        method="concat", sampler="smv", smv_level=level, smv_alpha=2.0, epochs=3, warmup_epochs=1,
+        device="cpu", progress=False, verbose=False,
+    )  # fmt: skip
+    data = load_mfeat(("pix", "mor"))
+    torch.manual_seed(0)
+    encoders = {"pix": mlp_encoder(240, 16, depth=1), "mor": mlp_encoder(6, 16, depth=1)}
+    model = LateFusionClassifier(encoders, {"pix": 16, "mor": 16}, 10)
+    history = fit(model, data.train, {"val": data.val, "test": data.test}, cfg, out_dir=tmp_path)
+    n = len(data.train)
+    assert history[0]["train_samples"] == n and "smv_epoch" not in history[0]  # warm-up
+    for row in history[1:]:  # a valuation before every epoch after the warm-up
+        assert row["train_samples"] == row["smv_epoch_length"] > n
+        assert {"smv_pix_contribution", "smv_mor_none", "smv_fused_accuracy"} <= set(row)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["sampler"]["config"]["level"] == level
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"method": "joint"}, "sampler='smv' trains SMV's Concat model .* got 'joint'"),
+        ({"method": "concat", "scoring": "online"}, "scoring must be 'pass', got 'online'"),
+        ({"method": "concat", "smv_level": "x"}, r"smv_level must be one of \('sample', 'modal"),
+        ({"method": "concat", "smv_function": "x"}, "smv_function must be one of"),
+    ],
+)
+def test_smv_config_is_checked(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(sampler="smv", **overrides)

@@ -71,7 +71,25 @@ def test_help_shows_the_defaults_that_dataset_and_demo_set(
             ["--scoring", "online", "--sampler", "heuristic", "--rescore-every", "2"],
             "--scoring online needs every sample once per epoch",
         ),
-        ("audio_video", ["--demo", "--method", "smv"], "argument --method: invalid choice: 'smv'"),
+        (
+            "audio_video",
+            ["--demo", "--method", "smv", "--sampler", "learned"],
+            "--method smv orders the epochs itself (SMVSampler): drop --sampler, got --sampler "
+            "learned",
+        ),
+        (
+            "trimodal",
+            ["--demo", "--method", "smv-modality", "--scoring", "online"],
+            "--method smv-modality values the modalities in a pass: --scoring must be 'pass', "
+            "got 'online'",
+        ),
+        (
+            "audio_video",
+            ["--demo", "--method", "smv", "--preset", "official"],
+            "--preset sets BSS's released choices; --method smv has none: drop --preset, got "
+            "'official'",
+        ),
+        ("audio_video", ["--demo", "--smv-alpha", "-1"], "--smv-alpha must be >= 0, got -1.0"),
     ],
 )
 def test_required_flags(
