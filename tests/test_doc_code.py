@@ -187,3 +187,52 @@ def test_a_block_not_run_names_the_tested_file_it_sketches(page: str) -> None:
             assert paths, f"{page}: a block not run names no file: {skip!r}"
             for path in paths:
                 assert (ROOT / path).is_file(), f"{page}: {path} does not exist"
+
+
+def _row(text: str, label: str) -> list[str]:
+    """The cells after ``label`` in the markdown table row that starts with it, marks removed."""
+    match = re.search(rf"^\| {re.escape(label)} \|(.*)\|$", text, re.MULTILINE)
+    assert match, f"no table row {label!r}"
+    return [cell.strip().strip("*`").replace("**", "") for cell in match.group(1).split("|")]
+
+
+def test_concepts_tables_are_what_the_code_prints() -> None:
+    # The worked example's tables are typed by hand: each cell is recomputed here.
+    from bss_sampler.functional import balance_loss, min_max_normalize, prediction_similarity
+    from bss_sampler.pacing import root_pacing
+
+    text = (ROOT / "docs/concepts.md").read_text(encoding="utf-8")
+    names = _concepts()
+    _run("docs/concepts.md", names)
+    unimodal = [names["audio"], names["video"]]
+    similarity = prediction_similarity(unimodal)
+    loss = balance_loss(names["multi"], unimodal, names["targets"], alpha=0.2)
+
+    def fmt(values: Tensor) -> list[str]:
+        return [f"{float(v):.3f}" for v in values]
+
+    assert _row(text, "`prediction_similarity`") == fmt(similarity)
+    assert _row(text, "`balance_loss` (alpha 0.2)") == fmt(loss)
+    assert _row(text, "normalised similarity") == fmt(min_max_normalize(similarity))
+    assert _row(text, "normalised loss") == fmt(min_max_normalize(loss))
+    assert _row(text, "**balance score**") == fmt(names["scores"])
+    assert _row(text, "`p` (Eq. 10)") == fmt(names["learned"].sampling_probabilities())
+
+    def orders(sampler_type: type, epoch: int, **kwargs: Any) -> list[str]:
+        columns = []
+        for shard in ({}, {"num_replicas": 2, "rank": 0}, {"num_replicas": 2, "rank": 1}):
+            sampler = sampler_type(range(6), **kwargs, **shard)
+            sampler.set_scores(names["scores"])
+            sampler.set_epoch(epoch)
+            columns.append(", ".join(str(i) for i in sampler))
+        return columns
+
+    learned_type, heuristic_type = type(names["learned"]), type(names["heuristic"])
+    learned_rows, heuristic_rows = text.split("### Order: learned", 1)[1].split("### Order: heur")
+    for epoch in (0, 1):
+        assert _row(learned_rows, str(epoch)) == orders(learned_type, epoch)
+    for epoch in (0, 1, 2):
+        lam, count, *columns = _row(heuristic_rows, str(epoch))
+        assert lam == f"{root_pacing(epoch, lambda0=0.5, t_grow=2):.3f}"
+        assert columns == orders(heuristic_type, epoch, lambda0=0.5, t_grow=2)
+        assert int(count) == len(columns[0].split(", "))

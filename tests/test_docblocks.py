@@ -2,13 +2,15 @@
 
 `benchmarks/compat.py` and `benchmarks/quickstart_docs.py` keep their results under
 `benchmarks/results/` and write a generated block (`<!-- generated:NAME ... -->`) in the docs;
-editing either by hand, or re-running a script without its docs, fails here.
+editing either by hand, or re-running a script without its docs, fails here. The quality
+tables of `docs/benchmarks.md` must be rows of the tables the benchmarks wrote.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -53,3 +55,24 @@ def test_a_block_edited_by_hand_is_caught(tmp_path: Path, monkeypatch: pytest.Mo
     )
     with pytest.raises(ValueError, match=r"has no block <!-- generated:other"):
         docblock.read(page, "other")
+
+
+def _table_rows(text: str) -> list[str]:
+    # Docs put a modality's part of a fused score in brackets, "(94.9)"; the results files do not.
+    rows = (line for line in text.splitlines() if line.startswith("|"))
+    return [re.sub(r"\((-?[\d.]+)\)", r"\1", row) for row in rows if set(row) - set("|-: ")]
+
+
+def test_quality_tables_in_the_docs_are_rows_of_the_results_files() -> None:
+    # Sections 4 and 5 of the benchmarks page copy tables that `bench_quality.py` and
+    # `bench_when.py` wrote; a number edited by hand, or a re-run not copied, fails here.
+    page = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    quoted = page[page.index("## 4. Quality") : page.index("## Missing")]
+    written = {
+        row
+        for path in sorted((BENCHMARKS / "results").glob("*.md"))
+        for row in _table_rows(path.read_text(encoding="utf-8"))
+    }
+    rows = _table_rows(quoted)
+    assert len(rows) > 20, "the quality section lost its tables"
+    assert [row for row in rows if row not in written] == []
