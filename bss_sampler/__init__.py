@@ -22,7 +22,7 @@ from .scorer import BalanceScorer, CoverageError
 from .scoring import default_forward, score_dataset
 from .smv_sampler import SMVSampler
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "PRESETS",
