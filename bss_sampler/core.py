@@ -72,6 +72,7 @@ __all__ = ["OrderPolicy", "PolicySampler"]
 
 _STATE_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
+_HEAD = 16  # indices of a started epoch's order a checkpoint keeps, to check a resume against
 _CHUNK = 1 << 16
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
@@ -298,6 +299,7 @@ class PolicySampler(Sampler[int]):
         self._values_epoch = -1  # the epoch the newest values are for
         self._start = 0  # where this epoch's first pass starts (a checkpoint's position)
         self._passes: list[_Pass] = []  # this epoch's iterators, oldest first
+        self._head: tuple[int, int, Tensor] | None = None  # (epoch, rank, first indices)
         self._warned_repeat = False
 
     @staticmethod
@@ -510,8 +512,14 @@ class PolicySampler(Sampler[int]):
         """
         values = self._require_values()
         self._follow_group()
-        order = self.policy.epoch_order(self.epoch, values, epoch_generator(self.seed, self.epoch))
-        return shard(order, self.num_replicas, self.rank, self.drop_last)
+        share = shard(
+            self._global_order(self.epoch, values), self.num_replicas, self.rank, self.drop_last
+        )
+        self._head = (self.epoch, self.rank, share[:_HEAD].clone())
+        return share
+
+    def _global_order(self, epoch: int, values: Tensor) -> Tensor:
+        return self.policy.epoch_order(epoch, values, epoch_generator(self.seed, epoch))
 
     def __iter__(self) -> Iterator[int]:
         self._require_values()
@@ -576,6 +584,10 @@ class PolicySampler(Sampler[int]):
     def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
         """Valuation, epoch, position in it, seed and config, as plain values.
 
+        Saved inside an epoch, it also holds the first 16 indices of that epoch's order on this
+        rank (``order_head``) and the torch version: `load_state_dict` checks that it
+        regenerates the same order.
+
         Args:
             consumed: how many samples the training loop has taken from the loader in this
                 epoch's pass (this rank's, counted from where the pass started). Give it when the
@@ -597,11 +609,55 @@ class PolicySampler(Sampler[int]):
             "config": self._config(),
             **self.policy.extra_state(),
         }
+        if 0 < state["yielded"] < self.epoch_length():
+            state["order_head"] = self._order_head()
+            state["torch"] = str(torch.__version__)  # a plain str (TorchVersion needs pickle)
         if self._values is not None:
             state["scores"] = self._values.clone()
         if self._next_values is not None:
             state["next_scores"] = self._next_values.clone()
         return state
+
+    def _order_head(self) -> Tensor:
+        """The first indices of this rank's share of the current (started) epoch: a resume checks
+        that it regenerates the same order (see `_check_order_head`)."""
+        if self._head is None or self._head[:2] != (self.epoch, self.rank):
+            self.epoch_indices()  # a pass that was dropped or never made (after a restore)
+        assert self._head is not None
+        return self._head[2].clone()
+
+    def _check_order_head(self, state: Mapping[str, Any], epoch: int, values: Tensor) -> Tensor:
+        """Refuse a mid-epoch ``state`` whose epoch order this process does not regenerate.
+
+        The rest of an epoch is found by regenerating its order and skipping what was taken, so
+        a different order (torch's random number generator changed between the versions that
+        saved and that load, for example) would repeat some samples and never yield others.
+        """
+        saved = state["order_head"]
+        rank = state["config"].get("rank")
+        if not isinstance(rank, int) or not 0 <= rank < self.num_replicas:
+            rank = self.rank  # version 1 wrote -1 for the global order
+        order = self._global_order(epoch, values)
+        mine = shard(order, self.num_replicas, self.rank, self.drop_last)[:_HEAD].clone()
+        theirs = (
+            mine
+            if rank == self.rank
+            else shard(order, self.num_replicas, rank, self.drop_last)[:_HEAD]
+        )
+        if not isinstance(saved, Tensor) or not torch.equal(saved.to(torch.int64), theirs):
+            first = saved.tolist() if isinstance(saved, Tensor) else saved
+            raise ValueError(
+                f"state_dict was saved {state['yielded']} indices into epoch {epoch} (rank "
+                f"{rank}), but the order regenerated here for that epoch differs from the one "
+                f"it was saved in (first indices {first} saved, {theirs.tolist()} here): "
+                "resuming would repeat some samples and never yield others. The order is drawn "
+                "from the seed, the epoch and the scores with torch's random number generator, "
+                f"which can change between torch versions (saved with torch "
+                f"{state.get('torch', 'unknown')}, this is torch {torch.__version__}). Resume "
+                "under the torch version that saved it, or train the epoch again from its start "
+                "(load the state with its 'yielded' set to 0)"
+            )
+        return mine
 
     def _load_values(self, state: Mapping[str, Any], key: str) -> Tensor | None:
         values = state.get(key)
@@ -633,7 +689,9 @@ class PolicySampler(Sampler[int]):
 
         All or nothing: on any error the sampler is left as it was. Raises ``ValueError`` on a
         state from another sampler type, version, dataset length, seed or config (the rank may
-        differ: ranks advance in lockstep, so any rank's state resumes any other). A
+        differ: ranks advance in lockstep, so any rank's state resumes any other), and on a
+        state saved inside an epoch whose order this process regenerates differently (another
+        torch version's random numbers): resuming it would repeat and drop samples. A
         ``set_epoch`` to a later epoch made since the last load is kept (torchdata's
         ``StatefulDataLoader`` restores the sampler at ``iter()``, after it).
         """
@@ -668,11 +726,15 @@ class PolicySampler(Sampler[int]):
             raise ValueError(
                 f"state_dict['yielded'] must lie in [0, {length}] for epoch {epoch}, got {yielded}"
             )
+        head = None
+        if 0 < yielded < length and values is not None and "order_head" in state:
+            head = self._check_order_head(state, epoch, values)
         self.epoch = epoch
         self._values, self._next_values = values, next_values
         self._values_epoch = -1 if values is None else values_epoch
         self._start = yielded
         self._passes = []
+        self._head = None if head is None else (epoch, self.rank, head)
         self.policy.load_extra_state(extra)
         self._loaded()
         later, self._requested_epoch = self._requested_epoch, None

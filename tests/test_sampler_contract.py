@@ -422,6 +422,69 @@ def test_version_1_state_still_loads():
     assert head + list(fresh) == sampler.epoch_indices().tolist()
 
 
+def _another_rng(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Draw every epoch's order from other random numbers, as another torch version may."""
+    monkeypatch.setattr(
+        "bss_sampler.core.epoch_generator",
+        lambda seed, epoch: torch.Generator().manual_seed(10_007 * seed + epoch + 1),
+    )
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+@pytest.mark.parametrize("num_replicas, saved_rank, rank", [(1, 0, 0), (2, 0, 1), (2, 1, 1)])
+def test_a_mid_epoch_state_whose_order_is_not_regenerated_is_refused(
+    cls, num_replicas, saved_rank, rank, monkeypatch
+):
+    # The rest of an epoch is found by regenerating its order: another order (torch's random
+    # numbers changed between the torch that saved and the one that loads) would repeat some
+    # samples and never yield others, silently.
+    sampler = scored(cls, 40, num_replicas=num_replicas, rank=saved_rank, lambda0=1.0)
+    sampler.set_epoch(1)
+    it = iter(sampler)
+    for _ in range(5):
+        next(it)
+    state = sampler.state_dict()
+    assert state["torch"] == str(torch.__version__)
+    target = make(cls, 40, num_replicas=num_replicas, rank=rank, lambda0=1.0)
+    target.load_state_dict(state)  # the same torch: accepted
+    _another_rng(monkeypatch)
+    fresh = make(cls, 40, num_replicas=num_replicas, rank=rank, lambda0=1.0)
+    with pytest.raises(
+        ValueError,
+        match=rf"saved 5 indices into epoch 1 \(rank {saved_rank}\), but the order regenerated "
+        r"here .* differs .* would repeat some samples .* torch version",
+    ):
+        fresh.load_state_dict(state)
+    assert fresh.epoch == 0 and newest(fresh) is None  # all or nothing
+    fresh.load_state_dict({**state, "yielded": 0})  # the remedy the message names
+    assert len(list(fresh)) == len(fresh)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_a_state_between_epochs_does_not_depend_on_the_order(cls, monkeypatch):
+    sampler = scored(cls, 30, lambda0=1.0)
+    sampler.set_epoch(0)
+    list(sampler)
+    ended = sampler.state_dict()  # the epoch ended: the next one starts from its beginning
+    sampler.set_epoch(1)
+    fresh = sampler.state_dict()  # not started
+    assert "order_head" not in ended and "order_head" not in fresh
+    _another_rng(monkeypatch)
+    for state in (ended, fresh):
+        make(cls, 30, lambda0=1.0).load_state_dict(state)
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_a_restored_sampler_saves_the_order_check_again(cls):
+    sampler = scored(cls, 30, lambda0=1.0)
+    it = iter(sampler)
+    next(it), next(it)
+    state = sampler.state_dict()
+    again = make(cls, 30, lambda0=1.0)
+    again.load_state_dict(state)
+    assert torch.equal(again.state_dict()["order_head"], state["order_head"])
+
+
 def test_two_lambda_pacings_are_told_apart():
     a = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.2)
     b = HeuristicCurriculumSampler(range(50), pacing=lambda t: 0.6)
