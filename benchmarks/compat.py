@@ -97,16 +97,39 @@ def has_wheel(python: Path, name: str, version: str) -> bool:
     return _run([*pip, "--only-binary=:all:", f"{name}=={version}"]).returncode == 0
 
 
+def installs(python: Path, pins: Mapping[str, str]) -> bool:
+    """Whether `pins` (name -> version, or a requirement's `>=...` tail) install together."""
+    pip = [str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
+    requirements = [f"{n}{v if v[0] in '<>=!~' else '==' + v}" for n, v in pins.items()]
+    return _run([*pip, "--only-binary=:all:", *requirements]).returncode == 0
+
+
 def pick(python: Path, bounds: dict[str, tuple[int, ...]]) -> dict[str, dict[str, str]]:
-    """The lowest (at or above each bound) and the newest version served, per dependency."""
+    """The lowest (at or above each bound) and the newest version served, per dependency.
+
+    The lowest versions must also install together: a dependency below what the lowest torch
+    requires (torch 2.2.0 asks `typing-extensions>=4.8.0`) is raised to the lowest version
+    served that installs beside that torch.
+    """
     picks: dict[str, dict[str, str]] = {"lowest": {}, "newest": {}}
+    ascending: dict[str, list[str]] = {}
     for name, bound in bounds.items():
-        versions = [v for v in served(python, name) if _version(v) >= bound]
-        newest = next((v for v in versions if has_wheel(python, name, v)), None)
-        lowest = next((v for v in reversed(versions) if has_wheel(python, name, v)), None)
+        ascending[name] = [v for v in reversed(served(python, name)) if _version(v) >= bound]
+        newest = next((v for v in reversed(ascending[name]) if has_wheel(python, name, v)), None)
+        lowest = next((v for v in ascending[name] if has_wheel(python, name, v)), None)
         if newest is None or lowest is None:
             raise RuntimeError(f"no {name} >= {bound} has a wheel for {python}")
         picks["newest"][name], picks["lowest"][name] = newest, lowest
+    lowest_pins = picks["lowest"]
+    if not installs(python, lowest_pins):
+        torch_pin = {"torch": lowest_pins["torch"]}
+        for name in bounds:
+            if name != "torch":
+                later = ascending[name][ascending[name].index(lowest_pins[name]) :]
+                lowest_pins[name] = next(
+                    (v for v in later if installs(python, {**torch_pin, name: v})),
+                    lowest_pins[name],
+                )
     return picks
 
 
