@@ -61,17 +61,34 @@ def _short(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def declared() -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
-    """The `requires-python` and the `>=` lower bound of each dependency in pyproject.toml."""
+MARKER = re.compile(r"""^python_version\s*>=\s*["'](\d+(?:\.\d+)*)["']$""")
+
+
+def declared(
+    python: tuple[int, ...] | None = None,
+) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
+    """The `requires-python` and the `>=` lower bound of each dependency in pyproject.toml.
+
+    ``python``: the interpreter's version, for which a requirement with a
+    ``python_version >= "X.Y"`` marker also counts (e.g. ``torch>=2.6`` on Python 3.13); without
+    it, only the unconditional bounds.
+    """
     import tomllib  # Python 3.11: the script runs there; tests import `render` on older ones
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    bounds = {}
+    bounds: dict[str, tuple[int, ...]] = {}
     for requirement in project["dependencies"]:
-        name, _, bound = requirement.partition(">=")
-        bounds[name.strip()] = _version(bound)
-    python = _version(project["requires-python"].removeprefix(">="))
-    return python, {name: bounds[name] for name in DEPENDENCIES}
+        spec, _, marker = (part.strip() for part in requirement.partition(";"))
+        if marker:
+            match = MARKER.match(marker)
+            if match is None:
+                raise ValueError(f"compat.py reads only python_version >= markers: {requirement}")
+            if python is None or python[:2] < _version(match.group(1))[:2]:
+                continue
+        name, _, bound = spec.partition(">=")
+        bounds[name.strip()] = max(bounds.get(name.strip(), ()), _version(bound))
+    minimum = _version(project["requires-python"].removeprefix(">="))
+    return minimum, {name: bounds[name] for name in DEPENDENCIES}
 
 
 def _run(cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -133,8 +150,59 @@ def pick(python: Path, bounds: dict[str, tuple[int, ...]]) -> dict[str, dict[str
     return picks
 
 
-def run_one(python: Path, pins: dict[str, str], wheel: Path, workdir: Path) -> dict[str, Any]:
-    """Install `pins` and the wheel into a fresh venv and run the core tests from outside."""
+MODULES = {"torch": "torch", "numpy": "numpy", "typing-extensions": "typing_extensions"}
+
+
+def culprit(traceback: str) -> str | None:
+    """The dependency (not torch) whose own code raised in ``traceback``, from its last frame
+    inside an installed package; ``None`` when it was torch or something else."""
+    packages = re.findall(r"site-packages/(\w+)", traceback)
+    by_module = {module: name for name, module in MODULES.items() if name != "torch"}
+    return by_module.get(packages[-1]) if packages else None
+
+
+def raise_until_importable(
+    python: Path, venv_python: Path, pins: dict[str, str]
+) -> tuple[list[str], str | None]:
+    """Raise a dependency the installed torch cannot import beside, one served version at a time
+    (typing-extensions 4.8.0 installs beside torch 2.5.0 on Python 3.13, but typing-extensions
+    supports 3.13 only from 4.12), updating ``pins``: what was raised and why, one line per
+    dependency, and the last import error if the imports never worked."""
+    first: dict[str, tuple[str, str]] = {}  # name -> (the version pinned, its import error)
+    pip = [str(venv_python), "-m", "pip", "install", "-q"]
+    error: str | None = "gave up after 30 raises"
+    for _ in range(30):
+        done = _run([str(venv_python), "-c", f"import {', '.join(MODULES.values())}"])
+        if done.returncode == 0:
+            error = None
+            break
+        name = culprit(done.stderr)
+        newer = (
+            []
+            if name is None
+            else [v for v in reversed(served(python, name)) if _version(v) > _version(pins[name])]
+        )
+        if name is None or not newer or _run([*pip, f"{name}=={newer[0]}"]).returncode != 0:
+            error = done.stderr[-2000:]
+            break
+        first.setdefault(name, (pins[name], done.stderr.strip().splitlines()[-1]))
+        pins[name] = newer[0]
+    raised = [
+        f"{name} {pinned} -> {pins[name]}: torch {pins['torch']} does not import beside the "
+        f"versions below ({message})"
+        for name, (pinned, message) in first.items()
+    ]
+    return raised, error
+
+
+def run_one(
+    python: Path, pins: dict[str, str], wheel: Path, workdir: Path, *, lowest: bool = False
+) -> dict[str, Any]:
+    """Install `pins` and the wheel into a fresh venv and run the core tests from outside.
+
+    ``lowest``: a dependency torch does not import beside is raised (`raise_until_importable`);
+    the versions in the result are those tested.
+    """
     venv = Path(tempfile.mkdtemp(dir=workdir))
     started = time.monotonic()
     try:
@@ -144,6 +212,12 @@ def run_one(python: Path, pins: dict[str, str], wheel: Path, workdir: Path) -> d
         installed = _run([*pip, *requirements, f"{wheel}[test]"])
         if installed.returncode != 0:
             return {"status": "install failed", "log": installed.stderr[-2000:]}
+        pins = dict(pins)
+        raised: list[str] = []
+        if lowest:
+            raised, error = raise_until_importable(python, venv / "bin" / "python", pins)
+            if error is not None:
+                return {"status": "import failed", **pins, "raised": raised, "log": error}
         # test_docblocks.py checks this checkout's docs against the results file that this
         # script is in the middle of rewriting; CI runs it.
         tests = [str(p) for p in sorted((ROOT / "tests").glob("test_*.py")) if p.name != SELF_TEST]
@@ -157,7 +231,10 @@ def run_one(python: Path, pins: dict[str, str], wheel: Path, workdir: Path) -> d
         )
         return {
             "status": "passed" if done.returncode == 0 else f"pytest exit {done.returncode}",
+            **pins,
+            **({"raised": raised} if raised else {}),
             **outcome(done.stdout),
+            **({} if done.returncode in (0, 1) else {"log": done.stderr[-2000:]}),
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
     finally:
@@ -213,6 +290,8 @@ def render(results: dict[str, Any]) -> str:
                 f"`tests/{f.split('tests/', 1)[-1]}`" for f in row.get("failures", [])
             )
             outcome = f"**{row['status']}**: {outcome}; {failed or 'see the results file'}"
+        if row.get("raised"):
+            outcome += "; raised: " + "; ".join(row["raised"])
         # A row from before a dependency was compared installed whatever pip chose: "-".
         pins = " | ".join(row.get(name, "-") for name in DEPENDENCIES)
         lines.append(f"| {row['python']} | {row['which']} | {pins} | {outcome} |")
@@ -250,12 +329,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             check=True,
         ).stdout.strip()
         short = _short(version)
-        for which, pins in pick(python, bounds).items():
+        for which, pins in pick(python, declared(_version(version))[1]).items():
             if args.only and f"{short}-{which}" not in args.only:
                 continue
             print(f"Python {version} {which}: {pins}", flush=True)
             row = {"python": version, "which": which, **pins}
-            row.update(run_one(python, pins, wheel, args.workdir))
+            row.update(run_one(python, pins, wheel, args.workdir, lowest=which == "lowest"))
             print(f"  {row['status']}: {row.get('summary', '')}", flush=True)
             rows[(short, which)] = row
             results = {
