@@ -234,7 +234,8 @@ def run_one(
             **pins,
             **({"raised": raised} if raised else {}),
             **outcome(done.stdout),
-            **({} if done.returncode in (0, 1) else {"log": done.stderr[-2000:]}),
+            # pytest's own report of what failed (a fixture's error may have no one-line message)
+            **({} if done.returncode == 0 else {"log": (done.stdout + done.stderr)[-6000:]}),
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
     finally:

@@ -227,8 +227,8 @@ def test_concepts_tables_are_what_the_code_prints() -> None:
             columns.append(", ".join(str(i) for i in sampler))
         return columns
 
-    # The orders are torch's random draws: the page prints those of torch 2.13 (whose
-    # `exponential_` later versions share, and torch 2.1's does not; see "Across torch versions").
+    # The orders are torch's random draws: the page prints those of torch 2.13 (as 2.8 and later
+    # draw; 2.1 to 2.6 draw other numbers, see "Across torch versions").
     draw = torch.empty(4).exponential_(generator=torch.Generator().manual_seed(0))
     if not torch.allclose(draw, torch.tensor([3.5083, 1.2304, 0.6150, 2.5351]), atol=1e-4):
         pytest.skip(f"torch {torch.__version__} draws other random numbers than torch 2.13")
