@@ -22,6 +22,7 @@ that the registry's own newest is what gets installed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -96,6 +97,7 @@ def _run(cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(cmd), env=env, capture_output=True, text=True, **kwargs)
 
 
+@functools.cache  # one `pip index` per interpreter and name: `pick` and the raises reuse it
 def served(python: Path, name: str) -> list[str]:
     """The versions of `name` with a wheel for `python`'s interpreter, newest first."""
     # Run with the interpreter itself, so that pip filters by its tags.
@@ -114,11 +116,15 @@ def has_wheel(python: Path, name: str, version: str) -> bool:
     return _run([*pip, "--only-binary=:all:", f"{name}=={version}"]).returncode == 0
 
 
+def pinned(pins: Mapping[str, str]) -> list[str]:
+    """``name==version`` requirements for pip."""
+    return [f"{name}=={version}" for name, version in pins.items()]
+
+
 def installs(python: Path, pins: Mapping[str, str]) -> bool:
-    """Whether `pins` (name -> version, or a requirement's `>=...` tail) install together."""
+    """Whether `pins` (name -> version) install together (a dry run)."""
     pip = [str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
-    requirements = [f"{n}{v if v[0] in '<>=!~' else '==' + v}" for n, v in pins.items()]
-    return _run([*pip, "--only-binary=:all:", *requirements]).returncode == 0
+    return _run([*pip, "--only-binary=:all:", *pinned(pins)]).returncode == 0
 
 
 def pick(python: Path, bounds: dict[str, tuple[int, ...]]) -> dict[str, dict[str, str]]:
@@ -208,8 +214,7 @@ def run_one(
     try:
         subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-        requirements = [f"{name}=={version}" for name, version in pins.items()]
-        installed = _run([*pip, *requirements, f"{wheel}[test]"])
+        installed = _run([*pip, *pinned(pins), f"{wheel}[test]"])
         if installed.returncode != 0:
             return {"status": "install failed", "log": installed.stderr[-2000:]}
         pins = dict(pins)
