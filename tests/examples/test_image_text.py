@@ -20,7 +20,7 @@ from examples.vision.weights import adapt_input_channels, load_local_weights
 TINY = [
     "--resnet-width", "0.0625", "--image-size", "32", "--max-length", "16", "--batch-size", "4",
     "--epochs", "2", "--no-progress", "--quiet", "--device", "cpu", "--lambda0", "0.5",
-    "--update-every", "1",
+    "--update-every", "1", "--random-init",
 ]  # fmt: skip
 
 
@@ -100,7 +100,9 @@ def test_sarcasm_without_validation_file_holds_out_train(
 def test_twitter_rows_and_text_cleaning(roots: dict[str, Path]) -> None:
     records = read_split("twitter2015", roots["twitter2015"], "train")
     assert records is not None and len(records) == 6
-    assert all("$T$" not in r.text and r.image.is_file() for r in records)
+    assert all(r.target == "the" and r.image.is_file() for r in records)
+    assert any("$T$" in r.text for r in records)  # the raw text keeps the placeholder
+    assert all(r.filled() == r.text.replace("$T$", "the") for r in records)
     assert [r.label for r in records] == [0, 0, 1, 1, 2, 2]
     assert clean_text("A, b! c d", 3, strip_punctuation=True) == "a b c"
     assert clean_text(" ".join(["w"] * 60), 50).count("w") == 50
