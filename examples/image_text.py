@@ -69,6 +69,7 @@ from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
 from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.imtext.models import build_image_text_model, load_tokenizer
+from examples.vision.weights import fill_weight_flags
 
 #: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
 #: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
@@ -176,18 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_weights(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fill ``--bert`` and ``--resnet50`` in (pretrained unless ``--random-init``), refusing
     combinations that would not load what they say."""
-    if args.random_init and args.resnet50 is not None:
-        parser.error(
-            f"--random-init starts the ResNet50 from random weights: drop --resnet50 "
-            f"{args.resnet50!r} (or --random-init)"
-        )
-    if not args.random_init:
-        args.resnet50 = args.resnet50 or "imagenet"
-        if args.resnet_width != 1.0:
-            parser.error(
-                f"--resnet-width {args.resnet_width} has no pretrained weights (only 1.0): add "
-                "--random-init"
-            )
+    fill_weight_flags(parser, args, {"resnet50": "imagenet"}, width_flag="resnet_width")
     if args.bert is None and not args.demo:
         args.bert = "bert-base-uncased"
 

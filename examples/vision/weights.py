@@ -18,6 +18,7 @@ which no tensor fits is refused.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ __all__ = [
     "adapt_input_channels",
     "announce_random_init",
     "fetch_url",
+    "fill_weight_flags",
     "load_local_weights",
     "resolve_weights",
 ]
@@ -69,6 +71,37 @@ def announce_random_init(encoder: str, reason: str) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def fill_weight_flags(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    defaults: Mapping[str, str | None],
+    *,
+    width_flag: str,
+) -> None:
+    """Resolve a script's weight flags against ``args.random_init`` (``--random-init``).
+
+    ``defaults``: flag destination -> its pretrained default (None: it follows another flag).
+    With ``--random-init`` an explicit weight flag is refused (the two contradict); without it,
+    each unset flag gets its default, and a width factor other than 1 (``width_flag``'s
+    destination) is refused, having no pretrained weights. Errors go through ``parser.error``
+    naming the flag and the value.
+    """
+    width = getattr(args, width_flag)
+    for dest, default in defaults.items():
+        flag = "--" + dest.replace("_", "-")
+        value = getattr(args, dest)
+        if args.random_init and value is not None:
+            parser.error(
+                f"--random-init starts every encoder from random weights: drop {flag} {value!r} "
+                "(or --random-init)"
+            )
+        if not args.random_init and value is None:
+            setattr(args, dest, default)
+    if not args.random_init and width != 1.0:
+        flag = "--" + width_flag.replace("_", "-")
+        parser.error(f"{flag} {width} has no pretrained weights (only 1.0): add --random-init")
 
 
 def _sha256(path: Path) -> str:
