@@ -193,7 +193,8 @@ def load_local_weights(
     Returns ``(missing, skipped)``: parameter names of ``module`` left as initialised, and
     checkpoint keys not used (absent from ``module`` or of another shape). A 4-D/5-D weight
     differing only in input channels is adapted with :func:`adapt_input_channels`. A checkpoint
-    of which no tensor fits (another architecture, another width) raises ``ValueError``.
+    of which no tensor fits (another architecture, another width: only BatchNorm's scalar
+    counters would) raises ``ValueError``.
     """
     path = Path(path)
     if not path.is_file():
@@ -214,7 +215,7 @@ def load_local_weights(
             skipped.append(key)
             continue
         chosen[key] = value.to(target[key].dtype)
-    if target and not chosen:
+    if target and not any(v.dim() > 0 for v in chosen.values()):  # BatchNorm counters aside
         raise ValueError(
             f"weights file {path}: none of its {len(source)} tensors fits {type(module).__name__} "
             f"(names or shapes differ; e.g. a width factor other than 1 has no pretrained weights)"
