@@ -170,8 +170,8 @@ class TrainImage:
             raise ValueError("TrainImage needs a generator (the dataset seeds one per item)")
         img = img.convert("RGB")
         top, left, h, w = random_resized_crop((img.height, img.width), gen, self.scale)
-        box = (left, top, left + w, top + h)
-        img = img.resize((self.size, self.size), self.resample, box=box)
+        # crop, then resize (torchvision's resized_crop): the filter never reads past the crop
+        img = img.crop((left, top, left + w, top + h)).resize((self.size, self.size), self.resample)
         if bool(torch.rand(1, generator=gen) < 0.5):
             img = ImageOps.mirror(img)
         return normalise(self.augment(img, gen), self.stats)
