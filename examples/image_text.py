@@ -144,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-length",
         type=int,
         help="BERT tokens; per dataset: twitter2015 30, sarcasm 80 (twitter2015 with --preset "
-        "official: no truncation, as the released code)",
+        "official: not truncated, as the released code, unless this flag is given)",
     )
     parser.add_argument(
         "--val-fraction",

@@ -238,7 +238,8 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
     """Image-text pairs, texts cleaned and tokenised once (``tokenizer``: a Hugging Face one).
 
     ``train=True`` uses the dataset's training augmentation (Sarcasm), else a plain resize.
-    ``image_size``/``max_length`` override the spec (tiny tests); ``seed`` seeds augmentation;
+    ``image_size``/``max_length`` override the spec (tiny tests; ``max_length`` also truncates
+    a pipeline that does not); ``seed`` seeds augmentation;
     ``official``: the released pipeline (:data:`PIPELINES`).
     """
 
@@ -273,9 +274,13 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
         length = max_length or spec.max_length
         # Released Twitter2015: padding="longest" without truncation (its max_length is inert);
         # padded to the longest text of the split, not of the batch (BERT masks the padding).
+        # An explicit max_length cuts there in every pipeline.
         cut = {"padding": "max_length", "truncation": True, "max_length": length}
+        whole = {"padding": "longest"}
         tokens = tokenizer(
-            self.texts, **(cut if pipe.truncate else {"padding": "longest"}), return_tensors="pt"
+            self.texts,
+            **(cut if pipe.truncate or max_length is not None else whole),
+            return_tensors="pt",
         )
         self.input_ids: Tensor = tokens["input_ids"].long()
         self.attention_mask: Tensor = tokens["attention_mask"].long()

@@ -73,7 +73,11 @@ def _pretrained(loader: Callable[..., Any], spec: str | Path, what: str, **kwarg
     try:
         return loader(source, **local, **kwargs)
     except OSError as err:
-        where = "the local directory" if local else "the Hugging Face hub or its cache (HF_HOME)"
+        where = (
+            "the local directory"
+            if local
+            else "the Hugging Face hub or its cache (HF_HOME; and no such local directory)"
+        )
         raise OSError(
             f"--bert {str(spec)!r}: could not load the {what} from {where}: {err}"
         ) from err

@@ -227,6 +227,10 @@ def test_twitter2015_official_token_ids(tokenizer: Any, records: list[Record]) -
         assert ds.input_ids[i][~mask].eq(tokenizer.pad_token_id).all()
     longest = int(ds.attention_mask.sum(1).max())
     assert longest > 30 and ds.input_ids.shape[1] == longest  # kept whole, not cut at 30
+    cut = dataset("twitter2015", records, tokenizer, max_length=30)  # an explicit length cuts
+    sep = tokenizer.sep_token_id
+    assert cut.input_ids.shape[1] == 30
+    assert cut.input_ids[-1].tolist() == [*ds.input_ids[-1][:29].tolist(), sep]
     ours = ImageTextDataset("twitter2015", records, tokenizer)
     assert ours.input_ids.shape[1] == 30  # ours: the target put back, cut at 30
     assert "malala" in ours.texts[0] and "malala" not in ds.texts[0]
