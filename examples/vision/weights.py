@@ -93,9 +93,10 @@ def fill_weight_flags(
         flag = "--" + dest.replace("_", "-")
         value = getattr(args, dest)
         if args.random_init and value is not None:
+            by_demo = " (set by --demo)" if getattr(args, "demo", False) else ""
             parser.error(
-                f"--random-init starts every encoder from random weights: drop {flag} {value!r} "
-                "(or --random-init)"
+                f"--random-init{by_demo} starts every encoder from random weights: drop {flag} "
+                f"{value!r}, or pass --no-random-init"
             )
         if not args.random_init and value is None:
             setattr(args, dest, default)

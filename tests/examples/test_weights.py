@@ -174,7 +174,7 @@ def test_random_init_is_announced_and_explicit(
     assert not torch.equal(bert.state_dict()[key], saved[key])  # ... with random weights
     base = ["--dataset", "sarcasm", "--root", "r"]
     contradictions = {
-        ("--random-init", "--resnet50", "w.pth"): "drop --resnet50 'w.pth'",
+        ("--random-init", "--resnet50", "w.pth"): "drop --resnet50 'w.pth', or pass --no-r",
         ("--resnet-width", "0.5"): "--resnet-width 0.5 has no pretrained weights",
     }
     for flags, message in contradictions.items():
@@ -182,6 +182,9 @@ def test_random_init_is_announced_and_explicit(
             image_text.parse_args([*base, *flags])
         assert message in capsys.readouterr().err
     assert image_text.parse_args([*base, "--resnet-width", "0.5", "--random-init"]).resnet50 is None
+    with pytest.raises(SystemExit):
+        image_text.parse_args(["--demo", "--resnet50", "w.pth"])
+    assert "--random-init (set by --demo) starts every encoder" in capsys.readouterr().err
 
 
 def test_trimodal_weight_flags(capsys: pytest.CaptureFixture[str]) -> None:
