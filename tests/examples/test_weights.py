@@ -201,3 +201,19 @@ def test_trimodal_weight_flags(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         trimodal.parse_args(["--root", "r", "--i3d-width", "0.25"])
     assert "--i3d-width 0.25 has no pretrained weights" in capsys.readouterr().err
+
+
+def test_script_reads_bert_base_uncased_from_the_cache(hub_bert: Path, tmp_path: Path) -> None:
+    """``--bert bert-base-uncased`` end to end (with random weights: a pretrained ResNet50 exists
+    only at full width, too slow here): configuration and vocabulary come from the cache."""
+    from examples import image_text
+    from examples.imtext.demo_data import make_image_text_demo_data
+
+    root = make_image_text_demo_data("twitter2015", tmp_path / "data")
+    history = image_text.main(
+        ["--dataset", "twitter2015", "--root", str(root), "--bert", "bert-base-uncased",
+         "--random-init", "--resnet-width", "0.0625", "--image-size", "32", "--batch-size", "4",
+         "--epochs", "1", "--no-progress", "--quiet", "--device", "cpu",
+         "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    assert len(history) == 1 and 0.0 <= history[0]["test_acc"] <= 1.0
