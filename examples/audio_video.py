@@ -189,6 +189,7 @@ def load_data(
         "audio": AudioSpec(sample_rate=args.sample_rate, seconds=args.audio_seconds),
         "frames": FrameSpec(count=args.frames, size=args.image_size),
         "seed": args.seed,
+        **args.data_options,  # --preset official: the released loader's choices
     }
     load = DATASETS[args.dataset].load
     train = load(args.root, "train", **opts)
