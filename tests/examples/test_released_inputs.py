@@ -160,3 +160,13 @@ def test_kinetics_sounds_official_run_draws_per_frame(av_roots: dict[str, Path])
     assert train.frame_augment == "frame" and train.subset([0]).frame_augment == "frame"
     default, _, _ = audio_video.load_data(audio_video.parse_args(argv))
     assert default.frame_augment == "clip"
+
+
+@pytest.mark.parametrize("dataset", ["ks", "vggsound"])
+def test_official_runs_end_to_end(av_roots: dict[str, Path], tmp_path: Path, dataset: str) -> None:
+    history = audio_video.main(["--root", str(av_roots[dataset]), "--out", str(tmp_path),
+                                "--dataset", dataset, "--preset", "official", "--epochs", "1",
+                                "--width", "4", "--frames", "2", "--image-size", "16",
+                                "--sample-rate", "8000", "--audio-seconds", "0.25",
+                                "--batch-size", "4", "--no-progress", "--quiet"])  # fmt: skip
+    assert 0.0 <= history[0]["test_acc"] <= 1.0 and history[0]["train_samples"] == 4
