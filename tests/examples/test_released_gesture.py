@@ -1,8 +1,8 @@
 """``--preset official`` on NVGesture: the released loader's inputs and the released I3D (issue
 28, items 3, 4 and 9), against a reference written from the documented parameters.
 
-The reference reads an MJPG clip written with OpenCV's VideoWriter (frames panning across a
-photograph that matplotlib ships) as the released loader is documented to: OpenCV's BGR frames
+The reference reads an MJPG clip written with OpenCV's VideoWriter (``write_video``: frames
+panning across a photograph that matplotlib ships) as the released loader is documented to: OpenCV's BGR frames
 resized with ``cv2.resize`` to 256 (here 36) and normalised with the RGB ImageNet statistics in
 channel order, depth divided by 255, every stored flow frame with its raw values, black frames
 after a short clip, the centre crop; the model pools with ``nn.AvgPool3d((8, 7, 7))``.
@@ -26,8 +26,10 @@ from examples import trimodal  # noqa: E402
 from examples.common.frames import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from examples.common.released import RELEASED  # noqa: E402
 from examples.gesture.data import ClipSpec, NVGestureDataset, flow_path, list_path  # noqa: E402
+from examples.gesture.demo_data import panning_clip  # noqa: E402
 from examples.gesture.flow import compute_flow  # noqa: E402
 from examples.vision.i3d import I3D, pool_features  # noqa: E402
+from examples.vision.video import write_video  # noqa: E402
 
 MEAN, STD = IMAGENET_MEAN.view(3).numpy(), IMAGENET_STD.view(3).numpy()
 STORED, START, STOP = 11, 1, 10  # frames in the file; the listed gesture is frames 1 .. 9
@@ -36,31 +38,20 @@ OFFICIAL = replace(SPEC, **RELEASED["nvgesture"].data)
 MODALITIES = ("rgb", "flow", "depth")
 
 
-def panning(count: int, height: int, width: int) -> np.ndarray:
-    """RGB uint8 ``(count, height, width, 3)``: a window moving 3 pixels a frame across Grace
-    Hopper's portrait (matplotlib's sample data)."""
+def photograph() -> np.ndarray:
+    """Grace Hopper's portrait (matplotlib's sample data), RGB uint8."""
     with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
-        photo = np.asarray(img.convert("RGB").resize((width + 3 * count, height + 2 * count)))
-    return np.stack([photo[2 * t : 2 * t + height, 3 * t : 3 * t + width] for t in range(count)])
-
-
-def write_mjpg(path: Path, frames: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (width, height))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+        return np.asarray(img.convert("RGB"))
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("nvgesture-photo")
     rel = "./Video_data/class_03/subject1_r0"
-    video = panning(STORED, 48, 64)
-    write_mjpg(root / rel / "sk_color.avi", video)
+    video = panning_clip(photograph(), STORED, 48, 64)
+    write_video(root / rel / "sk_color.avi", video)  # OpenCV's VideoWriter, MJPG
     grey = video.mean(-1, keepdims=True).repeat(3, -1).astype(np.uint8)
-    write_mjpg(root / rel / "sk_depth.avi", grey)
+    write_video(root / rel / "sk_depth.avi", grey)
     line = f"path:{rel} depth:sk_depth:{START}:{STOP} color:sk_color:{START}:{STOP} label:3\n"
     for split in ("train", "test"):
         list_path(root, split).write_text(line)
