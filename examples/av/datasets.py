@@ -230,16 +230,25 @@ def vggsound(
 
     how = clip_ids
     if how == "auto":
-        found = {h: sum(map(_exists, read(h))) for h in ("written", "released")}
-        how = "released" if found["released"] > found["written"] else "written"
+        counts = {h: sum(map(_exists, read(h))) for h in ("written", "released")}
+        how = "released" if counts["released"] > counts["written"] else "written"
     clips = read(how)
     if rows and not any(map(_exists, clips)):
         example = rows[0][1]
         read_as = example.strip() if how == "written" else example[1:]
+        other = "released" if how == "written" else "written"
+        found = sum(map(_exists, read(other)))
         raise ValueError(
             f"no clip of {csv_path} found under {root}: clip ids read as {how!r} "
             f"(clip_ids={clip_ids!r}), e.g. field {example!r} -> {read_as!r}; expected "
             f"AudioWAV/{read_as}.wav and Image-01-FPS/{read_as}/"
+            + (f"; read as {other!r} the csv finds {found} clips" if found else "")
+            + (
+                " (the released loader drops the first character of each id: write the csv "
+                "with a space before each id, or run without --preset official)"
+                if found and how == "released"
+                else ""
+            )
         )
     return _dataset(_keep(clips, min_frames), max(ids.values()) + 1, split, kwargs)
 
