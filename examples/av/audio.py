@@ -22,7 +22,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CONVENTIONS",
     "TRANSFORMS",
+    "AudioConvention",
     "AudioSpec",
     "load_spectrogram",
     "load_waveform",
@@ -80,6 +82,55 @@ class AudioSpec:
         else:
             frames = 1 + (self.num_samples - self.n_fft) // self.hop
         return (1, self.n_fft // 2 + 1, frames)
+
+
+@dataclass(frozen=True)
+class AudioConvention:
+    """A community pipeline's audio settings; ``None`` rate or length: the dataset's own."""
+
+    sample_rate: int | None
+    seconds: float | None
+    hop: int
+    transform: str
+    source: str
+
+    def spec(self, sample_rate: int | None = None, seconds: float | None = None) -> AudioSpec:
+        """The `AudioSpec` of this convention; ``sample_rate``/``seconds`` override its own."""
+        rate = sample_rate if sample_rate is not None else self.sample_rate
+        length = seconds if seconds is not None else self.seconds
+        if rate is None or length is None:
+            raise ValueError(f"this convention takes the dataset's rate and length: {self.source}")
+        return AudioSpec(rate, length, hop=self.hop, transform=self.transform)
+
+
+#: ``audio_video.py --audio``: the conventions of the released code (data-preparation notes).
+CONVENTIONS = {
+    "bss": AudioConvention(
+        None,
+        None,
+        353,
+        "log-stft",
+        "BSS's released loaders (CREMA-D/dataset/CramedDataset.py, KS/dataset/KS.py): "
+        "librosa.load at CREMA-D 22,050 Hz x 20 s, Kinetics-Sounds and VGGSound 35,400 Hz "
+        "x 10 / 20 s, tiled, clipped, log(|librosa.stft(n_fft=512, hop_length=353)| + 1e-7)",
+    ),
+    "ogm-ge": AudioConvention(
+        22_050,
+        3.0,
+        353,
+        "log-stft",
+        "OGM-GE's CREMA-D loader (OGM-GE_CVPR2022 dataset/CramedDataset.py): the same at "
+        "22,050 Hz x 3 s (257 x 188)",
+    ),
+    "pmr": AudioConvention(
+        16_000,
+        10.0,
+        159,
+        "log-psd-zscore",
+        "PMR's extractWav: 16 kHz x 10 s, scipy.signal.spectrogram(nperseg=512, "
+        "noverlap=353), log, z-scored per clip (257 x 1004)",
+    ),
+}
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:

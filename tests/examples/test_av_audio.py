@@ -240,3 +240,46 @@ def test_partial_cache_and_bad_clips(clips: dict[str, Path], tmp_path: Path) -> 
     assert (summary.written, summary.skipped) == (0, 4) and list(summary.failed) == [bad.stem]
     with pytest.raises(ValueError, match="dtype"):
         write_spectrograms(tmp_path / CACHE_DIR, wavs, SPEC, "bfloat16")
+
+
+# -- the --audio conventions of audio_video.py ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--dataset", "cremad"], AudioSpec(22_050, 20.0)),
+        (["--dataset", "ks"], AudioSpec(35_400, 10.0)),
+        (["--dataset", "cremad", "--audio", "ogm-ge"], AudioSpec(22_050, 3.0)),
+        (["--dataset", "ks", "--audio", "ogm-ge", "--audio-seconds", "5"], AudioSpec(22_050, 5.0)),
+        (
+            ["--dataset", "vggsound", "--audio", "pmr"],
+            AudioSpec(16_000, 10.0, hop=159, transform="log-psd-zscore"),
+        ),
+        (["--dataset", "cremad", "--audio-seconds", "3"], AudioSpec(22_050, 3.0)),
+    ],
+)
+def test_audio_flags(
+    av_roots: dict[str, Path], tmp_path: Path, argv: list[str], expected: AudioSpec
+) -> None:
+    from examples.audio_video import load_data, parse_args
+
+    args = parse_args([*argv, "--root", str(av_roots[argv[1]]), "--out", str(tmp_path)])
+    assert (args.sample_rate, args.audio_seconds) == (expected.sample_rate, expected.seconds)
+    train, _, _ = load_data(args)
+    assert train.audio == expected
+
+
+def test_pmr_convention_trains(av_roots: dict[str, Path], tmp_path: Path) -> None:
+    from examples.audio_video import main
+
+    history = main(
+        ["--dataset", "cremad", "--root", str(av_roots["cremad"]), "--out", str(tmp_path),
+         "--audio", "pmr", "--width", "4", "--frames", "1", "--image-size", "16",
+         "--sample-rate", "8000", "--audio-seconds", "0.25", "--batch-size", "4", "--epochs", "1",
+         "--no-progress", "--quiet"]
+    )  # fmt: skip
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+    with pytest.raises(SystemExit):
+        main(["--dataset", "cremad", "--root", str(av_roots["cremad"]), "--audio", "pmr",
+              "--sample-rate", "1000", "--audio-seconds", "0.25"])  # fmt: skip
