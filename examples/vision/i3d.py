@@ -228,6 +228,8 @@ class I3D(nn.Module):
         if weights is not None:
             load_local_weights(self, weights)
         self.load_state_dict(initial, strict=False)  # the released model's unloaded layers
+        if weights is not None and initial:
+            print(f"I3D({in_channels}): {', '.join(initial)} left at random initialisation")
 
     def forward(self, x: Tensor) -> Tensor:
         for name in self.endpoints:

@@ -171,7 +171,9 @@ def test_i3d_on_80_frames_pools_as_the_released_model() -> None:
     torch.testing.assert_close(out, nn.AvgPool3d((8, 7, 7))(seen[0]).flatten(1))
 
 
-def test_depth_first_convolution_stays_random_when_weights_load(tmp_path: Path) -> None:
+def test_depth_first_convolution_stays_random_when_weights_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     kwargs = {"width": 0.0625, "final_endpoint": "Mixed_3b"}
     source = I3D(3, **kwargs)
     torch.save(source.state_dict(), tmp_path / "rgb.pt")
@@ -182,6 +184,7 @@ def test_depth_first_convolution_stays_random_when_weights_load(tmp_path: Path) 
     released = I3D(1, **kwargs, weights=tmp_path / "rgb.pt", random_init=unloaded).state_dict()
     loaded = I3D(1, **kwargs, weights=tmp_path / "rgb.pt").state_dict()
     key = "Conv3d_1a_7x7.conv3d.weight"
+    assert f"I3D(1): {key} left at random initialisation" in capsys.readouterr().out  # loudly
     assert tuple(unloaded) == (key,)
     assert torch.equal(released[key], fresh[key])  # never loaded: its random initialisation
     assert torch.allclose(loaded[key], source.state_dict()[key].sum(1, keepdim=True), atol=1e-6)
