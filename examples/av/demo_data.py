@@ -84,13 +84,13 @@ def _vggsound(root: Path, per_class: int, rng: np.random.Generator) -> None:
     (root / "label_encoding.json").write_text(json.dumps({n: i for i, n in enumerate(classes)}))
     for split in ("train", "test"):
         rows = _clips([c.replace(" ", "_") for c in classes], per_class)
-        with (root / f"{split}.csv").open("w", newline="") as fh:
+        with (root / f"{split}.csv").open("w", newline="") as fh:  # the public shape: " <id>"
             csv.writer(fh).writerows(
-                [(i, classes[c], f"{split}_{cid}") for i, (cid, _, c) in enumerate(rows)]
+                [(i, classes[c], f" {split}_{cid}") for i, (cid, _, c) in enumerate(rows)]
             )
-        for cid, _, c in rows:
+        for cid, _, c in rows:  # 4 frames: the released loader keeps clips of more than 3
             clip = f"{split}_{cid}"
-            _media(root / "AudioWAV" / f"{clip}.wav", root / "Image-01-FPS" / clip, c, 2, rng)
+            _media(root / "AudioWAV" / f"{clip}.wav", root / "Image-01-FPS" / clip, c, 4, rng)
 
 
 LAYOUTS: dict[str, Callable[[Path, int, np.random.Generator], None]] = {
