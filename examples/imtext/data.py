@@ -139,6 +139,7 @@ PIPELINES: dict[tuple[str, bool], Pipeline] = {
     ),
     ("sarcasm", True): Pipeline(
         lambda r, spec: pre_caption(r.text, spec.max_words),
+        truncate=False,
         resample=Image.Resampling.BICUBIC,
         stats=CLIP,
         released_augment=True,
@@ -272,7 +273,8 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
         self.seed, self.epoch = seed, 0
         self.texts = [pipe.text(r, spec) for r in self.records]
         length = max_length or spec.max_length
-        # Released Twitter2015: padding="longest" without truncation (its max_length is inert);
+        # Released (both datasets): padding="longest" without truncation (its max_length=30 is
+        # inert);
         # padded to the longest text of the split, not of the batch (BERT masks the padding).
         # An explicit max_length cuts there in every pipeline.
         cut = {"padding": "max_length", "truncation": True, "max_length": length}

@@ -51,21 +51,23 @@ TWEETS = [
     ("Happy 80th birthday to $T$ ! Still rocking at 80 :) http://t.co/abc123", "Leonard Cohen"),
     ("@jenny_k I'm so done w/ this weather -- snow in April?! #NotCool", "April"),
     ("Great... another Monday-morning \"meeting\" (yay!) w/ the boss :) #blessed", "Monday"),
+    ("<PERSON> at the café: naïve_fans say $T$ is über-cool, 100% #win", "Zoë"),
     ("$T$ " + " ".join(["Supercalifragilistic", "Antidisestablishmentarianism",
      "Pneumonoultramicroscopic", "Floccinaucinihilipilification"] * 6), "Words"),
 ]  # fmt: skip
 
 
 def ref_twitter_text(text: str) -> str:
-    """Released Twitter2015 cleaning: letter-only words, lower-cased, 20 at most."""
-    spaced = "".join(c if c.isascii() and c.isalnum() else " " for c in text.lower())
-    return " ".join([w for w in spaced.split() if w.isalpha()][:20])
+    """Released Twitter2015 cleaning: of the maximal runs of (Unicode) word characters, those made
+    of ASCII letters only, lower-cased, 20 at most (``@tim_cook``, ``t37``, ``café`` vanish)."""
+    runs = re.findall(r"\w+", text)
+    return " ".join([w.lower() for w in runs if w.isascii() and w.isalpha()][:20])
 
 
 def ref_pre_caption(text: str) -> str:
     """Released Sarcasm cleaning: lower-case, delete ,.'!?"()*#:;~, split on - and /, 50 words."""
     text = re.sub(r"[,.'!?\"()*#:;~]", "", text.lower()).replace("-", " ").replace("/", " ")
-    return " ".join(text.split()[:50])
+    return " ".join(text.replace("<person>", "person").split()[:50])
 
 
 def ref_op(a: np.ndarray, d: Draw) -> np.ndarray:
@@ -239,8 +241,9 @@ def test_twitter2015_official_token_ids(tokenizer: Any, records: list[Record]) -
 def test_sarcasm_official_token_ids(tokenizer: Any, records: list[Record]) -> None:
     ds = dataset("sarcasm", records, tokenizer)
     for i, (text, _) in enumerate(TWEETS):
-        want = tokenizer(ref_pre_caption(text), truncation=True, max_length=80)["input_ids"]
+        want = tokenizer(ref_pre_caption(text))["input_ids"]  # padding='longest', not truncated
         assert ds.input_ids[i][ds.attention_mask[i].bool()].tolist() == want
+    assert ds.input_ids.shape[1] == int(ds.attention_mask.sum(1).max()) > 80  # kept whole
 
 
 def test_eval_images_match_the_released_resize_and_statistics(
