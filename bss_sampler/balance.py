@@ -79,8 +79,10 @@ class BalanceSampler(PolicySampler):
 
     @property
     def scores_epoch(self) -> int | None:
-        """The epoch the newest scores were set for (``None`` before any scores)."""
-        return None if self._values_epoch < 0 else self._values_epoch
+        """The epoch the newest scores are for (``None`` before any scores): the epoch they were
+        set for, or, when set before the sampler drew any epoch (a warm-up, a loop from
+        ``start_epoch > 0``), the epoch it then draws first. `values_epoch` under its BSS name."""
+        return self.values_epoch
 
     @property
     def last_report(self) -> BalanceReport | None:

@@ -18,7 +18,12 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
   its epoch's order once and keeps it, whatever happens to the sampler afterwards.
 * **Valuations.** `PolicySampler.set_values` (BSS: ``set_scores``/``update_scores``) before an
   epoch has started apply to that epoch; once it has started (or was resumed mid-way) they apply
-  from the next ``set_epoch``. This rule lives here only: a method never re-implements it.
+  from the next ``set_epoch``. A valuation no order was drawn from yet (``iter()`` or
+  ``epoch_indices()``) is for the epoch that is drawn first: a loop that warms up in random
+  order for epochs 0-4 (or starts at ``start_epoch > 0``) values the sampler while it still
+  stands at epoch 0, then calls ``set_epoch(5)``, and the valuation is epoch 5's
+  (`values_epoch`, ``needs_update`` and checkpoints count from there). This rule lives here
+  only: a method never re-implements it.
   ``needs_update(epoch)`` is true while a re-valuation scheduled at or before ``epoch`` (by the
   policy) has not happened, also across skipped epochs and after a resume.
 * **Lengths.** ``len(sampler)`` is this rank's whole share of the current epoch, fixed for the
@@ -299,6 +304,7 @@ class PolicySampler(Sampler[int]):
         self._values_epoch = -1  # the epoch the newest values are for
         self._start = 0  # where this epoch's first pass starts (a checkpoint's position)
         self._passes: list[_Pass] = []  # this epoch's iterators, oldest first
+        self._drawn = False  # this epoch's order was drawn (an iter() or epoch_indices())
         self._head: tuple[int, int, Tensor] | None = None  # (epoch, rank, first indices)
         self._warned_repeat = False
 
@@ -348,6 +354,12 @@ class PolicySampler(Sampler[int]):
         self.num_replicas, self.rank = group
 
     # -- valuations -----------------------------------------------------------------------------
+    @property
+    def values_epoch(self) -> int | None:
+        """The epoch the newest valuation is for (``None`` before any): the epoch it was set
+        for, or, when it was set before an epoch had been drawn, the epoch that then started."""
+        return None if self._values_epoch < 0 else self._values_epoch
+
     def _newest_values(self) -> Tensor | None:
         return self._next_values if self._next_values is not None else self._values
 
@@ -395,7 +407,8 @@ class PolicySampler(Sampler[int]):
 
     def set_values(self, values: Tensor | Sequence[float], name: str = "values") -> Tensor:
         """Use a new valuation: for the current epoch if it has not started, else from the next
-        ``set_epoch`` (a started epoch never changes its order). Returns the valuation in use
+        ``set_epoch`` (a started epoch never changes its order); one set before the first epoch
+        the sampler draws counts for that epoch (`values_epoch`). Returns the valuation in use
         after the policy's `OrderPolicy.blend` (a copy)."""
         new = self.check_values(values, name)
         if self._started():
@@ -441,13 +454,28 @@ class PolicySampler(Sampler[int]):
         self._requested_epoch = epoch
         self._move_to(epoch)
 
+    def _waiting(self) -> bool:
+        """Whether the valuation in use was set for the current epoch and no order was drawn from
+        it yet: it is then for whichever epoch is drawn first (a warm-up before the first
+        valuation, or a loop entered at ``start_epoch > 0``)."""
+        return (
+            self._values is not None
+            and self._values_epoch == self.epoch
+            and not self._drawn
+            and not self._started()
+        )
+
     def _move_to(self, epoch: int) -> None:
         if epoch != self.epoch:
+            waiting = self._waiting()
             self.epoch = epoch
             self._start = 0
             self._passes = []
+            self._drawn = False
             if self._next_values is not None:  # newer values: this epoch is the first to use them
                 self._values, self._next_values = self._next_values, None
+                self._values_epoch = epoch
+            elif waiting:  # set before any epoch drew from them: they are this epoch's
                 self._values_epoch = epoch
         self._follow_group()
 
@@ -516,6 +544,7 @@ class PolicySampler(Sampler[int]):
             self._global_order(self.epoch, values), self.num_replicas, self.rank, self.drop_last
         )
         self._head = (self.epoch, self.rank, share[:_HEAD].clone())
+        self._drawn = True
         return share
 
     def _global_order(self, epoch: int, values: Tensor) -> Tensor:
@@ -734,6 +763,7 @@ class PolicySampler(Sampler[int]):
         self._values_epoch = -1 if values is None else values_epoch
         self._start = yielded
         self._passes = []
+        self._drawn = False
         self._head = None if head is None else (epoch, self.rank, head)
         self.policy.load_extra_state(extra)
         self._loaded()
