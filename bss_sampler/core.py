@@ -720,7 +720,9 @@ class PolicySampler(Sampler[int]):
         state from another sampler type, version, dataset length, seed or config (the rank may
         differ: ranks advance in lockstep, so any rank's state resumes any other), and on a
         state saved inside an epoch whose order this process regenerates differently (another
-        torch version's random numbers): resuming it would repeat and drop samples. A
+        torch version's random numbers): resuming it would repeat and drop samples. A state
+        saved inside an epoch without that epoch's first indices (version 1, or written before
+        they were recorded) loads with a warning that its order cannot be checked. A
         ``set_epoch`` to a later epoch made since the last load is kept (torchdata's
         ``StatefulDataLoader`` restores the sampler at ``iter()``, after it).
         """
@@ -756,7 +758,8 @@ class PolicySampler(Sampler[int]):
                 f"state_dict['yielded'] must lie in [0, {length}] for epoch {epoch}, got {yielded}"
             )
         head = None
-        if 0 < yielded < length and values is not None and "order_head" in state:
+        unchecked = 0 < yielded < length and values is not None and "order_head" not in state
+        if 0 < yielded < length and values is not None and not unchecked:
             head = self._check_order_head(state, epoch, values)
         self.epoch = epoch
         self._values, self._next_values = values, next_values
@@ -768,6 +771,18 @@ class PolicySampler(Sampler[int]):
         self.policy.load_extra_state(extra)
         self._loaded()
         later, self._requested_epoch = self._requested_epoch, None
+        if unchecked:
+            warnings.warn(
+                f"{type(self).__name__}: state_dict was saved {yielded} indices into epoch "
+                f"{epoch} without the first indices of that epoch's order (a version-"
+                f"{state['version']} state, or one written before they were recorded), so its "
+                "order cannot be checked: if torch's random numbers differ from those of the "
+                "torch that saved it, the rest of the epoch repeats some samples and never "
+                "yields others. Resume under the torch version that saved it, or train epoch "
+                f"{epoch} again from its start (load the state with its 'yielded' set to 0); "
+                "states saved from now on record the order",
+                stacklevel=2,
+            )
         if later is not None and later > epoch:  # a restore never undoes a later set_epoch
             self._move_to(later)
 
