@@ -39,11 +39,13 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
 `learned`):
 
 1. Write the epoch's order as a pure, seeded function (as `bss_sampler.ordering` does):
-   ``(valuation, epoch, generator) -> int64 tensor``. Stream items are ints and need not be
-   ``< N`` (e.g. ``variant * N + index`` for extra copies of a sample); the dataset decodes them.
+   ``(valuation, epoch, generator) -> int64 tensor``. Items are dataset indices in ``[0, N)``,
+   or stream ids the dataset decodes (e.g. ``variant * N + index`` for extra copies of a
+   sample), whose range the policy declares (``item_limit``).
 2. Subclass `OrderPolicy` in one module: ``epoch_order`` calls that function; ``epoch_size``
    gives the epoch's item count (it receives the valuation in use, so it may depend on it; set
-   ``varies_epoch_length = True`` when it changes between epochs); optionally ``check`` (refuse
+   ``varies_epoch_length = True`` when it changes between epochs; the core checks each order
+   against it and ``item_limit`` and names the policy and epoch); optionally ``check`` (refuse
    a valuation on arrival), ``blend`` and ``updated`` (combine with the previous valuation, count
    updates), ``last_scheduled`` (the re-valuation schedule), ``config`` (settings a checkpoint must
    match), ``extra_state``/``load_extra_state`` (e.g. an update count).
@@ -103,8 +105,17 @@ class OrderPolicy:
         return num_samples
 
     def epoch_order(self, epoch: int, values: Tensor, generator: torch.Generator) -> Tensor:
-        """``epoch``'s global order: int64 ``(epoch_size(epoch, values),)``; pure given inputs."""
+        """``epoch``'s global order: int64 ``(epoch_size(epoch, values),)``; pure given inputs.
+
+        The core checks it every epoch (an integer tensor of that shape, items in
+        ``[0, item_limit)``) and raises ``ValueError`` naming the policy and the epoch."""
         raise NotImplementedError
+
+    def item_limit(self, num_samples: int) -> int | None:
+        """Items of an order lie in ``[0, item_limit)``: ``N`` (dataset indices) by default; a
+        stream of ids the dataset decodes declares its own (SMV: ``N * (M + 1)``); ``None``:
+        any int ``>= 0``."""
+        return num_samples
 
     def value_shape(self, num_samples: int) -> tuple[int, ...]:
         """The valuation's shape: one number per sample (default), or a row per sample (e.g.
@@ -488,8 +499,7 @@ class PolicySampler(Sampler[int]):
         epoch = self.epoch if epoch is None else check_int("epoch", epoch, 0)
         self._follow_group()
         values = self._values if epoch == self.epoch else self._newest_values()
-        size = self.policy.epoch_size(epoch, values, self.num_samples)
-        return shard_size(size, self.num_replicas, self.drop_last)
+        return shard_size(self._epoch_size(epoch, values), self.num_replicas, self.drop_last)
 
     def total_batches(self, num_epochs: int, batch_size: int, *, drop_last: bool = False) -> int:
         """Batches a ``DataLoader(batch_size=..., drop_last=...)`` over this sampler yields in
@@ -548,7 +558,51 @@ class PolicySampler(Sampler[int]):
         return share
 
     def _global_order(self, epoch: int, values: Tensor) -> Tensor:
-        return self.policy.epoch_order(epoch, values, epoch_generator(self.seed, epoch))
+        order = self.policy.epoch_order(epoch, values, epoch_generator(self.seed, epoch))
+        return self._checked_order(order, epoch, values)
+
+    def _policy_error(self, hook: str, epoch: int, got: str, expected: str) -> ValueError:
+        return ValueError(
+            f"{type(self.policy).__name__}.{hook} returned {got} for epoch {epoch}, expected "
+            f"{expected}"
+        )
+
+    def _epoch_size(self, epoch: int, values: Tensor | None) -> int:
+        """The policy's `OrderPolicy.epoch_size`, checked to be an int ``>= 1``."""
+        raw = self.policy.epoch_size(epoch, values, self.num_samples)
+        try:
+            size = -1 if isinstance(raw, bool) else operator.index(raw)
+        except TypeError:
+            size = -1
+        if size < 1:
+            raise self._policy_error("epoch_size", epoch, repr(raw), "an int >= 1")
+        return size
+
+    def _checked_order(self, order: Any, epoch: int, values: Tensor) -> Tensor:
+        """``order`` as int64 on the CPU, or ``ValueError`` naming the policy and the epoch: a
+        1-D integer tensor of `OrderPolicy.epoch_size` items in ``[0, item_limit)`` (one pass
+        over it: ``aminmax``)."""
+        size = self._epoch_size(epoch, values)
+        expected = f"an integer tensor of shape ({size},)"
+        if not isinstance(order, Tensor):
+            raise self._policy_error("epoch_order", epoch, f"a {type(order).__name__}", expected)
+        if order.shape != (size,):
+            got = f"shape {tuple(order.shape)}"
+            raise self._policy_error("epoch_order", epoch, got, f"shape ({size},) (epoch_size)")
+        if order.is_floating_point() or order.is_complex() or order.dtype == torch.bool:
+            raise self._policy_error("epoch_order", epoch, f"dtype {order.dtype}", expected)
+        items: Tensor = order.to("cpu", torch.int64)
+        limit = self.policy.item_limit(self.num_samples)
+        low, high = torch.aminmax(items)
+        if int(low) < 0 or (limit is not None and int(high) >= limit):
+            bad = (items < 0) if limit is None else (items < 0) | (items >= limit)
+            where = int(bad.nonzero()[0, 0])
+            wanted = "items >= 0" if limit is None else f"items in [0, {limit - 1}]"
+            if limit == self.num_samples:
+                wanted += " (dataset indices; a policy of other items declares item_limit)"
+            got = f"{int(items[where])} at position {where}"
+            raise self._policy_error("epoch_order", epoch, got, wanted)
+        return items
 
     def __iter__(self) -> Iterator[int]:
         self._require_values()
@@ -751,8 +805,7 @@ class PolicySampler(Sampler[int]):
         values_epoch = check_int("state_dict['scores_epoch']", state.get("scores_epoch", epoch), -1)
         extra = self.policy.check_extra_state(state)
         yielded = check_int("state_dict['yielded']", state["yielded"], 0)
-        size = self.policy.epoch_size(epoch, values, self.num_samples)
-        length = shard_size(size, self.num_replicas, self.drop_last)
+        length = shard_size(self._epoch_size(epoch, values), self.num_replicas, self.drop_last)
         if yielded > length:
             raise ValueError(
                 f"state_dict['yielded'] must lie in [0, {length}] for epoch {epoch}, got {yielded}"

@@ -84,6 +84,10 @@ class SMVPolicy(OrderPolicy):
     def value_shape(self, num_samples: int) -> tuple[int, ...]:
         return (num_samples, self.num_modalities)
 
+    def item_limit(self, num_samples: int) -> int:
+        """Stream ids ``variant * N + index`` with variants 0 to ``M``."""
+        return num_samples * (self.num_modalities + 1)
+
     def _copies(self, values: Tensor, generator: torch.Generator) -> Tensor:
         if self.level == "sample":
             return copy_counts(values, self.thresholds)

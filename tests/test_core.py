@@ -32,6 +32,9 @@ class CopiesPolicy(OrderPolicy):
     def last_scheduled(self, epoch: int) -> int | None:
         return epoch - epoch % 2
 
+    def item_limit(self, num_samples: int) -> int:
+        return 2 * num_samples
+
 
 class CopiesSampler(PolicySampler):
     def __init__(self, data_source, **shard) -> None:
