@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ._checks import NO_SCORES
-from .core import OrderPolicy, PolicySampler
+from .core import OrderPolicy, PolicySampler, user_stacklevel
 from .functional import CRITERIA
 from .presets import Preset
 from .report import BalanceReport
@@ -189,7 +189,7 @@ class BalanceSampler(PolicySampler):
                 f"state_dict was saved by a sampler that scored with {given}; samplers no "
                 f"longer hold scoring settings: pass them to each pass, "
                 f"sampler.update_scores(model, loader, {given})",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     def _loaded(self) -> None:

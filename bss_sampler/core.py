@@ -61,6 +61,7 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
 from __future__ import annotations
 
 import operator
+import sys
 import warnings
 import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence, Sized
@@ -82,6 +83,18 @@ _READABLE_VERSIONS = (1, 2)
 _HEAD = 16  # indices of a started epoch's order a checkpoint keeps, to check a resume against
 _CHUNK = 1 << 16
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised by the calling function at the first
+    frame outside bss-sampler (a ``load_state_dict`` reached through ``super()`` calls or an
+    integration is attributed to the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "bss_sampler."
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _samples(mask: Tensor) -> list[int]:
@@ -834,7 +847,7 @@ class PolicySampler(Sampler[int]):
                 "yields others. Resume under the torch version that saved it, or train epoch "
                 f"{epoch} again from its start (load the state with its 'yielded' set to 0); "
                 "states saved from now on record the order",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         if later is not None and later > epoch:  # a restore never undoes a later set_epoch
             self._move_to(later)

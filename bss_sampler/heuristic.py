@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._checks import check_choice, check_int, check_real
 from .balance import BalanceSampler, refuse_scoring_settings
-from .core import OrderPolicy
+from .core import OrderPolicy, user_stacklevel
 from .ordering import ranking, shuffled_prefix
 from .pacing import PACING_FUNCTIONS, EpochFraction, paced_count
 from .presets import Preset, get_preset
@@ -282,7 +282,7 @@ class HeuristicCurriculumSampler(BalanceSampler):
                 "this sampler's pacing of the same name. If it is another function, the resumed "
                 "epochs use other subsets than the run that saved it. Save the state again "
                 "(sampler.state_dict()) to record the pacing's sizes",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     def fraction(self, epoch: int | None = None) -> float:

@@ -31,7 +31,8 @@ def _as_written_by_0_1_0(state: dict[str, Any], **config: Any) -> dict[str, Any]
     old["version"] = 1
     settings = {"alpha": 0.2, "criteria": "similarity,loss"}
     kept = {k: v for k, v in state["config"].items() if k != "seed"}
-    old["config"] = {**kept, **settings, **config}
+    unsharded = {"num_replicas": -1, "rank": -1}  # what 0.1.0 wrote for num_replicas=None
+    old["config"] = {**kept, **settings, **unsharded, **config}
     return old
 
 
