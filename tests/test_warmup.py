@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bss_sampler import LearnedBalanceSampler, SMVSampler
 
-from .readme_loop import roundtrip
-from .sampler_cases import SAMPLERS, make, schedule, valuation, value
+from .readme_loop import roundtrip, train
+from .sampler_cases import BSS_SAMPLERS, SAMPLERS, make, schedule, valuation, value
 
 N = 12
 
@@ -149,3 +150,24 @@ def test_a_state_saved_before_the_first_epoch_moves_with_the_next_set_epoch(cls)
     for other in (before, after):
         assert (other.epoch, other.values_epoch) == (5, 5) and not other.needs_update(5)
         assert list(other) == order
+
+
+@pytest.mark.parametrize("cls", BSS_SAMPLERS)
+@pytest.mark.parametrize(("batch_size", "workers", "stop"), [(1, 0, 7), (3, 2, 4)])
+def test_the_readme_loop_after_a_warm_up_resumes_exactly_with_a_model(
+    cls, batch_size, workers, stop
+):
+    """The issue's case: 30 samples, epochs 0-4 in random order, the README's loop from epoch 5
+    with ``update_scores`` of the trained model; stopped inside epoch 5 and resumed in a fresh
+    model, optimiser and sampler: the same steps, weights and scores, no second scoring."""
+    config = {"n": 30, "batch_size": batch_size, "workers": workers, "epochs": 9, "warmup": 5}
+    config.update(schedule(cls, 5))
+    full = train(cls, **config)
+    assert full.updates == [5]
+    crashed = train(cls, **config, stop_at=stop)
+    assert crashed.checkpoint is not None and crashed.checkpoint["epoch"] == 5
+    assert crashed.checkpoint["sampler"]["scores_epoch"] == 5
+    resumed = train(cls, **config, resume=roundtrip(crashed.checkpoint))
+    assert resumed.updates == [] and crashed.steps + resumed.steps == full.steps
+    assert all(torch.equal(full.weights[k], resumed.weights[k]) for k in full.weights)
+    assert torch.equal(full.scores, resumed.scores)
