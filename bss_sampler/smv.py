@@ -392,7 +392,7 @@ class ValuationReport:
             ``M * fused_accuracy``).
         no_contribution: per modality, the fraction of samples it contributes nothing to
             (a contribution of 0 or below): the samples the sample-level method copies twice or
-            more.
+            more (all but one of exactly -0.1, which the released open intervals never copy).
     """
 
     num_samples: int
