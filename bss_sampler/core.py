@@ -840,13 +840,13 @@ class PolicySampler(Sampler[int]):
         if unchecked:
             warnings.warn(
                 f"{type(self).__name__}: state_dict was saved {yielded} indices into epoch "
-                f"{epoch} without the first indices of that epoch's order (a version-"
-                f"{state['version']} state, or one written before they were recorded), so its "
-                "order cannot be checked: if torch's random numbers differ from those of the "
-                "torch that saved it, the rest of the epoch repeats some samples and never "
-                "yields others. Resume under the torch version that saved it, or train epoch "
-                f"{epoch} again from its start (load the state with its 'yielded' set to 0); "
-                "states saved from now on record the order",
+                f"{epoch} without the first indices of that epoch's order (state format "
+                f"{state['version']}: written by bss-sampler 0.1.0 or before 0.2.0, or its "
+                "'yielded' set after saving), so its order cannot be checked: if torch's "
+                "random numbers differ from those of the torch that saved it, the rest of the "
+                "epoch repeats some samples and never yields others. Resume under the torch "
+                f"version that saved it, or train epoch {epoch} again from its start (load the "
+                "state with its 'yielded' set to 0); states saved from now on record the order",
                 stacklevel=user_stacklevel(),
             )
         if later is not None and later > epoch:  # a restore never undoes a later set_epoch
