@@ -201,3 +201,15 @@ def test_the_update_scores_call_a_constructor_suggests_works(removed):
     with pytest.raises(TypeError) as error:
         LearnedBalanceSampler(range(N), **removed)
     _run_remedy(str(error.value), LearnedBalanceSampler(range(N)))
+
+
+def test_criteria_spelled_as_a_checkpoint_writes_them_are_accepted():
+    """The spelling 0.1.0 suggested, ``criteria='loss,similarity'``, is a call that works."""
+    sampler = LearnedBalanceSampler(range(N))
+    torch.manual_seed(0)
+    got = sampler.update_scores(TinyModel(), _score_loader(), criteria="loss,similarity")
+    torch.manual_seed(0)
+    want = score_dataset(TinyModel(), _score_loader(), N, progress=False)
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match=r"criteria must be .* got 'loss,loss'"):
+        sampler.update_scores(TinyModel(), _score_loader(), criteria="loss,loss")
