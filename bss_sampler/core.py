@@ -25,7 +25,9 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
   (`values_epoch`, ``needs_update`` and checkpoints count from there). This rule lives here
   only: a method never re-implements it.
   ``needs_update(epoch)`` is true while a re-valuation scheduled at or before ``epoch`` (by the
-  policy) has not happened, also across skipped epochs and after a resume.
+  policy) has not happened, also across skipped epochs and after a resume. The policy's schedule
+  counts from the epoch of the first valuation (`schedule_start`): with a re-valuation every 5
+  epochs, a first valuation for epoch 3 is followed by ones before epochs 8, 13, ...
 * **Lengths.** ``len(sampler)`` is this rank's whole share of the current epoch, fixed for the
   epoch (a resumed pass included), as torch's and torchdata's samplers; `remaining` is what a
   resumed pass has left. The length comes from the policy and may depend on the valuation:
@@ -146,7 +148,8 @@ class OrderPolicy:
         """Called once a valuation was accepted (after `blend`)."""
 
     def last_scheduled(self, epoch: int) -> int | None:
-        """The latest scheduled re-valuation at or before ``epoch``; ``None``: none."""
+        """The latest scheduled re-valuation at or before ``epoch``; ``None``: none. Epochs count
+        from the first valuation's (`PolicySampler.schedule_start`): 0 is the epoch it was for."""
         return None
 
     def config(self, num_samples: int) -> dict[str, Any]:
@@ -326,6 +329,8 @@ class PolicySampler(Sampler[int]):
         self._values: Tensor | None = None  # what the current epoch's order is drawn from
         self._next_values: Tensor | None = None  # newer values, for the next epoch
         self._values_epoch = -1  # the epoch the newest values are for
+        self._valuations = 0  # set_values calls so far (restored from checkpoints)
+        self._schedule_start = 0  # the first valuation's epoch, once a second one was set
         self._start = 0  # where this epoch's first pass starts (a checkpoint's position)
         self._passes: list[_Pass] = []  # this epoch's iterators, oldest first
         self._drawn = False  # this epoch's order was drawn (an iter() or epoch_indices())
@@ -384,6 +389,14 @@ class PolicySampler(Sampler[int]):
         for, or, when it was set before an epoch had been drawn, the epoch that then started."""
         return None if self._values_epoch < 0 else self._values_epoch
 
+    @property
+    def schedule_start(self) -> int | None:
+        """The epoch the policy's re-valuation schedule counts from: that of the first valuation
+        (``None`` before any; it follows the first valuation to the epoch that is drawn first)."""
+        if self._valuations == 0:
+            return None
+        return self._values_epoch if self._valuations == 1 else self._schedule_start
+
     def _newest_values(self) -> Tensor | None:
         return self._next_values if self._next_values is not None else self._values
 
@@ -435,6 +448,9 @@ class PolicySampler(Sampler[int]):
         the sampler draws counts for that epoch (`values_epoch`). Returns the valuation in use
         after the policy's `OrderPolicy.blend` (a copy)."""
         new = self.check_values(values, name)
+        if self._valuations == 1:  # the first valuation's epoch is now final
+            self._schedule_start = self._values_epoch
+        self._valuations += 1
         if self._started():
             self._next_values = self.policy.blend(self._newest_values(), new)
             self._values_epoch = self.epoch + 1
@@ -456,8 +472,9 @@ class PolicySampler(Sampler[int]):
             return True
         if self._next_values is not None and epoch > self.epoch:
             return False  # the next set_epoch takes the pending values, whichever epoch it is
-        due = self.policy.last_scheduled(epoch)
-        return due is not None and self._values_epoch < due
+        start = self.schedule_start or 0
+        due = self.policy.last_scheduled(epoch - start) if epoch >= start else None
+        return due is not None and self._values_epoch < due + start
 
     no_values_hint: ClassVar[str] = "has no valuation yet: call set_values(values) before iterating"
     """What ``iter()`` before any valuation says after the class name (a method words its own)."""
@@ -702,6 +719,8 @@ class PolicySampler(Sampler[int]):
             "epoch": self.epoch,
             "yielded": self._position(consumed),
             "scores_epoch": self._values_epoch,
+            "valuations": self._valuations,
+            "schedule_start": self.schedule_start or 0,
             "config": self._config(),
             **self.policy.extra_state(),
         }
@@ -816,6 +835,13 @@ class PolicySampler(Sampler[int]):
         values = self._load_values(state, "scores")
         next_values = self._load_values(state, "next_scores")
         values_epoch = check_int("state_dict['scores_epoch']", state.get("scores_epoch", epoch), -1)
+        # states before the schedule was anchored counted it from epoch 0 (as 2 valuations do)
+        valuations = check_int(
+            "state_dict['valuations']", state.get("valuations", 0 if values is None else 2), 0
+        )
+        schedule_start = check_int(
+            "state_dict['schedule_start']", state.get("schedule_start", 0), 0
+        )
         extra = self.policy.check_extra_state(state)
         yielded = check_int("state_dict['yielded']", state["yielded"], 0)
         length = shard_size(self._epoch_size(epoch, values), self.num_replicas, self.drop_last)
@@ -830,6 +856,8 @@ class PolicySampler(Sampler[int]):
         self.epoch = epoch
         self._values, self._next_values = values, next_values
         self._values_epoch = -1 if values is None else values_epoch
+        self._valuations = valuations if values is not None else 0
+        self._schedule_start = schedule_start
         self._start = yielded
         self._passes = []
         self._drawn = False

@@ -58,8 +58,9 @@ def _run(
 
 
 def _scheduled(warmup: int, epochs: int, every: int) -> list[int]:
-    """Epochs valued: the first, then each multiple of ``every`` after it (Eq. 9's floor(t/E))."""
-    return [warmup, *(t for t in range(warmup + 1, warmup + epochs) if t % every == 0)]
+    """Epochs valued: the first, then every ``every`` epochs counted from it (Eq. 9's
+    floor(t/E), t counted from the first valuation)."""
+    return list(range(warmup, warmup + epochs, every))
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
@@ -77,6 +78,29 @@ def test_a_valuation_before_the_first_epoch_counts_for_it(cls):
 def test_learned_sampler_after_a_five_epoch_warm_up_next_scores_at_epoch_10():
     _, valued, _ = _run(LearnedBalanceSampler, warmup=5, epochs=7, every=5)
     assert valued == [5, 10]
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_the_schedule_counts_from_the_first_valuation(cls):
+    _, valued, _ = _run(cls, warmup=3, epochs=11, every=5)
+    assert valued == [3, 8, 13]
+    sampler = make(cls, N, **schedule(cls, 5))
+    value(sampler, valuation(cls, N))
+    sampler.set_epoch(3)
+    assert sampler.schedule_start == 3
+    assert [sampler.needs_update(t) for t in range(3, 9)] == [False] * 5 + [True]
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_a_state_from_before_the_anchored_schedule_counts_from_epoch_0(cls):
+    sampler = make(cls, N, **schedule(cls, 5))
+    value(sampler, valuation(cls, N))
+    sampler.set_epoch(3)
+    state = sampler.state_dict()
+    del state["valuations"], state["schedule_start"]  # as 0.2.0 wrote it
+    fresh = make(cls, N, **schedule(cls, 5))
+    fresh.load_state_dict(state)
+    assert fresh.schedule_start == 0 and fresh.needs_update(5)
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
