@@ -109,9 +109,13 @@ def test_audio_is_the_release_wav_or_the_flv_track(release: Path, tmp_path: Path
     assert abs(decoded.frames - 3 * 22_050) < 2048  # the whole 3-s track
 
 
-def test_seeded_stratified_split(release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_seeded_stratified_split(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run("cremad", release, tmp_path / "a", "--test-fraction", "0.5", "--seed", "3") == 0
-    assert "seeded stratified split (0.5 of each emotion for test, seed 3)" in capsys.readouterr().out
+    assert (
+        "seeded stratified split (0.5 of each emotion for test, seed 3)" in capsys.readouterr().out
+    )
     rows = {s: list(csv.reader((tmp_path / "a" / f"{s}.csv").open())) for s in ("train", "test")}
     for split in ("train", "test"):
         assert sorted(label for _, label in rows[split]) == sorted(EMOTIONS * 2)
@@ -123,7 +127,9 @@ def test_seeded_stratified_split(release: Path, tmp_path: Path, capsys: pytest.C
     assert (tmp_path / "c" / "test.csv").read_bytes() != (tmp_path / "a" / "test.csv").read_bytes()
 
 
-def test_split_from_is_kept_exactly(release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_split_from_is_kept_exactly(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     given = tmp_path / "split"
     given.mkdir()
     clips = [clip_name(e, j) for e in EMOTIONS for j in range(PER_CLASS)]
@@ -138,10 +144,14 @@ def test_split_from_is_kept_exactly(release: Path, tmp_path: Path, capsys: pytes
 
     (given / "test.csv").write_text(f"{clips[0]},HAP\n")  # a label that is not the name's
     assert run("cremad", release, tmp_path / "root", "--split-from", given) == 2
-    assert f"test.csv line 1: label 'HAP' differs from the clip name's 'NEU'" in capsys.readouterr().err
+    assert (
+        "test.csv line 1: label 'HAP' differs from the clip name's 'NEU'" in capsys.readouterr().err
+    )
 
 
-def test_second_run_rewrites_nothing(release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_run_rewrites_nothing(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run("cremad", release, tmp_path) == 0
     before = mtimes(tmp_path)
     capsys.readouterr()
@@ -161,12 +171,17 @@ def test_second_run_rewrites_nothing(release: Path, tmp_path: Path, capsys: pyte
     assert not any(".partial-" in k for k in after)
 
 
-def test_damaged_files_are_named_and_fail(damaged: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_files_are_named_and_fail(
+    damaged: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run("cremad", damaged, tmp_path) == 1
     err = capsys.readouterr().err
     assert "cannot read 1010_DFA_ANG_XX: ValueError: truncated: its" in err
     assert "cannot read 1011_DFA_ANG_XX: InvalidDataError" in err
-    assert "cannot read 1012_DFA_ANG_XX: ValueError: truncated:" in err and "samples its header declares" in err
+    assert (
+        "cannot read 1012_DFA_ANG_XX: ValueError: truncated:" in err
+        and "samples its header declares" in err
+    )
     assert "3 clips could not be read (above); no list was written" in err
     assert not (tmp_path / "train.csv").exists() and not (tmp_path / "prepare.json").exists()
 
@@ -187,7 +202,9 @@ def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> No
             "--audio-seconds", "0.25", "--batch-size", "4", "--no-progress", "--quiet",
             "--sampler", "learned", "--update-every", "1"]  # fmt: skip
     first = audio_video.main([*tiny, "--epochs", "1"])
-    resumed = audio_video.main([*tiny, "--epochs", "2", "--resume", str(tmp_path / "run" / "last.pt")])
+    resumed = audio_video.main(
+        [*tiny, "--epochs", "2", "--resume", str(tmp_path / "run" / "last.pt")]
+    )
     assert [r["epoch"] for r in resumed] == [1, 2] and resumed[0] == first[0]
     assert resumed[-1]["train_samples"] == len(EMOTIONS) * PER_CLASS // 2
 
@@ -203,14 +220,18 @@ def test_ks_from_kinetics_lists(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert (tmp_path / "two" / "classes.txt").read_text() == "barking\nplaying drums\n"
     train = kinetics_sounds(tmp_path / "two", "train")
     assert len(train) == 2 and train.num_classes == 2
-    assert sorted(p.name for p in train.clips[0].frames.iterdir()) == [f"000{n}0.jpg" for n in range(4)]
+    assert sorted(p.name for p in train.clips[0].frames.iterdir()) == [
+        f"000{n}0.jpg" for n in range(4)
+    ]
 
     (tmp_path / "classes.txt").write_text("barking\nsnoring\n")
     assert run("ks", source, tmp_path / "bad", "--classes", tmp_path / "classes.txt") == 2
     assert "class 'snoring' has no row in annotations/train.csv" in capsys.readouterr().err
 
 
-def test_vggsound_without_audio_track_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_vggsound_without_audio_track_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = write_release("vggsound", tmp_path / "src", per_class=1)
     silent = sorted((source / "video").iterdir())[0]
     write_clip(silent, indexed_frames(20), fps=10)  # overwritten without audio
@@ -233,7 +254,9 @@ def test_help_says_what_source_holds(capsys: pytest.CaptureFixture[str]) -> None
         assert phrase in " ".join(capsys.readouterr().out.split())
 
 
-def test_nvgesture_flow_under_prepare_and_its_alias(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nvgesture_flow_under_prepare_and_its_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("cv2")
     from examples.gesture import flow
     from examples.gesture.demo_data import make_nvgesture_demo_data
