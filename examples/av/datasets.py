@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from examples.av.audio import AudioSpec, load_spectrogram
+from examples.av.spectrograms import CACHE_DIR, SpectrogramCache, open_cache
 from examples.common.frames import choose_frames, list_frames, load_frames
 
 __all__ = [
@@ -55,7 +57,13 @@ class FrameSpec:
 
 
 class AVClipDataset(Dataset[dict[str, Tensor]]):
-    """A list of clips read as ``audio`` spectrograms and ``visual`` frames."""
+    """A list of clips read as ``audio`` spectrograms and ``visual`` frames.
+
+    ``spectrograms``: a cache made with ``audio`` (`examples.av.spectrograms.open_cache`);
+    a clip found there is read from it (equal to the on-the-fly value within the stored
+    precision), any other is computed on the fly. The audio is never augmented, so the cache
+    holds every epoch's value.
+    """
 
     def __init__(
         self,
@@ -66,10 +74,17 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         frames: FrameSpec,
         train: bool,
         seed: int = 0,
+        spectrograms: SpectrogramCache | None = None,
     ) -> None:
+        if spectrograms is not None and spectrograms.spec != audio:
+            raise ValueError(
+                f"spectrograms: the cache was made with {spectrograms.spec}, "
+                f"the dataset reads audio as {audio}"
+            )
         self.clips = list(clips)
         self.num_classes = num_classes
         self.audio, self.frames, self.train, self.seed = audio, frames, train, seed
+        self.spectrograms = spectrograms
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -88,6 +103,7 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
             frames=self.frames,
             train=self.train if train is None else train,
             seed=self.seed if seed is None else seed,
+            spectrograms=self.spectrograms,
         )
         out.epoch = self.epoch
         return out
@@ -110,8 +126,9 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         gen = self._generator(index)
         paths = list_frames(clip.frames)
         chosen = [paths[i] for i in choose_frames(len(paths), self.frames.count, gen)]
+        audio = None if self.spectrograms is None else self.spectrograms.load(clip.wav)
         return {
-            "audio": load_spectrogram(clip.wav, self.audio),
+            "audio": load_spectrogram(clip.wav, self.audio) if audio is None else audio,
             "visual": load_frames(chosen, self.frames.size, gen),
             "target": torch.tensor(clip.target),
             "index": torch.tensor(index),
@@ -134,7 +151,12 @@ def _rows(path: Path) -> list[list[str]]:
 
 def cremad(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
     """CREMA-D: ``{split}.csv`` rows ``clip_id,LABEL`` (no header), ``AudioWAV/<clip>.wav``,
-    ``Image-01-FPS/<clip>/*.jpg``; 6 classes in the order of :data:`CREMAD_CLASSES`."""
+    ``Image-01-FPS/<clip>/*.jpg``; 6 classes in the order of :data:`CREMAD_CLASSES`.
+
+    Spectrograms are read from ``Spectrograms/`` when it was written with the same
+    `AudioSpec` (``examples/prepare.py cremad --spectrograms``); made with another spec, it is
+    ignored with a warning. Pass ``spectrograms=None`` to compute every clip on the fly.
+    """
     root = Path(root)
     ids = {name: i for i, name in enumerate(CREMAD_CLASSES)}
     clips = [
@@ -142,7 +164,25 @@ def cremad(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
         for clip, label, *_ in _rows(root / f"{split}.csv")
         if label in ids
     ]
+    if "spectrograms" not in kwargs:
+        audio = kwargs.get("audio", AudioSpec())
+        if not isinstance(audio, AudioSpec):
+            raise TypeError(f"audio must be an AudioSpec, got {audio!r}")
+        kwargs["spectrograms"] = _cache(root / CACHE_DIR, audio, clips)
     return _dataset(_keep(clips, 1), len(ids), split, kwargs)
+
+
+def _cache(folder: Path, audio: AudioSpec, clips: list[Clip]) -> SpectrogramCache | None:
+    """`open_cache`, warning when some of ``clips`` are not in it (computed on the fly)."""
+    cache = open_cache(folder, audio)
+    missing = [] if cache is None else cache.missing(c.wav for c in clips if c.wav.is_file())
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of {len(clips)} clips are not in the spectrogram cache {folder} "
+            f"(e.g. {missing[0].stem}); they are computed on the fly",
+            stacklevel=3,
+        )
+    return cache
 
 
 def kinetics_sounds(
