@@ -22,6 +22,7 @@ from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
+from examples.av.audio import CONVENTIONS, AudioSpec
 from examples.av.media import require
 from examples.av.prepare import (
     MANIFEST,
@@ -31,6 +32,7 @@ from examples.av.prepare import (
     prepare_ks,
     prepare_vggsound,
 )
+from examples.av.spectrograms import DTYPES
 from examples.common.cli import DefaultsHelpFormatter
 from examples.common.clipjobs import Outcome
 from examples.gesture import flow
@@ -100,6 +102,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--test-fraction", type=float, default=0.1, help="without --split-from: test share"
     )
     cremad.add_argument("--seed", type=int, default=0, help="without --split-from: split seed")
+    cremad.add_argument(
+        "--spectrograms",
+        choices=DTYPES,
+        help="also write every clip's spectrogram to ROOT/Spectrograms/ in this precision; "
+        "audio_video.py reads them instead of recomputing them when its --audio, "
+        "--sample-rate and --audio-seconds are the ones given here",
+    )
+    cremad.add_argument(
+        "--audio",
+        choices=sorted(CONVENTIONS),
+        default="bss",
+        help="with --spectrograms: the audio convention (as audio_video.py --audio)",
+    )
+    cremad.add_argument(
+        "--sample-rate", type=int, help="with --spectrograms: as audio_video.py --sample-rate"
+    )
+    cremad.add_argument(
+        "--audio-seconds", type=float, help="with --spectrograms: as audio_video.py --audio-seconds"
+    )
 
     ks = sub.add_parser("ks", help="Kinetics-Sounds", description=KS_SOURCE, formatter_class=fmt)
     _common(ks)
@@ -133,7 +154,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--split-from must be a folder, got {args.split_from!r}")
         if not 0.0 < args.test_fraction < 1.0:
             parser.error(f"--test-fraction must lie in (0, 1), got {args.test_fraction}")
+        try:
+            args.audio_spec = audio_spec(args.audio, args.sample_rate, args.audio_seconds)
+        except ValueError as err:
+            parser.error(f"--audio {args.audio}: {err}")
     return args
+
+
+def audio_spec(convention: str, sample_rate: int | None, seconds: float | None) -> AudioSpec:
+    """CREMA-D's spectrogram as ``audio_video.py --dataset cremad`` makes it with these flags:
+    the convention's rate and length, else CREMA-D's (BSS: 22,050 Hz, 20 s)."""
+    chosen, cremad = CONVENTIONS[convention], AudioSpec()
+    return chosen.spec(
+        sample_rate or chosen.sample_rate or cremad.sample_rate,
+        seconds or chosen.seconds or cremad.seconds,
+    )
 
 
 def report(result: Result) -> None:
@@ -183,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 split_from=args.split_from,
                 test_fraction=args.test_fraction,
                 seed=args.seed,
+                spectrograms=args.spectrograms,
+                audio=args.audio_spec,
                 options=options,
             )
         elif args.dataset == "ks":

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from examples.av.audio import AudioSpec
 from examples.av.clipjob import ClipTask, prepare_clip
 from examples.av.lists import (
     Row,
@@ -27,6 +28,7 @@ from examples.av.lists import (
     read_ks_list,
     read_vggsound_list,
 )
+from examples.av.spectrograms import CACHE_DIR, write_spectrograms
 from examples.common.atomic import remove_partials, write_if_changed
 from examples.common.clipjobs import Outcome, run_clips
 
@@ -74,14 +76,21 @@ def _run(
     options: Options,
     write_lists: Callable[[], dict[str, int]],
     notes: list[str],
+    after: Callable[[list[ClipTask]], list[Outcome]] | None = None,
 ) -> Result:
     """Prepare ``tasks``; then, unless a clip is bad without ``skip_bad``, write the lists and
-    the manifest. ``unlisted``: clips found bad before decoding (no file, a wrong name)."""
+    the manifest. ``unlisted``: clips found bad before decoding (no file, a wrong name);
+    ``after(tasks)``: a further step over the prepared clips, returning the clips it
+    could not handle (as bad outcomes, which replace the clips' own)."""
     for folder in sorted({root} | {t.frames.parent for t in tasks} | {t.wav.parent for t in tasks}):
         remove_partials(folder)
     outcomes = run_clips(
         prepare_clip, tasks, workers=options.workers, desc=dataset, show_progress=options.progress
     )
+    if after is not None:
+        ready = [t for t, o in zip(tasks, outcomes) if o.status != "bad"]
+        failed = {o.clip: o for o in after(ready)}
+        outcomes = [failed.get(o.clip, o) for o in outcomes]
     everything = sorted([*outcomes, *unlisted], key=lambda o: o.clip)
     result = Result(dataset, root, everything, notes=notes)
     if result.bad and not options.skip_bad:
@@ -119,11 +128,18 @@ def prepare_cremad(
     split_from: str | Path | None = None,
     test_fraction: float = 0.1,
     seed: int = 0,
+    spectrograms: str | None = None,
+    audio: AudioSpec | None = None,
     options: Options = Options(),
 ) -> Result:
     """CREMA-D: ``VideoFlash/<clip>.flv`` -> ``Image-01-FPS/<clip>/``; ``AudioWAV/<clip>.wav``
     linked (decoded from the flv when the release lacks it); ``train.csv``/``test.csv`` copied
-    byte for byte from ``split_from`` or, without it, a stratified split seeded by ``seed``."""
+    byte for byte from ``split_from`` or, without it, a stratified split seeded by ``seed``.
+
+    ``spectrograms`` (``"float16"`` or ``"float32"``): also write each clip's spectrogram as
+    ``audio`` (default: BSS's, 22,050 Hz x 20 s) makes it to ``Spectrograms/``
+    (:func:`examples.av.spectrograms.write_spectrograms`), which the loader reads when it uses
+    the same `AudioSpec`."""
     source, root = Path(source), Path(root)
     videos_dir = source / "VideoFlash"
     if not videos_dir.is_dir():
@@ -176,7 +192,32 @@ def prepare_cremad(
                 write_if_changed(root / name, csv_text((c, cremad_label(c)) for c in clips))
         return {f"{split}.csv": len(clips) for split, clips in splits.items()}
 
-    return _run("cremad", root, tasks, unlisted, options, write_lists, [note])
+    notes, after = [note], None
+    if spectrograms is not None:
+        spec = audio or AudioSpec()
+        notes.append(f"spectrograms: {spectrograms} in {CACHE_DIR}/, made as {spec}")
+        after = _spectrograms(root / CACHE_DIR, spec, spectrograms, options)
+    return _run("cremad", root, tasks, unlisted, options, write_lists, notes, after)
+
+
+def _spectrograms(
+    folder: Path, spec: AudioSpec, dtype: str, options: Options
+) -> Callable[[list[ClipTask]], list[Outcome]]:
+    """The step writing the spectrogram cache of the prepared clips (resumable as well)."""
+
+    def after(tasks: list[ClipTask]) -> list[Outcome]:
+        summary = write_spectrograms(
+            folder,
+            [t.wav for t in tasks],
+            spec,
+            dtype,
+            workers=options.workers,
+            progress=options.progress,
+            strict=False,
+        )
+        return [_bad(clip, f"spectrogram: {reason}") for clip, reason in summary.failed.items()]
+
+    return after
 
 
 # -- Kinetics-Sounds and VGGSound ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from examples import audio_video, prepare
 from examples.av.datasets import cremad, kinetics_sounds, vggsound
@@ -152,10 +153,12 @@ def test_split_from_is_kept_exactly(
 def test_second_run_rewrites_nothing(
     release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run("cremad", release, tmp_path) == 0
+    spectrograms = ("--spectrograms", "float16", "--sample-rate", "8000", "--audio-seconds", "0.5")
+    assert run("cremad", release, tmp_path, *spectrograms) == 0
+    assert len(list((tmp_path / "Spectrograms").glob("*.npy"))) == 12
     before = mtimes(tmp_path)
     capsys.readouterr()
-    assert run("cremad", release, tmp_path) == 0
+    assert run("cremad", release, tmp_path, *spectrograms) == 0
     assert mtimes(tmp_path) == before
     assert "12 clips: 0 written, 12 already done, 0 could not be read" in capsys.readouterr().out
 
@@ -163,7 +166,7 @@ def test_second_run_rewrites_nothing(
     clip = clip_name("NEU", 1)
     shutil.rmtree(tmp_path / "Image-01-FPS" / clip)
     (tmp_path / "Image-01-FPS" / f".{clip}.partial-99").mkdir()
-    assert run("cremad", release, tmp_path) == 0
+    assert run("cremad", release, tmp_path, *spectrograms) == 0
     assert "12 clips: 1 written, 11 already done" in capsys.readouterr().out
     after = mtimes(tmp_path)
     changed = {k for k in after if after[k] != before.get(k)}
@@ -196,7 +199,16 @@ def test_damaged_files_are_named_and_fail(
 
 
 def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> None:
-    assert run("cremad", release, tmp_path / "data", "--test-fraction", "0.5") == 0
+    from examples.av.audio import AudioSpec, load_spectrogram
+
+    assert run("cremad", release, tmp_path / "data", "--test-fraction", "0.5",
+               "--spectrograms", "float32", "--sample-rate", "8000", "--audio-seconds", "0.25") == 0  # fmt: skip
+    test = cremad(tmp_path / "data", "test", audio=AudioSpec(8_000, 0.25))
+    assert test.spectrograms is not None  # the loader reads what prepare wrote
+    assert test.spectrograms.load(test.clips[0].wav) is not None
+    assert torch.equal(
+        test[0]["audio"], load_spectrogram(test.clips[0].wav, AudioSpec(8_000, 0.25))
+    )
     tiny = ["--root", str(tmp_path / "data"), "--dataset", "cremad", "--out", str(tmp_path / "run"),
             "--width", "4", "--frames", "2", "--image-size", "16", "--sample-rate", "8000",
             "--audio-seconds", "0.25", "--batch-size", "4", "--no-progress", "--quiet",
