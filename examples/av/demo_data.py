@@ -7,7 +7,8 @@ containers written with PyAV, PCM wavs written with soundfile, the release's own
 makes. Each clip's audio is a sine tone whose pitch is set by its class and its frames are
 noisy images whose colour is set by its class.
 
-* ``cremad``: ``VideoFlash/<actor>_<sentence>_<EMO>_XX.flv`` (FLV1 at 30 fps, 2 s),
+* ``cremad``: ``VideoFlash/<actor>_<sentence>_<EMO>_XX.flv`` (FLV1 at 30 fps, 2 s, a 22,050 Hz
+  PCM track),
   ``AudioWAV/<clip>.wav`` (16 kHz mono), ``processedResults/summaryTable.csv``; a seeded
   stratified split of half the clips for test.
 * ``ks``: Kinetics' ``annotations/{train,test}.csv`` (``label,youtube_id,time_start,time_end,
@@ -95,7 +96,8 @@ def _cremad(release: Path, per_class: int, rng: np.random.Generator) -> None:
         for j in range(2 * per_class):  # half of them become test clips
             clip = f"{1001 + j}_IEO_{emotion}_XX"
             c = len(names) // (2 * per_class)
-            write_clip(release / "VideoFlash" / f"{clip}.flv", noisy_frames(_colour(c), 60, rng))
+            frames, track = noisy_frames(_colour(c), 60, rng), sine(_pitch(c), 22_050, 2.0)
+            write_clip(release / "VideoFlash" / f"{clip}.flv", frames, audio=track, rate=22_050)
             write_sine_wav(release / "AudioWAV" / f"{clip}.wav", _pitch(c), rate=16_000, seconds=1)
             names.append(clip)
     table = release / "processedResults" / "summaryTable.csv"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +257,19 @@ def test_vggsound_without_audio_track_is_named(
     test = vggsound(tmp_path / "root", "test")
     assert sorted(test.targets) == [0, 1, 2]
     assert len(vggsound(tmp_path / "root", "train")) == 2  # the silent clip is left out
+
+
+def test_runs_as_a_plain_script(release: Path, tmp_path: Path) -> None:
+    """``python examples/prepare.py``: the script's folder holds ``examples/av``, which must not
+    shadow PyAV's ``import av`` in the worker processes."""
+    script = Path(prepare.__file__)
+    done = subprocess.run(
+        [sys.executable, str(script), "cremad", str(release), str(tmp_path / "root"), "--workers", "2",
+         "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "cremad: 12 clips: 12 written, 0 already done, 0 could not be read" in done.stdout
 
 
 def test_help_says_what_source_holds(capsys: pytest.CaptureFixture[str]) -> None:
