@@ -10,15 +10,14 @@ order of the tasks, whatever the number of workers.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from examples.common.runtime import progress
 
-__all__ = ["Outcome", "Task", "count", "run_clips"]
+__all__ = ["Outcome", "Task", "run_clips"]
 
 
 class Task(Protocol):
@@ -77,19 +76,3 @@ def run_clips(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return [o for o in outcomes if o is not None]
-
-
-@dataclass
-class Counts:
-    """How many clips were written, already done, and bad."""
-
-    by_status: Counter[str] = field(default_factory=Counter)
-
-    def line(self) -> str:
-        c = self.by_status
-        return f"{c['written']} written, {c['done']} already done, {c['bad']} could not be read"
-
-
-def count(outcomes: Sequence[Outcome]) -> Counts:
-    """The :class:`Counts` of ``outcomes``."""
-    return Counts(Counter(o.status for o in outcomes))
