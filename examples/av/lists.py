@@ -53,10 +53,11 @@ def csv_text(rows: Iterable[Sequence[object]], header: Sequence[str] | None = No
     return out.getvalue()
 
 
-def _read(path: Path) -> list[list[str]]:
+def _read(path: Path, encoding: str = "utf-8-sig") -> list[list[str]]:
+    """The rows of a csv file (a byte-order mark, as spreadsheet programs write, dropped)."""
     if not path.is_file():
         raise ValueError(f"{path} does not exist")
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding=encoding) as fh:
         return list(csv.reader(fh))
 
 
@@ -90,7 +91,8 @@ def read_cremad_split(folder: Path) -> dict[str, list[str]]:
     for split in ("train", "test"):
         path = folder / f"{split}.csv"
         out[split] = []
-        for line, row in enumerate(_read(path), start=1):
+        # Plain UTF-8: these files are copied as they are, and the loader reads them so.
+        for line, row in enumerate(_read(path, "utf-8"), start=1):
             if not row:
                 continue
             if len(row) != 2:
@@ -183,7 +185,7 @@ def read_vggsound_list(path: Path) -> dict[str, list[Row]]:
 
 def read_classes(path: Path) -> list[str]:
     """Class names, one per line (blank lines and ``#`` comments ignored)."""
-    names = [n.strip() for n in path.read_text(encoding="utf-8").splitlines()]
+    names = [n.strip() for n in path.read_text(encoding="utf-8-sig").splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
         raise ValueError(f"{path} names no class")

@@ -114,7 +114,7 @@ def _bad(clip: str, reason: str) -> Outcome:
 
 # -- CREMA-D ---------------------------------------------------------------------------------------
 def _summary_clips(table: Path) -> set[str]:
-    with table.open(newline="", encoding="utf-8") as fh:
+    with table.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or "FileName" not in reader.fieldnames:
             raise ValueError(f"{table}: no FileName column (got {reader.fieldnames})")
