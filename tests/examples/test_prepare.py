@@ -300,3 +300,54 @@ def test_nvgesture_flow_under_prepare_and_its_alias(
     (root / "flow_data" / "train" / "0.npy").unlink()
     assert prepare.main(["nvgesture-flow", str(root), "--no-progress"]) == 1
     assert "train/0" in capsys.readouterr().err
+
+
+def test_an_interrupted_clip_is_not_counted_as_done(
+    release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clip whose extraction dies after writing some frames leaves nothing under its final
+    name, so the next run does it again (instead of keeping a folder with missing frames)."""
+    from examples.av import clipjob
+
+    real = clipjob.extract_frames
+
+    def dies_halfway(video: Path, folder: Path) -> int:
+        (Path(folder) / "00000.jpg").write_bytes(b"half a frame")
+        raise KeyboardInterrupt  # not an Exception: the run stops, as when killed
+
+    monkeypatch.setattr(clipjob, "extract_frames", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        run("cremad", release, tmp_path)
+    assert not any((tmp_path / "Image-01-FPS").iterdir())  # no clip folder, no temporary one
+    monkeypatch.setattr(clipjob, "extract_frames", real)
+    assert run("cremad", release, tmp_path) == 0
+    assert len(list((tmp_path / "Image-01-FPS").iterdir())) == len(EMOTIONS) * PER_CLASS
+
+
+def test_an_interrupted_flow_file_is_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The flow command used to save straight to the final name: a run killed while saving left
+    a truncated .npy that every later run kept as done."""
+    pytest.importorskip("cv2")
+    from examples.gesture import flow
+    from examples.gesture.demo_data import make_nvgesture_demo_data
+
+    root = make_nvgesture_demo_data(tmp_path, classes=1, per_class=1, frames=6)
+    target = root / "flow_data" / "train" / "0.npy"
+    target.unlink()
+
+    def dies_while_saving(file: object, array: np.ndarray) -> None:
+        handle = open(file, "wb") if isinstance(file, (str, Path)) else file  # noqa: SIM115
+        handle.write(b"\x93NUMPY half")  # type: ignore[union-attr]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flow.np, "save", dies_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        flow.compute_flow(root, ("train",), verbose=False)
+    assert not target.exists() and not list(target.parent.glob(".*partial*"))
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert prepare.main(["nvgesture-flow", str(root), "--splits", "train", "--no-progress"]) == 0
+    assert "1 clips: 1 written, 0 already done" in capsys.readouterr().out
+    assert np.load(target).dtype == np.float32
