@@ -278,7 +278,8 @@ def prepare_ks(
     absent = sorted(set(names) - {r.label for r in lists["train"]})
     if absent:
         raise ValueError(f"class {absent[0]!r} has no row in annotations/train.csv")
-    kept = {s: [r for r in rows if r.label in set(names)] for s, rows in lists.items()}
+    keep = set(names)
+    kept = {s: [r for r in rows if r.label in keep] for s, rows in lists.items()}
     notes = [note]
     dropped = {s: len(lists[s]) - len(kept[s]) for s in kept}
     if any(dropped.values()):
