@@ -211,6 +211,7 @@ def load_data(
         "audio": CONVENTIONS[args.audio].spec(args.sample_rate, args.audio_seconds),
         "frames": FrameSpec(count=args.frames, size=args.image_size),
         "seed": args.seed,
+        **args.data_options,  # --preset official: the released loader's choices
     }
     load = DATASETS[args.dataset].load
     train = load(args.root, "train", **opts)

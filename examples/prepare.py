@@ -61,7 +61,8 @@ VGGSOUND_SOURCE = """SOURCE: vggsound.csv (VGGSound's list: rows youtube_id,star
 label,split with split train or test) and the downloaded 10 s videos with their audio track
 anywhere under SOURCE, named <youtube_id>_<start:06d>.<ext> or <youtube_id>_<start>.<ext>
 (ext as for ks). ROOT receives Image-01-FPS/<clip>/, AudioWAV/<clip>.wav (clip =
-<youtube_id>_<start:06d>), train.csv and test.csv (rows youtube_id,label,clip),
+<youtube_id>_<start:06d>), train.csv and test.csv (rows youtube_id,label, clip: a space
+before the clip, as the released loader reads it),
 label_encoding.json (sorted labels -> ids) and prepare.json."""
 
 

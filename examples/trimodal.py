@@ -25,6 +25,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,7 @@ def load_data(
 ) -> tuple[NVGestureDataset, dict[str, NVGestureDataset], NVGestureDataset]:
     """``(train, eval splits, scoring view of train)``; see ``--score-augmented``."""
     spec = ClipSpec(args.train_frames, args.test_frames, args.frame_size, args.crop)
+    spec = replace(spec, **args.data_options)  # --preset official: the released loader's
     train = NVGestureDataset(args.root, "train", spec=spec, seed=args.seed)
     evals = {"test": NVGestureDataset(args.root, "test", spec=spec)}
     score_seed = scoring_seed(args.seed) if args.score_augmented else None
@@ -177,7 +179,9 @@ def load_data(
 
 
 def build_model(args: argparse.Namespace) -> LateFusionClassifier:
-    """One I3D per modality (RGB weights adapted for depth), concat head, three linear heads."""
+    """One I3D per modality (RGB weights adapted for depth), concat head, three linear heads;
+    ``args.model_options`` (``--preset official``) gives each encoder the released model's
+    pooling and, for depth, its unloaded first convolution."""
     weights = {"rgb": args.i3d_rgb, "flow": args.i3d_flow, "depth": args.i3d_depth or args.i3d_rgb}
     encoders = {
         name: I3D(
@@ -186,6 +190,7 @@ def build_model(args: argparse.Namespace) -> LateFusionClassifier:
             final_endpoint=args.i3d_endpoint,
             dropout=args.dropout,
             weights=weights[name],
+            **args.model_options.get(name, {}),  # --preset official: the released model's
         )
         for name, channels in MODALITIES.items()
     }

@@ -316,7 +316,8 @@ def prepare_vggsound(
     source: str | Path, root: str | Path, *, options: Options = Options()
 ) -> Result:
     """VGGSound: the rows of ``vggsound.csv`` -> ``Image-01-FPS/<clip>/``, ``AudioWAV/<clip>.wav``
-    (clip ``<youtube_id>_<start:06d>``), ``{train,test}.csv`` (rows ``youtube_id,label,clip``)
+    (clip ``<youtube_id>_<start:06d>``), ``{train,test}.csv`` (rows ``youtube_id,label, clip``,
+    a space before the clip as in the public csv and the released loader's reading)
     and ``label_encoding.json`` (sorted class names -> ids)."""
     source, root = Path(source), Path(root)
     lists = read_vggsound_list(source / "vggsound.csv")
@@ -328,7 +329,8 @@ def prepare_vggsound(
 
     def write_lists() -> dict[str, int]:
         for split, rows in lists.items():
-            lines = ((r.clip.rsplit("_", 1)[0], r.label, r.clip) for r in rows)
+            # " <clip>": the public csv's shape, which the released loader reads (item[2][1:])
+            lines = ((r.clip.rsplit("_", 1)[0], r.label, f" {r.clip}") for r in rows)
             write_if_changed(root / f"{split}.csv", csv_text(lines))
         encoding = {name: i for i, name in enumerate(names)}
         write_if_changed(root / "label_encoding.json", json.dumps(encoding, indent=1) + "\n")

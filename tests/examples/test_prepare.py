@@ -257,6 +257,8 @@ def test_vggsound_without_audio_track_is_named(
     test = vggsound(tmp_path / "root", "test")
     assert sorted(test.targets) == [0, 1, 2]
     assert len(vggsound(tmp_path / "root", "train")) == 2  # the silent clip is left out
+    released = vggsound(tmp_path / "root", "test", clip_ids="released", min_frames=4)
+    assert [c.wav for c in released.clips] == [c.wav for c in test.clips]  # --preset official
 
 
 def test_runs_as_a_plain_script(release: Path, tmp_path: Path) -> None:
