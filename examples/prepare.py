@@ -104,9 +104,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "of OGM-GE's data/CREMAD/); without it, a seeded stratified split",
     )
     cremad.add_argument(
-        "--test-fraction", type=float, default=0.1, help="without --split-from: test share"
+        "--test-fraction",
+        type=float,
+        help="without --split-from: the test share of each emotion (default: 0.1)",
     )
-    cremad.add_argument("--seed", type=int, default=0, help="without --split-from: split seed")
+    cremad.add_argument(
+        "--seed", type=int, help="without --split-from: the split's seed (default: 0)"
+    )
     cremad.add_argument(
         "--spectrograms",
         choices=DTYPES,
@@ -117,8 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cremad.add_argument(
         "--audio",
         choices=sorted(CONVENTIONS),
-        default="bss",
-        help="with --spectrograms: the audio convention (as audio_video.py --audio)",
+        help="with --spectrograms: the audio convention, as audio_video.py --audio (default: bss)",
     )
     cremad.add_argument(
         "--sample-rate", type=int, help="with --spectrograms: as audio_video.py --sample-rate"
@@ -150,20 +153,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     flow.add_arguments(nvflow)
 
     args = parser.parse_args(argv)
+    command = {"cremad": cremad, "ks": ks, "vggsound": vgg, "nvgesture-flow": nvflow}[args.dataset]
     if args.workers is None:
         args.workers = min(8, os.cpu_count() or 1)
     if args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
+        command.error(f"--workers must be >= 1, got {args.workers}")
     if args.dataset == "cremad":
         if args.split_from is not None and not Path(args.split_from).is_dir():
-            parser.error(f"--split-from must be a folder, got {args.split_from!r}")
-        if not 0.0 < args.test_fraction < 1.0:
-            parser.error(f"--test-fraction must lie in (0, 1), got {args.test_fraction}")
+            command.error(f"--split-from must be a folder, got {args.split_from!r}")
+        _check_cremad(command, args)
         try:
             args.audio_spec = audio_spec(args.audio, args.sample_rate, args.audio_seconds)
         except ValueError as err:
-            parser.error(f"--audio {args.audio}: {err}")
+            command.error(f"--audio {args.audio}: {err}")
     return args
+
+
+def _check_cremad(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that would be ignored; fill in the defaults of the others."""
+    split = [
+        f
+        for f, v in (("--test-fraction", args.test_fraction), ("--seed", args.seed))
+        if v is not None
+    ]
+    if args.split_from is not None and split:
+        parser.error(f"{split[0]} sets the seeded split, which --split-from replaces: drop one")
+    audio = [
+        flag
+        for flag, value in (
+            ("--audio", args.audio),
+            ("--sample-rate", args.sample_rate),
+            ("--audio-seconds", args.audio_seconds),
+        )
+        if value is not None
+    ]
+    if args.spectrograms is None and audio:
+        parser.error(
+            f"{audio[0]} sets how --spectrograms computes them; without --spectrograms the wavs "
+            "are kept as they are: add --spectrograms or drop it"
+        )
+    args.test_fraction = 0.1 if args.test_fraction is None else args.test_fraction
+    args.seed = 0 if args.seed is None else args.seed
+    args.audio = args.audio or "bss"
+    if not 0.0 < args.test_fraction < 1.0:
+        parser.error(f"--test-fraction must lie in (0, 1), got {args.test_fraction}")
 
 
 def audio_spec(convention: str, sample_rate: int | None, seconds: float | None) -> AudioSpec:

@@ -354,3 +354,24 @@ def test_an_interrupted_flow_file_is_recomputed(
     assert prepare.main(["nvgesture-flow", str(root), "--splits", "train", "--no-progress"]) == 0
     assert "1 clips: 1 written, 0 already done" in capsys.readouterr().out
     assert np.load(target).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cremad", "s", "r", "--split-from", ".", "--seed", "3"],
+         "--seed sets the seeded split, which --split-from replaces: drop one"),
+        (["cremad", "s", "r", "--sample-rate", "8000"],
+         "--sample-rate sets how --spectrograms computes them; without --spectrograms the wavs"),
+        (["cremad", "s", "r", "--test-fraction", "1"], "--test-fraction must lie in (0, 1), got 1.0"),
+        (["cremad", "s", "r", "--split-from", "no-such-dir"], "--split-from must be a folder, got 'no-such-dir'"),
+        (["ks", "s", "r", "--workers", "0"], "ks: error: --workers must be >= 1, got 0"),
+    ],
+)  # fmt: skip
+def test_flags_that_would_be_ignored_or_are_wrong_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        prepare.parse_args(argv)
+    assert stop.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
