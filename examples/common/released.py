@@ -19,7 +19,10 @@ the last incomplete batch; those choices live here and apply to the example scri
   their first character and clips of more than 3 frames; Kinetics-Sounds' crop and flip drawn
   per frame; NVGesture's BGR colour, raw flow (every stored frame), depth in [0, 1], zero-padded
   short clips, the I3D pooling ``AvgPool3d((8, 7, 7))`` and the depth I3D's first convolution
-  left at random initialisation. ``docs/presets.md`` measures each.
+  left at random initialisation. ``docs/presets.md`` measures each. Twitter2015's and
+  Sarcasm's released inputs and models (text cleaning, image statistics, augmentation, heads)
+  are whole pipelines, chosen by ``image_text.py`` from ``--preset`` itself
+  (``examples.imtext.data.PIPELINES``, ``build_image_text_model(official=True)``).
 
 Flags given explicitly win: ``--alpha`` (Eq. 5 with that ``alpha`` for training and scoring),
 ``--no-drop-last``, ``--no-score-augmented``, ``--score-train-mode``.

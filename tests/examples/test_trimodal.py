@@ -22,6 +22,7 @@ TINY = [
     "--i3d-width", "0.0625", "--i3d-endpoint", "Mixed_4f", "--train-frames", "8",
     "--test-frames", "11", "--frame-size", "36", "--crop", "32", "--epochs", "2",
     "--no-progress", "--quiet", "--device", "cpu", "--lambda0", "0.5", "--update-every", "1",
+    "--random-init",
 ]  # fmt: skip
 
 
