@@ -56,14 +56,22 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
             raise ValueError(f"frame rate must be >= 1 fps, got {rate}")
         declared = _declared_seconds(container, stream)
         count = written = 0
+        first: float | None = None  # the first and the last frame's presentation time
+        last: float | None = None
         for frame in container.decode(stream):
             if count % fps == 0:
                 frame.to_image().save(folder / f"{count:05d}.jpg", "JPEG", quality=JPEG_QUALITY)
                 written += 1
+            if frame.time is not None:
+                first = frame.time if first is None else first
+                last = frame.time
             count += 1
     if count == 0:
         raise ValueError("the video stream holds no frame")
-    decoded = count / float(rate)
+    # The span the frames cover: from their timestamps (plus one frame period), right whatever
+    # frame rate the stream claims; from the count when they carry none.
+    period = 1 / float(rate)
+    decoded = count * period if first is None or last is None else last - first + period
     if declared is not None and decoded < declared - TRUNCATION_TOLERANCE_S:
         raise ValueError(
             f"truncated: its {count} frames last {decoded:.2f} s, the container declares "
