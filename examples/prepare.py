@@ -20,11 +20,7 @@ import sys
 from pathlib import Path
 from statistics import mean
 
-# Run as a plain script: the repository root on the path, and not this folder (sys.path[0]),
-# whose av/ package would shadow PyAV's `import av`.
-if __name__ == "__main__" and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from examples.av.audio import CONVENTIONS, AudioSpec
 from examples.av.media import require

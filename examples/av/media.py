@@ -13,6 +13,8 @@ Each raises ``ValueError`` (or PyAV's / soundfile's own error) saying why a file
 
 from __future__ import annotations
 
+import os
+import sys
 import wave
 from pathlib import Path
 from typing import Any
@@ -29,16 +31,31 @@ TRUNCATION_TOLERANCE_S = 1.0
 
 
 def require(name: str) -> Any:
-    """Import ``av`` or ``soundfile``, or raise an ImportError saying how to install them."""
+    """Import ``av`` or ``soundfile``, or raise an ImportError saying how to install them.
+
+    The ``examples/`` folder is left out of the search path for the import: a script run as
+    ``python examples/script.py`` has it first on ``sys.path``, where ``examples/av/`` (this
+    package) would be found as ``av`` instead of PyAV.
+    """
     import importlib
 
+    examples = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    saved = sys.path[:]
+    sys.path[:] = [p for p in saved if os.path.abspath(p or os.curdir) != examples]
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             f"preparing audio-video data needs PyAV and soundfile ({name} is missing): "
             "pip install 'bss-sampler[av]' (or pip install av soundfile)"
         ) from err
+    finally:
+        sys.path[:] = saved
+    if os.path.abspath(getattr(module, "__file__", None) or os.curdir).startswith(
+        examples + os.sep
+    ):
+        raise ImportError(f"{name!r} was imported from {module.__file__}, not the library")
+    return module
 
 
 def extract_frames(video: str | Path, folder: str | Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -273,6 +274,19 @@ def test_runs_as_a_plain_script(release: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "cremad: 12 clips: 12 written, 0 already done, 0 could not be read" in done.stdout
+
+
+def test_the_demo_runs_as_a_plain_script(tmp_path: Path) -> None:
+    """``python examples/audio_video.py --demo`` writes its release with PyAV, which the
+    script's own folder (holding ``av/``) must not shadow."""
+    script = Path(audio_video.__file__)
+    done = subprocess.run(
+        [sys.executable, str(script), "--demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # the demo's data folder
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "last.pt").is_file()
 
 
 def test_help_says_what_source_holds(capsys: pytest.CaptureFixture[str]) -> None:
