@@ -319,3 +319,45 @@ def test_official_models(tmp_path: Path) -> None:
     assert (
         ours.fusion_head.in_features == 128 + 16 and ours.heads["image"] is not ours.heads["text"]
     )
+
+
+#: Twitter2015 rows whose texts hold quote characters: pandas (the released reader) treats a
+#: field that starts with ``"`` as quoted (tabs and line breaks inside belong to it, ``""`` is one
+#: quote, the text after the closing quote is kept).
+QUOTED_TSV = (
+    "index\tLabel\tImageID\tString\tString\n"
+    '1\t2\t1.jpg\t" Great " day for $T$ !\tMalala\n'
+    '2\t1\t2.jpg\tHe said " hi " to $T$\t"Apple"\n'
+    '3\t0\t3.jpg\t"a quote\tthat spans\na tab and a line" then $T$\tChelsea\n'
+    '4\t1\t4.jpg\t""quoted twice"" $T$\tApril\n'
+    '5\t2\t5.jpg\t"He said ""yes"" to $T$"\tZoe\n'
+)
+
+
+def test_twitter2015_official_reads_the_tsv_as_pandas(tmp_path: Path) -> None:
+    """``--preset official`` reads the file as ``pandas.read_csv(path, sep='\\t')``; ours keeps
+    every character (a quote is text); a file ending inside a quoted field is refused."""
+    pd = pytest.importorskip("pandas")
+    from examples.imtext.data import read_split
+
+    (tmp_path / "annotations").mkdir()
+    path = tmp_path / "annotations" / "train.tsv"
+    path.write_text("\ufeff" + QUOTED_TSV, encoding="utf-8")  # a byte-order mark as well
+    frame = pd.read_csv(path, sep="\t")
+    records = read_split("twitter2015", tmp_path, "train", official=True)
+    assert records is not None and len(records) == len(frame) == 5
+    for r, (_, row) in zip(records, frame.iterrows()):
+        assert (r.label, r.image.name, r.text) == (int(row["Label"]), row["ImageID"], row["String"])
+    assert records[2].text == "a quote\tthat spans\na tab and a line then $T$"
+    with pytest.raises(ValueError, match="line 5: 2 tab-separated fields"):  # ours: no quoting
+        read_split("twitter2015", tmp_path, "train")
+    path.write_text("".join(QUOTED_TSV.splitlines(keepends=True)[:3]), encoding="utf-8")
+    ours = read_split("twitter2015", tmp_path, "train")
+    assert ours is not None
+    assert [r.text for r in ours] == ['" Great " day for $T$ !', 'He said " hi " to $T$']
+
+    path.write_text(QUOTED_TSV + '6\t0\t6.jpg\t"never closed $T$\tX\n', encoding="utf-8")
+    with pytest.raises(pd.errors.ParserError, match="EOF inside string"):
+        pd.read_csv(path, sep="\t")
+    with pytest.raises(ValueError, match="never closed"):
+        read_split("twitter2015", tmp_path, "train", official=True)
