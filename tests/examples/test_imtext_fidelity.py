@@ -63,9 +63,12 @@ def ref_twitter_text(text: str) -> str:
 
 
 def ref_pre_caption(text: str) -> str:
-    """Released Sarcasm cleaning: lower-case, delete ,.'!?"()*#:;~, split on - and /, 50 words."""
+    """Released Sarcasm cleaning: lower-case, delete ,.'!?"()*#:;~, split on - and /; whitespace
+    runs of 2+ become a space, trailing newlines and outer spaces go; 50 space-separated words."""
     text = re.sub(r"[,.'!?\"()*#:;~]", "", text.lower()).replace("-", " ").replace("/", " ")
-    return " ".join(text.replace("<person>", "person").split()[:50])
+    text = re.sub(r"\s\s+", " ", text.replace("<person>", "person"))
+    words = text.rstrip("\n").strip(" ").split(" ")
+    return " ".join(words[:50])
 
 
 def ref_op(a: np.ndarray, d: Draw) -> np.ndarray:
@@ -211,6 +214,12 @@ def test_released_text_cleaning() -> None:
         assert released_twitter_text(text) == ref_twitter_text(text)
         assert pre_caption(text) == ref_pre_caption(text)
     assert len(released_twitter_text(TWEETS[-1][0]).split()) == 20
+    # a lone tab, line break or no-break space does not separate the released words: 60 words
+    # in 30 "words" are all kept (BERT splits them), 50 when they are spaces
+    tabbed = " ".join(["snow\tday", "cold\xa0feet", "ice\nage"] * 10) + "\n"
+    assert pre_caption(tabbed) == ref_pre_caption(tabbed) == tabbed[:-1]
+    spaced = re.sub(r"\s", " ", tabbed)
+    assert pre_caption(spaced) == ref_pre_caption(spaced) == " ".join(spaced.split()[:50])
 
 
 def test_twitter2015_official_token_ids(tokenizer: Any, records: list[Record]) -> None:
