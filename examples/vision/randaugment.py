@@ -161,6 +161,7 @@ class ReleasedRandAugment:
             raise ValueError(f"level must lie in [0, {MAX_LEVEL}], got {level}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must lie in [0, 1], got {p}")
+        _cv2()  # fail at construction, not in a DataLoader worker
         self.num_ops, self.level, self.p = num_ops, level, p
         x = level / MAX_LEVEL
         enhance = x * 1.8 + 0.1
