@@ -1,9 +1,20 @@
-"""What integrations ask a sampler: the capabilities of a scored sampler, as a protocol.
+"""What the integrations ask of a sampler, as runtime-checkable protocols.
 
-Integrations (Lightning, Accelerate, Transformers) check `ScoredSampler` with ``isinstance``
-(it is runtime-checkable) and read `ScoredSampler.varies_epoch_length`, never a closed list of
-classes: a new data-level method built on `bss_sampler.core.PolicySampler` that scores with
-``update_scores`` works with them unchanged.
+The integrations (Lightning, Accelerate, Transformers, `bss_sampler.integrations.find_sampler`)
+check these with ``isinstance``, never a closed list of classes, and use exactly what they list:
+
+* `OrderedSampler`: the order state every integration reads and moves (epochs, lengths, the
+  shard, checkpoints, the newest valuation pass's report);
+* `ScoredSampler`: an `OrderedSampler` valued by ``update_scores(model, loader, **settings)``
+  (the two BSS samplers), whose ``scores`` the Lightning callback logs;
+* `ValuedSampler`: an `OrderedSampler` valued by ``update_values(model, loader, forward=...,
+  **settings)`` (`bss_sampler.SMVSampler`).
+
+A new data-level method built on `bss_sampler.core.PolicySampler` (the recipe in
+`bss_sampler.core`) that adds ``scores``, ``scores_epoch``, ``last_report`` and one of the two
+passes works with every integration unchanged; the integrations pass the pass's keyword
+settings through (``alpha=...`` for BSS, ``forward=...`` for SMV, whatever a new method's pass
+takes) after checking them against its signature.
 """
 
 from __future__ import annotations
@@ -13,17 +24,22 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
-from .report import BalanceReport
 from .scoring import Forward
+from .smv import ValuationForward
 
-__all__ = ["ScoredSampler"]
+__all__ = ["OrderedSampler", "ScoredSampler", "ValuedSampler"]
 
 
 @runtime_checkable
-class ScoredSampler(Protocol):
-    """A sampler whose epochs are ordered by a valuation computed with a model.
+class OrderedSampler(Protocol):
+    """A sampler whose epochs are ordered by a valuation (what every integration uses).
 
     Attributes:
+        num_samples: ``N``, the dataset's length (the Trainer checks its dataset against it).
+        num_replicas: ranks it shards over (1 with ``global_order``).
+        rank: this process's rank among them.
+        global_order: it yields the whole order on every rank (for Accelerate's ``prepare``).
+        epoch: the current epoch (after a restore: the checkpoint's).
         varies_epoch_length: epochs differ in length, so a loader that fixes its length when
             built must be rebuilt every epoch (Lightning: ``reload_dataloaders_every_n_epochs=1``).
     """
@@ -36,16 +52,12 @@ class ScoredSampler(Protocol):
     varies_epoch_length: bool
 
     @property
-    def scores(self) -> Tensor | None: ...
+    def last_report(self) -> object | None:
+        """What the newest valuation pass saw (logged by the Lightning callback)."""
 
     @property
-    def scores_epoch(self) -> int | None: ...
-
-    @property
-    def last_report(self) -> BalanceReport | None: ...
-
-    @property
-    def remaining(self) -> int: ...
+    def remaining(self) -> int:
+        """Indices the next ``iter()`` yields (a resumed epoch: what is left)."""
 
     def __iter__(self) -> Iterator[int]: ...
 
@@ -57,6 +69,27 @@ class ScoredSampler(Protocol):
 
     def needs_update(self, epoch: int) -> bool: ...
 
+    def state_dict(self, consumed: int | None = None) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ScoredSampler(OrderedSampler, Protocol):
+    """An `OrderedSampler` valued by one scoring pass, ``update_scores`` (the BSS samplers).
+
+    ``update_scores`` takes the model and the scoring loader, then keyword settings only
+    (BSS: ``alpha``, ``criteria``, ``forward``, ``train_mode``, ``progress``).
+    """
+
+    @property
+    def scores(self) -> Tensor | None:
+        """The newest scores, one per sample."""
+
+    @property
+    def scores_epoch(self) -> int | None:
+        """The epoch the newest scores were set for."""
+
     def update_scores(
         self,
         model: nn.Module,
@@ -64,8 +97,26 @@ class ScoredSampler(Protocol):
         *,
         forward: Forward | None = None,
         progress: bool = True,
-    ) -> Tensor: ...
+    ) -> Tensor:
+        """Score every sample with ``model`` over ``loader`` and use the scores (further keyword
+        settings are the method's own)."""
 
-    def state_dict(self, consumed: int | None = None) -> dict[str, Any]: ...
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+@runtime_checkable
+class ValuedSampler(OrderedSampler, Protocol):
+    """An `OrderedSampler` valued by one valuation pass, ``update_values`` (SMV).
+
+    ``update_values`` takes the model and the loader, then keyword settings only (SMV:
+    ``forward``, required, and ``progress``).
+    """
+
+    def update_values(
+        self,
+        model: nn.Module,
+        loader: Iterable[Any],
+        *,
+        forward: ValuationForward,
+        progress: bool = True,
+    ) -> Tensor:
+        """Value every sample with ``model`` over ``loader`` and use the values (further keyword
+        settings are the method's own)."""
