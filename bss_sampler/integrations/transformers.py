@@ -30,6 +30,7 @@ the hook's signature changed in 2025 (``_get_train_sampler(self)`` before, with 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -179,8 +180,7 @@ class BalanceSamplingCallback(TrainerCallback):
                     f"{epoch} (written by bss-sampler 0.2.0), and the Trainer resumes inside that "
                     "epoch: whether this process regenerates the epoch's order (torch's random "
                     "numbers can change between versions) cannot be checked. Resume under the "
-                    "torch that saved it, or with TrainingArguments(ignore_data_skip=True) to "
-                    "train the epoch again from its start",
+                    "torch that saved it, or from the checkpoint taken at the epoch's start",
                     stacklevel=2,
                 )
             self._unchecked = None
@@ -236,7 +236,11 @@ class BalanceSamplingCallback(TrainerCallback):
         return self.sampler.state_dict(consumed=taken - at_start["yielded"])
 
     def load_checkpoint(
-        self, folder: str | os.PathLike[str], *, ignore_data_skip: bool = False
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        ignore_data_skip: bool = False,
+        start_step: int | None = None,
     ) -> None:
         """Restore the sampler from `SAMPLER_FILE` in a checkpoint ``folder``, at the start of
         its epoch (the Trainer skips the batches trained).
@@ -244,7 +248,9 @@ class BalanceSamplingCallback(TrainerCallback):
         A state saved inside an epoch is first loaded at its position, so the sampler checks
         that it regenerates the epoch's order (``ValueError`` otherwise, with the remedy).
         ``ignore_data_skip``: ``TrainingArguments.ignore_data_skip``, the Trainer trains the
-        epoch again from its start: nothing to check.
+        epoch again from its start (within its step budget): nothing to check.
+        ``start_step``: the global step at which the checkpoint's epoch started, for the
+        message.
         """
         path = os.path.join(folder, SAMPLER_FILE)
         if not os.path.isfile(path):
@@ -255,11 +261,13 @@ class BalanceSamplingCallback(TrainerCallback):
         state = torch.load(path, weights_only=True)
         if ignore_data_skip:
             state = {**state, "yielded": 0}
+        epoch = state.get("epoch")
+        at = f" (step {start_step} here)" if start_step is not None else ""
         restore_at_epoch_start(
             self.sampler,
             state,
-            remedy=f"to train epoch {state.get('epoch')} again from its start, resume with "
-            "TrainingArguments(ignore_data_skip=True)",
+            remedy=f"to train epoch {epoch} again from its start, resume from the checkpoint "
+            f"taken at its start{at}, or under the torch that saved this one",
         )
         self._unchecked = None if ignore_data_skip or state["yielded"] else state["epoch"]
 
@@ -356,6 +364,20 @@ class BalanceSamplingTrainer(Trainer):
             )
         return cast("Sampler[Any]", sampler)  # a ScoredSampler is a torch Sampler
 
+    def _epoch_start_step(self, folder: str) -> int | None:
+        """The global step at which the epoch of the checkpoint in ``folder`` started."""
+        path = os.path.join(folder, "trainer_state.json")
+        if not os.path.isfile(path):
+            return None
+        with open(path) as file:
+            state = json.load(file)
+        step, epoch = state.get("global_step"), state.get("epoch")
+        if not isinstance(step, int) or not isinstance(epoch, (int, float)) or epoch <= 0:
+            return None
+        fraction = epoch - math.floor(epoch)
+        per_epoch = step / epoch
+        return round(step - fraction * per_epoch)
+
     def train(
         self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any
     ) -> TrainOutput:
@@ -366,6 +388,10 @@ class BalanceSamplingTrainer(Trainer):
         elif resume_from_checkpoint is True:
             folder = get_last_checkpoint(self.args.output_dir)  # type: ignore[no-untyped-call]
         if folder is not None:
-            self.bss_callback.load_checkpoint(folder, ignore_data_skip=self.args.ignore_data_skip)
+            self.bss_callback.load_checkpoint(
+                folder,
+                ignore_data_skip=self.args.ignore_data_skip,
+                start_step=self._epoch_start_step(folder),
+            )
             resume_from_checkpoint = folder
         return super().train(resume_from_checkpoint, *args, **kwargs)

@@ -28,6 +28,7 @@ from bss_sampler.integrations.lightning import (
 )
 from bss_sampler.scoring import default_forward
 
+from ..test_sampler_contract import _another_rng
 from .oracles import load_records, reference_order, verify_run
 
 QUIET = {
@@ -292,6 +293,26 @@ def test_a_checkpoint_on_an_epochs_last_batch_warns_that_lightning_skips_the_nex
         )
     assert resumed.get(1) == (None if data is StatefulData else full[0])
     assert sorted(resumed[2]) == sorted(full[2])
+
+
+@pytest.mark.parametrize("data", [Data, StatefulData], ids=["plain", "stateful"])
+def test_a_resume_inside_an_epoch_into_another_order_is_refused(
+    tmp_path: Path, data: type[Data], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 26 item 2: the checkpoint held the sampler at its epoch's start, so a torch whose
+    # random numbers give epoch 1 another order was never noticed. It now holds the position
+    # and the callback's restore checks the order, before Lightning restores any loader.
+    _fit_every_step(data("learned"), tmp_path)
+    state = torch.load(tmp_path / "step=6.ckpt", weights_only=False)["callbacks"]
+    saved = next(v["sampler"] for k, v in state.items() if "BalanceSamplingCallback" in k)
+    assert saved["epoch"] == 1 and saved["yielded"] == 16  # 2 batches of 8 into epoch 1
+    _another_rng(monkeypatch)
+    with pytest.raises(
+        ValueError,
+        match=r"saved 16 indices into epoch 1 .* differs .* Through this integration: resume "
+        r"from a checkpoint taken at an epoch's end",
+    ):
+        _fit_every_step(data("learned"), tmp_path / "resumed", tmp_path / "step=6.ckpt")
 
 
 def test_lightnings_wrapper_reshuffles_the_order_it_is_given() -> None:

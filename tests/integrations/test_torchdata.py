@@ -13,6 +13,8 @@ pytest.importorskip(
 from _toy import ToyAV, ToyAVModel, make_sampler
 from torchdata_stateful import interrupted_and_resumed
 
+from ..sampler_cases import IDS, SAMPLERS, scored
+from ..test_sampler_contract import _another_rng
 from .oracles import check_shards
 
 EPOCH, WORLD_SIZE, BATCH_SIZE = 1, 2, 4
@@ -77,3 +79,25 @@ def test_a_restore_after_an_epoch_ended_keeps_the_later_set_epoch(kind: str, num
     reference.set_epoch(4)
     assert [i for batch in again for i in batch.tolist()] == reference.epoch_indices().tolist()
     assert resumed.epoch == 4
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("cls", SAMPLERS, ids=lambda cls: cls.__name__)
+def test_a_restore_inside_an_epoch_into_another_order_is_refused(cls, num_workers, monkeypatch):
+    """Issue 26 item 2: torchdata hands the sampler the state it had when the last trained batch
+    was dispatched; loading it checks that the epoch's order is regenerated."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    sampler = scored(cls, 40)
+    sampler.set_epoch(1)
+    loader = StatefulDataLoader(IDS, batch_size=4, sampler=sampler, num_workers=num_workers)
+    iterator = iter(loader)
+    next(iterator), next(iterator)
+    state = loader.state_dict()
+    del iterator
+    _another_rng(monkeypatch)
+    resumed = scored(cls, 40)  # iter() comes before the restore: the valuation, given again
+    again = StatefulDataLoader(IDS, batch_size=4, sampler=resumed, num_workers=num_workers)
+    with pytest.raises(ValueError, match=r"saved 8 indices into epoch 1 .* differs"):
+        again.load_state_dict(state)
+        next(iter(again))

@@ -15,10 +15,11 @@ pytest.importorskip("accelerate", reason="the Trainer needs accelerate")
 
 from _toy import ToyAV, make_sampler
 from transformers import TrainingArguments
-from transformers_ddp import ToyAVLabels, ToyHFModel
+from transformers_ddp import Recorder, RecordingTrainer, ToyAVLabels, ToyHFModel
 
 from bss_sampler.integrations.transformers import SAMPLER_FILE, BalanceSamplingTrainer
 
+from ..test_sampler_contract import _another_rng
 from .oracles import load_records, verify_run
 
 BATCH_SIZE = 4
@@ -69,6 +70,53 @@ def test_trainer_refuses_what_would_change_the_order(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-3").mkdir()  # resume_from_checkpoint=True finds the newest one
     with pytest.raises(FileNotFoundError, match=f"checkpoint-3/{SAMPLER_FILE} does not exist"):
         trainer(learned).train(resume_from_checkpoint=True)
+
+
+def _train(out: Path, resume: Path | None = None, **overrides: Any) -> dict[int, list[int]]:
+    """2 epochs of 24 samples in batches of 4 (6 steps each) in this process, a checkpoint
+    every 2 steps (``checkpoint-8``: epoch 1 after 2 batches); the indices each epoch trained."""
+    torch.manual_seed(0)
+    dataset = ToyAVLabels(24)
+    settings = {"num_train_epochs": 2, "save_strategy": "steps", "save_steps": 2, **overrides}
+    trainer = RecordingTrainer(
+        model=ToyHFModel(),
+        args=_args(out, optim="sgd", learning_rate=0.1, **settings),
+        train_dataset=dataset,
+        bss_sampler=make_sampler("learned", dataset, global_order=True),
+    )
+    trainer.epochs = []
+    trainer.add_callback(Recorder(trainer, trainer.epochs))
+    trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
+    return {entry["epoch"]: entry["indices"] for entry in trainer.epochs}
+
+
+def test_a_resume_inside_an_epoch_into_another_order_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 26 item 2: bss_sampler.pt held the sampler at its epoch's start, and the Trainer
+    # skips the batches trained: under a torch whose random numbers give epoch 1 another order,
+    # it skipped batches of that order, silently. The file now holds the position and the
+    # restore checks the order.
+    _train(tmp_path)
+    checkpoint = tmp_path / "checkpoint-8"
+    saved = torch.load(checkpoint / SAMPLER_FILE, weights_only=True)
+    assert saved["epoch"] == 1 and saved["yielded"] == 8 and "order_head" in saved
+    _another_rng(monkeypatch)
+    with pytest.raises(
+        ValueError,
+        match=r"saved 8 indices into epoch 1 .* differs .* Through this integration: to train "
+        r"epoch 1 again from its start, resume from the checkpoint taken at its start \(step "
+        r"6 here\)",
+    ):
+        _train(tmp_path / "refused", checkpoint)
+    again = _train(tmp_path / "again", tmp_path / "checkpoint-6")  # the remedy
+    assert sorted(again[1]) == list(range(24))  # the whole epoch, in the new order
+
+    # a file written by 0.2.0 (the sampler at the epoch's start): resumed, with a warning
+    old = {k: v for k, v in saved.items() if k not in ("order_head", "torch")}
+    torch.save({**old, "yielded": 0}, checkpoint / SAMPLER_FILE)
+    with pytest.warns(UserWarning, match=r"start of epoch 1 .* cannot be checked"):
+        _train(tmp_path / "old", checkpoint)
 
 
 def test_ddp_recipe_batches_match_one_process_and_resume_mid_epoch(
