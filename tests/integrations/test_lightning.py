@@ -367,18 +367,20 @@ def test_ddp_recipe_growing_curriculum_and_resume_from_epoch_checkpoint(
 RESUME = Path(__file__).with_name("lightning_resume.py")
 STOPPED = 3  # lightning_resume.STOPPED: the exit status of a run ended by --stop-at
 EPOCH_LENGTHS = {"learned": [40] * 4, "heuristic": [10, 24, 33, 40]}  # N=40; see _toy.make_sampler
+SMV_RUN = ["--num-samples", "16", "--epochs", "3", "--batch-size", "8"]  # SMV's epochs: 16 + copies
 
 
-def _mid_epoch_stops(kind: str, batch_size: int = 6) -> list[int]:
-    """The steps after which a fit of ``kind`` is inside an epoch (not on its last batch: there
-    Lightning skips the next epoch, which the callback warns about), the issue's case first:
-    epoch 2 after 2 of its batches, more than its 2 workers had prefetched."""
+def _mid_epoch_stops(lengths: list[int], batch_size: int = 6) -> list[int]:
+    """The steps after which a fit whose epochs hold ``lengths`` samples is inside an epoch (not
+    on its last batch: there Lightning skips the next epoch, which the callback warns about),
+    the issue's case first: epoch 2 after 2 of its batches, more than its 2 workers had
+    prefetched."""
     stops, start = [], 0
-    for length in EPOCH_LENGTHS[kind]:
+    for length in lengths:
         batches = -(-length // batch_size)
         stops += [start + k for k in range(1, batches)]
         start += batches
-    first = sum(-(-n // batch_size) for n in EPOCH_LENGTHS[kind][:2]) + 2
+    first = sum(-(-n // batch_size) for n in lengths[:2]) + 2
     return [first] + [s for s in stops if s != first]
 
 
@@ -392,21 +394,27 @@ def _trained_per_epoch(*outs: Path) -> dict[int, list[int]]:
     return epochs
 
 
-@pytest.mark.parametrize("kind", ["learned", "heuristic"])
-def test_a_fit_killed_twice_at_random_steps_resumes_exactly_in_new_processes(
+@pytest.mark.parametrize("kind", ["learned", "heuristic", "smv"])
+def test_a_fit_killed_at_random_steps_resumes_exactly_in_new_processes(
     kind: str, tmp_path: Path, run_recipe: Callable[..., object]
 ) -> None:
     # Trainer.fit with the callback and a StatefulDataLoader(num_workers=2), a checkpoint after
     # every step, ended by os._exit after a step inside an epoch; a new process resumes from
     # that step's checkpoint (ckpt_path) and is itself ended at a later step and resumed. The
-    # steps: the issue's case and one drawn at random. Every epoch trains the uninterrupted
-    # run's indices in its order.
-    stops = _mid_epoch_stops(kind)
-    stops = sorted([stops[0], random.choice(stops[1:])])
-    common = [str(RESUME), "--sampler", kind]
+    # steps: the BSS samplers, the issue's case and one drawn at random; SMV (its valuation
+    # pass through the callback, its epochs' lengths following each valuation), one drawn at
+    # random. Every epoch trains the uninterrupted run's indices (SMV: stream ids) in its order.
+    common = [str(RESUME), "--sampler", kind, *(SMV_RUN if kind == "smv" else [])]
     run_recipe([*common, "--out", str(tmp_path / "full")])
     want = _trained_per_epoch(tmp_path / "full")
-    assert [len(want[epoch]) for epoch in sorted(want)] == EPOCH_LENGTHS[kind]
+    lengths = [len(want[epoch]) for epoch in sorted(want)]
+    if kind == "smv":
+        assert lengths[0] > 16  # copies from the first valuation
+        stops = [random.choice(_mid_epoch_stops(lengths, batch_size=8))]
+    else:
+        assert lengths == EPOCH_LENGTHS[kind]
+        stops = _mid_epoch_stops(lengths)
+        stops = sorted([stops[0], random.choice(stops[1:])])
     outs, resume = [], []
     for stop in [*stops, None]:
         outs.append(tmp_path / f"until-{stop}")
