@@ -4,17 +4,21 @@ The integrations (Lightning, Accelerate, Transformers, `bss_sampler.integrations
 check these with ``isinstance``, never a closed list of classes, and use exactly what they list:
 
 * `OrderedSampler`: the order state every integration reads and moves (epochs, lengths, the
-  shard, checkpoints, the newest valuation pass's report);
+  shard, checkpoints): what every `bss_sampler.core.PolicySampler` has;
 * `ScoredSampler`: an `OrderedSampler` valued by ``update_scores(model, loader, **settings)``
-  (the two BSS samplers), whose ``scores`` the Lightning callback logs;
+  (the two BSS samplers);
 * `ValuedSampler`: an `OrderedSampler` valued by ``update_values(model, loader, forward=...,
   **settings)`` (`bss_sampler.SMVSampler`).
 
-A new data-level method built on `bss_sampler.core.PolicySampler` (the recipe in
-`bss_sampler.core`) that adds ``scores``, ``scores_epoch``, ``last_report`` and one of the two
-passes works with every integration unchanged; the integrations pass the pass's keyword
-settings through (``alpha=...`` for BSS, ``forward=...`` for SMV, whatever a new method's pass
-takes) after checking them against its signature.
+Read where a sampler has them, and never required: ``scores`` and ``scores_epoch`` (the
+Lightning callback logs their summary) and ``last_report`` (it logs each pass's report: an
+``as_dict(names)`` method, or a dataclass of numbers and per-modality tuples).
+
+So a new data-level method built on `bss_sampler.core.PolicySampler` by the recipe in
+`bss_sampler.core`, whose way to compute a valuation is an ``update_scores`` (or
+``update_values``) method ending in ``set_values``, works with every integration unchanged; the
+integrations pass that method's keyword settings through (``alpha=...`` for BSS, ``forward=...``
+for SMV, whatever a new method's pass takes) after checking them against its signature.
 """
 
 from __future__ import annotations
@@ -52,10 +56,6 @@ class OrderedSampler(Protocol):
     varies_epoch_length: bool
 
     @property
-    def last_report(self) -> object | None:
-        """What the newest valuation pass saw (logged by the Lightning callback)."""
-
-    @property
     def remaining(self) -> int:
         """Indices the next ``iter()`` yields (a resumed epoch: what is left)."""
 
@@ -81,14 +81,6 @@ class ScoredSampler(OrderedSampler, Protocol):
     ``update_scores`` takes the model and the scoring loader, then keyword settings only
     (BSS: ``alpha``, ``criteria``, ``forward``, ``train_mode``, ``progress``).
     """
-
-    @property
-    def scores(self) -> Tensor | None:
-        """The newest scores, one per sample."""
-
-    @property
-    def scores_epoch(self) -> int | None:
-        """The epoch the newest scores were set for."""
 
     def update_scores(
         self,

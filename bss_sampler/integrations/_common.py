@@ -212,14 +212,12 @@ def score_summary(sampler: BSSSampler) -> dict[str, float]:
     Empty before any scores, and for a sampler without ``scores`` (`bss_sampler.SMVSampler`:
     its valuation is logged through its report).
     """
-    if not isinstance(sampler, ScoredSampler):
-        return {}
-    scores = sampler.scores
-    if scores is None:
+    scores = getattr(sampler, "scores", None)
+    if not isinstance(scores, Tensor) or scores.numel() == 0:
         return {}
     return {
         "score_mean": float(scores.mean()),
         "score_min": float(scores.min()),
         "score_max": float(scores.max()),
-        "scores_epoch": float(sampler.scores_epoch or 0),
+        "scores_epoch": float(getattr(sampler, "scores_epoch", None) or 0),
     }

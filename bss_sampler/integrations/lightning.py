@@ -305,7 +305,7 @@ class BalanceSamplingCallback(pl.Callback):
             )
         if self.log_scores:
             summary = {f"bss/{key}": value for key, value in score_summary(sampler).items()}
-            report = sampler.last_report
+            report = getattr(sampler, "last_report", None)  # a sampler may have none
             if report is not None and report is not self._logged_report:  # a new scoring pass
                 self._logged_report = report
                 rows = report_metrics(report, self.modality_names).items()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -16,11 +17,18 @@ from torch.utils.data import DataLoader
 pytest.importorskip("lightning", reason="the `lightning` extra is not installed")
 
 import lightning as L
-from _toy import ToyAV, ToyAVModel, make_sampler, training_loss
+from _toy import (
+    ToyAV,
+    ToyAVModel,
+    make_sampler,
+    make_train_set,
+    training_loss,
+    valuation_forward,
+)
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, SMVSampler
 from bss_sampler.integrations.lightning import (
     BalanceSamplingCallback,
     check_trainer,
@@ -45,8 +53,8 @@ class Module(L.LightningModule):
         super().__init__()
         self.model = ToyAVModel()
 
-    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, list[Tensor]]:
-        return self.model(a, v)
+    def forward(self, a: Tensor, v: Tensor, mask: Tensor | None = None) -> object:
+        return self.model(a, v, mask)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return training_loss(self.model, batch)
@@ -58,8 +66,8 @@ class Module(L.LightningModule):
 class Data(L.LightningDataModule):
     def __init__(self, kind: str, num_workers: int = 0) -> None:
         super().__init__()
-        self.kind, self.train_set, self.num_workers = kind, ToyAV(32), num_workers
-        self.sampler: LearnedBalanceSampler | HeuristicCurriculumSampler | None = None
+        self.kind, self.train_set, self.num_workers = kind, make_train_set(kind, 32), num_workers
+        self.sampler: LearnedBalanceSampler | HeuristicCurriculumSampler | SMVSampler | None = None
 
     def setup(self, stage: str) -> None:
         if self.sampler is None:
@@ -168,6 +176,69 @@ def test_callback_scores_on_schedule_logs_and_resumes_from_its_checkpoint(tmp_pa
     assert [e["epoch"] for e in again.epochs] == [2]
     assert again.epochs[0]["indices"] == recorder.epochs[2]["indices"]
     assert torch.equal(again.epochs[0]["scores"], recorder.epochs[2]["scores"])
+
+
+def _fit_one_epoch(kind: str, callback: BalanceSamplingCallback) -> L.Trainer:
+    torch.manual_seed(0)
+    trainer = L.Trainer(
+        **trainer_settings(SMVSampler if kind == "smv" else LearnedBalanceSampler),
+        **QUIET,
+        max_epochs=1,
+        callbacks=[callback],
+    )
+    trainer.fit(Module(), datamodule=Data(kind))
+    return trainer
+
+
+def test_the_scoring_settings_reach_the_samplers_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 26 item 4: BalanceSamplingCallback(alpha=0.5) raised TypeError, while the sampler's
+    # errors tell users to pass alpha to update_scores, which this callback calls for them.
+    calls: list[dict[str, object]] = []
+    original = LearnedBalanceSampler.update_scores
+
+    @functools.wraps(original)
+    def spy(self: LearnedBalanceSampler, model: object, loader: object, **settings: object):
+        calls.append(settings)
+        return original(self, model, loader, **settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LearnedBalanceSampler, "update_scores", spy)
+    callback = BalanceSamplingCallback(alpha=0.5, criteria=("loss",), train_mode=True)
+    _fit_one_epoch("learned", callback)
+    assert calls == [{"alpha": 0.5, "criteria": ("loss",), "train_mode": True, "progress": False}]
+    with pytest.raises(TypeError, match=r"got \['alpha'\] both as arguments and in settings"):
+        BalanceSamplingCallback(alpha=0.5, settings={"alpha": 0.2})
+    with pytest.raises(
+        TypeError,
+        match=r"BalanceSamplingCallback\(temperature=2\): LearnedBalanceSampler.update_scores "
+        r"takes no 'temperature' \(its settings: alpha, criteria, forward, train_mode\)",
+    ):
+        _fit_one_epoch("learned", BalanceSamplingCallback(settings={"temperature": 2}))
+
+
+def test_smv_through_the_callback_values_logs_its_report_and_refuses_bss_settings() -> None:
+    # Issue 26 item 4: SMVSampler was refused by every integration.
+    with pytest.raises(
+        TypeError,
+        match=r"BalanceSamplingCallback\(alpha=0.5\): SMVSampler.update_values takes no "
+        r"'alpha' \(its settings: forward\)",
+    ):
+        _fit_one_epoch("smv", BalanceSamplingCallback(alpha=0.5, forward=valuation_forward))
+    with pytest.raises(
+        TypeError,
+        match=r"SMVSampler.update_values needs forward=...: pass "
+        r"BalanceSamplingCallback\(forward=...\)",
+    ):
+        _fit_one_epoch("smv", BalanceSamplingCallback())
+    callback = BalanceSamplingCallback(forward=valuation_forward, modality_names=("a", "v"))
+    trainer = _fit_one_epoch("smv", callback)
+    sampler = trainer.datamodule.sampler  # type: ignore[attr-defined]
+    report = sampler.last_report
+    assert report is not None and len(sampler) > 32  # valued: the epoch holds copies
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert logged["bss/report/a_mean_contribution"] == pytest.approx(report.mean_contribution[0])
+    assert logged["bss/report/v_no_contribution"] == pytest.approx(report.no_contribution[1])
+    assert logged["bss/report/fused_accuracy"] == pytest.approx(report.fused_accuracy)
+    assert not any(key.startswith("bss/score_") for key in logged)  # SMV has no scores
 
 
 def _ddp_trainer(**settings: object) -> L.Trainer:

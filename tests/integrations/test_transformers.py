@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,12 @@ from _toy import ToyAV, make_sampler
 from transformers import TrainingArguments
 from transformers_ddp import Recorder, RecordingTrainer, ToyAVLabels, ToyHFModel
 
-from bss_sampler.integrations.transformers import SAMPLER_FILE, BalanceSamplingTrainer
+from bss_sampler import LearnedBalanceSampler
+from bss_sampler.integrations.transformers import (
+    SAMPLER_FILE,
+    BalanceSamplingTrainer,
+    trainer_forward,
+)
 
 from ..test_sampler_contract import _another_rng
 from .oracles import load_records, verify_run
@@ -70,6 +76,54 @@ def test_trainer_refuses_what_would_change_the_order(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-3").mkdir()  # resume_from_checkpoint=True finds the newest one
     with pytest.raises(FileNotFoundError, match=f"checkpoint-3/{SAMPLER_FILE} does not exist"):
         trainer(learned).train(resume_from_checkpoint=True)
+
+
+def test_the_scoring_settings_reach_update_scores_and_smv_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 26 item 4: the Trainer could not pass alpha, criteria or train_mode.
+    calls: list[dict[str, object]] = []
+    original = LearnedBalanceSampler.update_scores
+
+    @functools.wraps(original)
+    def spy(self: LearnedBalanceSampler, model: Any, loader: Any, **settings: Any) -> Any:
+        calls.append(settings)
+        return original(self, model, loader, **settings)
+
+    monkeypatch.setattr(LearnedBalanceSampler, "update_scores", spy)
+    dataset = ToyAVLabels(24)
+    trainer = BalanceSamplingTrainer(
+        model=ToyHFModel(),
+        args=_args(tmp_path, num_train_epochs=1),
+        train_dataset=dataset,
+        bss_sampler=make_sampler("learned", dataset, global_order=True),
+        bss_alpha=0.5,
+        bss_criteria=("loss",),
+        bss_train_mode=True,
+    )
+    trainer.train()
+    assert calls == [
+        {
+            "alpha": 0.5,
+            "criteria": ("loss",),
+            "train_mode": True,
+            "forward": trainer_forward,
+            "progress": False,
+        }
+    ]
+    with pytest.raises(TypeError, match=r"\(beta=0.1\): LearnedBalanceSampler.update_scores takes"):
+        BalanceSamplingTrainer(
+            model=ToyHFModel(),
+            args=_args(tmp_path),
+            train_dataset=dataset,
+            bss_sampler=make_sampler("learned", dataset, global_order=True),
+            bss_settings={"beta": 0.1},
+        )
+    smv = make_sampler("smv", dataset, global_order=True)
+    with pytest.raises(ValueError, match=r"bss_sampler=SMVSampler: its epochs hold N samples plus"):
+        BalanceSamplingTrainer(
+            model=ToyHFModel(), args=_args(tmp_path), train_dataset=dataset, bss_sampler=smv
+        )
 
 
 def _train(out: Path, resume: Path | None = None, **overrides: Any) -> dict[int, list[int]]:
