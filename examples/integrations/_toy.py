@@ -48,6 +48,7 @@ __all__ = [
     "make_train_set",
     "save_record",
     "training_loss",
+    "update",
     "valuation_forward",
 ]
 
@@ -158,6 +159,14 @@ def training_loss(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
     return F.cross_entropy(multimodal, target) + sum(
         (F.cross_entropy(logits, target) for logits in unimodal), torch.zeros(())
     )
+
+
+def update(sampler: BSSSampler, model: nn.Module, loader: Any) -> Tensor:
+    """The sampler's valuation pass over ``loader``: ``update_scores`` (BSS) or, for SMV,
+    ``update_values`` with `valuation_forward`."""
+    if isinstance(sampler, SMVSampler):
+        return sampler.update_values(model, loader, forward=valuation_forward, progress=False)
+    return sampler.update_scores(model, loader, progress=False)
 
 
 def make_sampler(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
@@ -189,3 +190,28 @@ def test_ddp_recipe_batches_match_one_process_and_resume_mid_epoch(
     final = torch.load(full / "final-model.pt", weights_only=True)
     again = torch.load(resumed / "final-model.pt", weights_only=True)
     assert all(torch.equal(final[name], again[name]) for name in final)
+
+
+# steps (batches of 4 of 24 samples) after which each sampler's run is inside an epoch, whatever
+# the valuation: the heuristic's epochs hold 6, 14, 19 samples; SMV's first at least 24
+MID_EPOCH_STEPS = {"heuristic": [1, 3, 4, 5, 7, 8, 9, 10], "smv": [1, 2, 3, 4, 5]}
+
+
+@pytest.mark.parametrize("kind", ["heuristic", "smv"])
+def test_a_run_stopped_at_a_random_step_resumes_exactly_in_a_new_process(
+    kind: str, tmp_path: Path, run_recipe: Callable[..., object]
+) -> None:
+    # One process (the 2-process recipe run above covers the learned sampler): a save_state at
+    # a random step inside an epoch, then a new process that load_states it. The growing
+    # curriculum, and SMV (valued by update_values, its epochs as long as their copies), train
+    # every epoch on the uninterrupted run's indices, in its order.
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    step = random.choice(MID_EPOCH_STEPS[kind])
+    common = ["accelerate_ddp.py", "--sampler", kind, "--num-samples", "24", "--epochs", "3"]
+    run_recipe([*common, "--out", str(full), "--checkpoint-at", str(step)])
+    records = load_records(full)
+    lengths = [len(entry["indices"]) for entry in records[0]]
+    ends = [sum(-(-n // BATCH_SIZE) for n in lengths[: i + 1]) for i in range(len(lengths))]
+    assert step not in ends, f"step {step} ends an epoch ({lengths} samples)"
+    run_recipe([*common, "--out", str(resumed), "--resume", str(full / "checkpoint")])
+    assert load_records(resumed) == records, f"stopped after step {step}"
