@@ -47,6 +47,7 @@ __all__ = [
     "make_sampler",
     "make_train_set",
     "save_record",
+    "set_valuation",
     "training_loss",
     "update",
     "valuation_forward",
@@ -169,6 +170,13 @@ def update(sampler: BSSSampler, model: nn.Module, loader: Any) -> Tensor:
     return sampler.update_scores(model, loader, progress=False)
 
 
+def set_valuation(sampler: BSSSampler, values: Tensor) -> Tensor:
+    """Give ``sampler`` a valuation: ``set_scores`` (BSS) or ``set_values`` (SMV)."""
+    if isinstance(sampler, SMVSampler):
+        return sampler.set_values(values)
+    return sampler.set_scores(values)
+
+
 def make_sampler(
     kind: str,
     dataset: ToyAV,
@@ -200,9 +208,12 @@ def make_sampler(
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The flags every recipe takes: sampler kind, run length, sizes, seed and output folder."""
-    parser.add_argument("--sampler", choices=KINDS, default="learned")
+def add_common_args(
+    parser: argparse.ArgumentParser, kinds: Sequence[str] = KINDS[:2]
+) -> argparse.ArgumentParser:
+    """The flags every recipe takes: sampler kind (of ``kinds``: the BSS samplers by default),
+    run length, sizes, seed and output folder."""
+    parser.add_argument("--sampler", choices=kinds, default="learned")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=4)

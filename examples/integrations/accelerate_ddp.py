@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.distributed.nn.functional  # before Accelerator(): see the teardown
 from _toy import (
+    KINDS,
     ToyAVModel,
     add_common_args,
     epoch_record,
@@ -53,7 +54,8 @@ def main() -> None:
         argparse.ArgumentParser(
             description=__doc__.splitlines()[0],
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+        ),
+        kinds=KINDS,
     )
     parser.add_argument(
         "--checkpoint-at", type=int, default=None, help="save_state after this many optimiser steps"

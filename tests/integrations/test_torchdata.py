@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -10,8 +14,8 @@ pytest.importorskip(
     "torchdata.stateful_dataloader", reason="the `torchdata` extra is not installed"
 )
 
-from _toy import ToyAV, ToyAVModel, make_sampler
-from torchdata_stateful import interrupted_and_resumed
+from _toy import KINDS, ToyAV, ToyAVModel, make_sampler, make_train_set, set_valuation, update
+from torchdata_stateful import STOPPED, interrupted_and_resumed
 
 from ..sampler_cases import IDS, SAMPLERS, scored
 from ..test_sampler_contract import _another_rng
@@ -21,14 +25,12 @@ EPOCH, WORLD_SIZE, BATCH_SIZE = 1, 2, 4
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-@pytest.mark.parametrize("kind", ["learned", "heuristic"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_snapshot_resumes_exactly_the_remaining_batches(kind: str, num_workers: int) -> None:
-    dataset = ToyAV(64)
+    dataset = make_train_set(kind, 64)
     reference = make_sampler(kind, dataset)
     torch.manual_seed(0)
-    scores = reference.update_scores(
-        ToyAVModel(), DataLoader(dataset, batch_size=16), progress=False
-    )
+    scores = update(reference, ToyAVModel(), DataLoader(dataset, batch_size=16))
     reference.set_epoch(EPOCH)
     shards = []
     for rank in range(WORLD_SIZE):
@@ -47,7 +49,27 @@ def test_snapshot_resumes_exactly_the_remaining_batches(kind: str, num_workers: 
             assert head == full[:stop_after]
             assert tail == full[stop_after:]
         shards.append([index for batch in full for index in batch])
-    check_shards(list(reference), shards)  # both ranks: the global order, each sample once
+    # both ranks: the global order, each item once
+    check_shards(list(reference), shards, distinct=kind != "smv")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_loader_killed_at_a_random_batch_resumes_exactly_in_a_new_process(
+    kind: str, tmp_path: Path, run_recipe: Callable[..., object]
+) -> None:
+    # The recipe's process saves the snapshot after a random number of batches of epoch 1 on
+    # a random rank of 2 (its 2 workers reading ahead) and ends at once; a new process restores
+    # a fresh sampler and StatefulDataLoader from it and yields exactly the batches left.
+    stop_after, rank = random.randint(1, 4), random.randint(0, 1)  # 5+ batches per rank
+    snapshot = tmp_path / "snapshot.pt"
+    common = ["torchdata_stateful.py", "--sampler", kind, "--rank", str(rank)]
+    run_recipe(
+        [*common, "--stop-after", str(stop_after), "--snapshot", str(snapshot)],
+        returncode=STOPPED,
+    )
+    saved = torch.load(snapshot, weights_only=True)
+    assert len(saved["head"]) == stop_after < len(saved["full"])
+    run_recipe([*common, "--resume-from", str(snapshot)])  # exits 1 unless head + rest == full
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -62,7 +84,7 @@ def test_a_restore_after_an_epoch_ended_keeps_the_later_set_epoch(kind: str, num
 
     def fresh():
         sampler = make_sampler(kind, dataset)
-        sampler.set_scores(scores)
+        set_valuation(sampler, scores)
         return sampler
 
     sampler = fresh()

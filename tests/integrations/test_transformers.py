@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,20 @@ def test_ddp_recipe_batches_match_one_process_and_resume_mid_epoch(
     final = torch.load(full / "final-model.pt", weights_only=True)
     again = torch.load(full / "resumed" / "final-model.pt", weights_only=True)
     assert all(torch.equal(final[name], again[name]) for name in final)
+
+
+def test_a_run_stopped_at_a_random_step_resumes_exactly_in_a_new_process(
+    tmp_path: Path, run_recipe: Callable[..., object]
+) -> None:
+    # One process (the 2-process recipe run above resumes in the same processes): a checkpoint
+    # at a random step inside an epoch (6 steps per epoch), resumed by a new process. The
+    # Trainer trains only samplers whose epochs all have one length: the learned one here; the
+    # growing curriculum and SMV are refused (test_trainer_refuses..., test_the_scoring...).
+    step = random.choice([s for s in range(1, 18) if s % 6])
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    common = ["transformers_ddp.py", "--num-samples", "24", "--epochs", "3"]
+    run_recipe([*common, "--out", str(full), "--save-steps", str(step)])
+    records = load_records(full)
+    assert [len(entry["indices"]) for entry in records[0]] == [24, 24, 24]
+    run_recipe([*common, "--out", str(resumed), "--resume", str(full / f"checkpoint-{step}")])
+    assert load_records(resumed) == records, f"stopped after step {step}"
