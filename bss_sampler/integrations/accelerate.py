@@ -4,9 +4,15 @@
 reads the *whole* order and keeps every ``num_processes``-th batch. The sampler must therefore be
 global (``global_order=True``); one that shards by rank itself would be sharded twice.
 `prepare_loader` checks that, prepares the loader and registers a `BalanceSamplingLoader` for
-checkpointing, so ``save_state``/``load_state`` carry the sampler (scores, epoch) and the number
-of batches this process has taken in the current epoch. Every process reads one batch ahead of
-training, so that count is kept where the training loop takes the batches, not by the sampler.
+checkpointing, so ``save_state``/``load_state`` carry the number of batches this process has
+taken in the current epoch and the sampler's state at that point (its valuation, epoch and
+position). Every process reads one batch ahead of training, so that count is kept where the
+training loop takes the batches, not by the sampler. ``load_state`` loads the sampler at its
+position, so the sampler checks that it regenerates the epoch's order (a torch whose random
+numbers give another order would make the skipped batches other samples: refused), then the
+loader skips the batches taken. Any sampler of `bss_sampler.integrations` works: the BSS
+samplers, `bss_sampler.SMVSampler` (value it with ``update_values(model, scoring,
+forward=...)``), a new method's.
 
 A training loop that resumes exactly from a ``save_state`` taken at any step:
 
@@ -15,7 +21,7 @@ A training loop that resumes exactly from a ``save_state`` taken at any step:
     loader = prepare_loader(accelerator, DataLoader(train_set, batch_size=32, sampler=sampler))
     scoring = scoring_loader(train_set, batch_size=64)      # this process's share
     if resume:
-        accelerator.load_state(folder)                       # the sampler and the batches taken
+        accelerator.load_state(folder)                       # the batches taken, order checked
     for epoch in range(loader.epoch, epochs):                # resumed: the checkpoint's epoch
         if sampler.needs_update(epoch):
             sampler.update_scores(accelerator.unwrap_model(model), scoring)

@@ -25,10 +25,17 @@ the setting and its value. Build the sampler once, where the process group exist
     trainer = L.Trainer(**settings, callbacks=[BalanceSamplingCallback()], ...)
     trainer.fit(model, datamodule=Data())
 
+Any sampler of `bss_sampler.integrations` works: the BSS samplers, `bss_sampler.SMVSampler`
+(``BalanceSamplingCallback(forward=valuation_forward)``, ``trainer_settings(SMVSampler)``), a
+new method's; the callback runs its valuation pass with the settings it was given
+(``alpha=...`` for BSS).
+
 Checkpoints: the sampler's state travels in Lightning's checkpoint (``Callback.state_dict``).
 The callback moves the sampler to the next epoch (and re-scores it) at each epoch's end, before
 ``ModelCheckpoint`` saves, so a checkpoint taken at an epoch's end resumes exactly. Inside an
-epoch the callback saves the sampler at the start of its epoch and the loader sets the position:
+epoch the callback saves the sampler where training stands; on resume it loads it there (the
+sampler checks that it regenerates the epoch's order), starts it at the epoch's beginning, and
+the loader sets the position:
 
 * torchdata's ``StatefulDataLoader`` (any ``num_workers``): Lightning restores the loader's own
   state, which holds the state of the sampler iterator it was drawing from; the rest of the epoch

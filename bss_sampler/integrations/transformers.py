@@ -11,10 +11,13 @@ SFTTrainer)``.
 Under several processes the ``Trainer`` prepares its loader with Accelerate, which deals whole
 batches of one *global* order to the processes (``BatchSamplerShard``), so the sampler must be
 built with ``global_order=True``; on resume the ``Trainer`` replays the interrupted epoch and skips
-the batches it already trained on, so the checkpoint holds the sampler at the start of its epoch.
-The ``Trainer`` fixes the number of steps per epoch when it builds the loader, so the sampler's
-epochs must all have one length: `LearnedBalanceSampler` (a `HeuristicCurriculumSampler` whose
-subset grows is refused):
+the batches it already trained on, so the checkpoint's sampler state is loaded at its position
+(the sampler checks that it regenerates the epoch's order) and then rewound to the epoch's
+start. The ``Trainer`` fixes the number of steps per epoch when it builds the loader, so the
+sampler's epochs must all have one length: `LearnedBalanceSampler` (a
+`HeuristicCurriculumSampler` whose subset grows, and `bss_sampler.SMVSampler`, whose epochs
+hold the copies each valuation calls for, are refused). The scoring settings of
+``update_scores`` are ``bss_alpha``, ``bss_criteria``, ``bss_train_mode``, ``bss_forward``:
 
     sampler = LearnedBalanceSampler(train_set, global_order=True)
     trainer = BalanceSamplingTrainer(model=model, args=args, train_dataset=train_set,
