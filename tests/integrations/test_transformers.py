@@ -166,6 +166,9 @@ def test_a_resume_inside_an_epoch_into_another_order_is_refused(
         _train(tmp_path / "refused", checkpoint)
     again = _train(tmp_path / "again", tmp_path / "checkpoint-6")  # the remedy
     assert sorted(again[1]) == list(range(24))  # the whole epoch, in the new order
+    # ignore_data_skip: the Trainer skips nothing, so there is nothing to check
+    unskipped = _train(tmp_path / "unskipped", checkpoint, ignore_data_skip=True)
+    assert len(set(unskipped[1])) == len(unskipped[1]) == 16  # epoch 1's first 4 batches
 
     # a file written by 0.2.0 (the sampler at the epoch's start): resumed, with a warning
     old = {k: v for k, v in saved.items() if k not in ("order_head", "torch")}
