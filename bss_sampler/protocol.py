@@ -16,9 +16,11 @@ Lightning callback logs their summary) and ``last_report`` (it logs each pass's 
 
 So a new data-level method built on `bss_sampler.core.PolicySampler` by the recipe in
 `bss_sampler.core`, whose way to compute a valuation is an ``update_scores`` (or
-``update_values``) method ending in ``set_values``, works with every integration unchanged; the
-integrations pass that method's keyword settings through (``alpha=...`` for BSS, ``forward=...``
-for SMV, whatever a new method's pass takes) after checking them against its signature.
+``update_values``) method ending in ``set_values``, works with every integration unchanged
+(the Hugging Face ``Trainer``, which fixes the steps per epoch, takes only samplers whose epochs
+all hold one number of samples); the integrations pass that method's keyword settings through
+(``alpha=...`` for BSS, ``forward=...`` for SMV, whatever a new method's pass takes) after
+checking them against its signature. ``tests/integrations/test_custom_sampler.py`` builds one.
 """
 
 from __future__ import annotations
