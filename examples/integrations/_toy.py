@@ -33,17 +33,20 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, SMVSampler
+from bss_sampler.protocol import OrderedSampler
 from bss_sampler.smv import coalition_logits, mask_features, variant_masks
 
 __all__ = [
     "KINDS",
     "NUM_CLASSES",
+    "AnySampler",
     "BSSSampler",
     "ToyAV",
     "ToyAVModel",
     "ToyAVStream",
     "add_common_args",
     "epoch_record",
+    "make_any_sampler",
     "make_sampler",
     "make_train_set",
     "save_record",
@@ -56,7 +59,10 @@ __all__ = [
 NUM_CLASSES = 4
 """Classes of the toy task."""
 
-BSSSampler = Union[LearnedBalanceSampler, HeuristicCurriculumSampler, SMVSampler]
+BSSSampler = Union[LearnedBalanceSampler, HeuristicCurriculumSampler]
+"""Either BSS sampler."""
+
+AnySampler = Union[LearnedBalanceSampler, HeuristicCurriculumSampler, SMVSampler]
 """Either BSS sampler, or SMV's."""
 
 KINDS = ("learned", "heuristic", "smv")
@@ -162,7 +168,7 @@ def training_loss(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
     )
 
 
-def update(sampler: BSSSampler, model: nn.Module, loader: Any) -> Tensor:
+def update(sampler: AnySampler, model: nn.Module, loader: Any) -> Tensor:
     """The sampler's valuation pass over ``loader``: ``update_scores`` (BSS) or, for SMV,
     ``update_values`` with `valuation_forward`."""
     if isinstance(sampler, SMVSampler):
@@ -170,14 +176,14 @@ def update(sampler: BSSSampler, model: nn.Module, loader: Any) -> Tensor:
     return sampler.update_scores(model, loader, progress=False)
 
 
-def set_valuation(sampler: BSSSampler, values: Tensor) -> Tensor:
+def set_valuation(sampler: AnySampler, values: Tensor) -> Tensor:
     """Give ``sampler`` a valuation: ``set_scores`` (BSS) or ``set_values`` (SMV)."""
     if isinstance(sampler, SMVSampler):
         return sampler.set_values(values)
     return sampler.set_scores(values)
 
 
-def make_sampler(
+def make_any_sampler(
     kind: str,
     dataset: ToyAV,
     *,
@@ -185,7 +191,7 @@ def make_sampler(
     num_replicas: int | None = None,
     rank: int | None = None,
     global_order: bool = False,
-) -> BSSSampler:
+) -> AnySampler:
     """The sampler of ``kind`` (``"learned"``, ``"heuristic"`` or ``"smv"``, over
     `make_train_set`'s set) with small-run settings.
 
@@ -199,13 +205,35 @@ def make_sampler(
         "rank": rank,
         "global_order": global_order,
     }
+    if kind == "smv":
+        return SMVSampler(dataset, num_modalities=2, update_every=2, **shard)
+    return make_sampler(kind, dataset, **shard)
+
+
+def make_sampler(
+    kind: str,
+    dataset: ToyAV,
+    *,
+    seed: int = 0,
+    num_replicas: int | None = None,
+    rank: int | None = None,
+    global_order: bool = False,
+) -> BSSSampler:
+    """The BSS sampler of ``kind`` (``"learned"`` or ``"heuristic"``) with small-run settings,
+    sharded as in `make_any_sampler`."""
+    shard: dict[str, Any] = {
+        "seed": seed,
+        "num_replicas": num_replicas,
+        "rank": rank,
+        "global_order": global_order,
+    }
     if kind == "learned":
         return LearnedBalanceSampler(dataset, update_every=2, **shard)
     if kind == "heuristic":
         return HeuristicCurriculumSampler(dataset, lambda0=0.25, t_grow=3, **shard)
-    if kind == "smv":
-        return SMVSampler(dataset, num_modalities=2, update_every=2, **shard)
-    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    raise ValueError(
+        f"kind must be 'learned' or 'heuristic' (make_any_sampler also builds 'smv'), got {kind!r}"
+    )
 
 
 def add_common_args(
@@ -236,11 +264,12 @@ def save_record(out: Path, rank: int, epochs: Sequence[Mapping[str, Any]]) -> Pa
     return path
 
 
-def epoch_record(epoch: int, sampler: BSSSampler, indices: Sequence[int]) -> dict[str, Any]:
+def epoch_record(epoch: int, sampler: OrderedSampler, indices: Sequence[int]) -> dict[str, Any]:
     """What one rank saw in one epoch: the sampler's valuation (scores, or SMV's contributions)
     and length, and the consumed indices."""
-    scores = sampler.contributions if isinstance(sampler, SMVSampler) else sampler.scores
-    if scores is None:
+    name = "contributions" if isinstance(sampler, SMVSampler) else "scores"
+    scores = getattr(sampler, name, None)
+    if not isinstance(scores, Tensor):
         raise RuntimeError("the sampler has no scores yet")
     return {
         "epoch": epoch,

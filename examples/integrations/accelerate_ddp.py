@@ -36,7 +36,7 @@ from _toy import (
     ToyAVModel,
     add_common_args,
     epoch_record,
-    make_sampler,
+    make_any_sampler,
     make_train_set,
     save_record,
     training_loss,
@@ -74,7 +74,7 @@ def main() -> None:
     dataset = make_train_set(args.sampler, args.num_samples, seed=args.seed)
     model = ToyAVModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
-    sampler = make_sampler(args.sampler, dataset, seed=args.seed, global_order=True)
+    sampler = make_any_sampler(args.sampler, dataset, seed=args.seed, global_order=True)
     model, optimizer = accelerator.prepare(model, optimizer)
     loader = prepare_loader(
         accelerator, DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)

@@ -35,11 +35,11 @@ from typing import Any
 import torch
 from _toy import (
     KINDS,
-    BSSSampler,
+    AnySampler,
     ToyAV,
     ToyAVModel,
     add_common_args,
-    make_sampler,
+    make_any_sampler,
     make_train_set,
     set_valuation,
     update,
@@ -53,7 +53,7 @@ STOPPED = 3
 
 
 def loader_for(
-    sampler: BSSSampler, dataset: ToyAV, batch_size: int, num_workers: int
+    sampler: AnySampler, dataset: ToyAV, batch_size: int, num_workers: int
 ) -> StatefulDataLoader:
     return StatefulDataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers
@@ -81,7 +81,7 @@ def interrupted(
     taken there: ``{"loader": loader.state_dict(), "sampler": sampler.state_dict()}``."""
     runs = []
     for _ in range(2):
-        sampler = make_sampler(kind, dataset, seed=seed, num_replicas=world_size, rank=rank)
+        sampler = make_any_sampler(kind, dataset, seed=seed, num_replicas=world_size, rank=rank)
         set_valuation(sampler, values)
         sampler.set_epoch(epoch)
         runs.append((sampler, loader_for(sampler, dataset, batch_size, num_workers)))
@@ -105,7 +105,7 @@ def resumed(
 ) -> Batches:
     """The batches a fresh sampler and loader restored from ``state`` yield: the sampler's own
     state first (its valuation: the loader calls ``iter(sampler)`` before restoring it)."""
-    sampler = make_sampler(kind, dataset, seed=seed, num_replicas=world_size, rank=rank)
+    sampler = make_any_sampler(kind, dataset, seed=seed, num_replicas=world_size, rank=rank)
     sampler.load_state_dict(state["sampler"])
     restored = loader_for(sampler, dataset, batch_size, num_workers)
     restored.load_state_dict(state["loader"])
@@ -174,7 +174,7 @@ def main() -> None:
             raise SystemExit(f"rank {args.rank}: the resumed loader did not continue exactly")
         print(f"rank {args.rank}: {len(saved['head'])} batches, new process, {len(tail)}: exact")
         return
-    scoring = make_sampler(args.sampler, dataset, seed=args.seed)
+    scoring = make_any_sampler(args.sampler, dataset, seed=args.seed)
     values = update(scoring, ToyAVModel(), DataLoader(dataset, batch_size=16))
     scoring.set_epoch(args.epoch)
     stop = {"epoch": args.epoch, "stop_after": args.stop_after}

@@ -2,7 +2,7 @@
 
     python lightning_resume.py --sampler learned --out DIR [--stop-at STEP] [--resume CKPT]
 
-`BalanceSamplingCallback` keeps the sampler of ``_toy.make_sampler`` in step (SMV's with its
+`BalanceSamplingCallback` keeps the sampler of ``_toy.make_any_sampler`` in step (SMV's with its
 valuation forward, ``_toy.valuation_forward``); the loader is
 a torchdata ``StatefulDataLoader`` with 2 workers (``--loader plain``: a torch ``DataLoader``).
 ``ModelCheckpoint`` saves ``DIR/checkpoints/step=S.ckpt`` after every step, and every training
@@ -30,9 +30,9 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "integrations"))
 from _toy import (
     KINDS,
-    BSSSampler,
+    AnySampler,
     ToyAVModel,
-    make_sampler,
+    make_any_sampler,
     make_train_set,
     training_loss,
     valuation_forward,
@@ -74,11 +74,11 @@ class Data(L.LightningDataModule):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__()
         self.args, self.train_set = args, make_train_set(args.sampler, args.num_samples)
-        self.sampler: BSSSampler | None = None
+        self.sampler: AnySampler | None = None
 
     def setup(self, stage: str) -> None:
         if self.sampler is None:
-            self.sampler = make_sampler(self.args.sampler, self.train_set)
+            self.sampler = make_any_sampler(self.args.sampler, self.train_set)
 
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:
         loader = StatefulDataLoader if self.args.loader == "stateful" else DataLoader

@@ -20,6 +20,7 @@ import lightning as L
 from _toy import (
     ToyAV,
     ToyAVModel,
+    make_any_sampler,
     make_sampler,
     make_train_set,
     training_loss,
@@ -71,7 +72,7 @@ class Data(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if self.sampler is None:
-            self.sampler = make_sampler(self.kind, self.train_set)
+            self.sampler = make_any_sampler(self.kind, self.train_set)
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return DataLoader(

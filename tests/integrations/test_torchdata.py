@@ -14,7 +14,7 @@ pytest.importorskip(
     "torchdata.stateful_dataloader", reason="the `torchdata` extra is not installed"
 )
 
-from _toy import KINDS, ToyAV, ToyAVModel, make_sampler, make_train_set, set_valuation, update
+from _toy import KINDS, ToyAV, ToyAVModel, make_any_sampler, make_train_set, set_valuation, update
 from torchdata_stateful import STOPPED, interrupted_and_resumed
 
 from ..sampler_cases import IDS, SAMPLERS, scored
@@ -28,7 +28,7 @@ EPOCH, WORLD_SIZE, BATCH_SIZE = 1, 2, 4
 @pytest.mark.parametrize("kind", KINDS)
 def test_snapshot_resumes_exactly_the_remaining_batches(kind: str, num_workers: int) -> None:
     dataset = make_train_set(kind, 64)
-    reference = make_sampler(kind, dataset)
+    reference = make_any_sampler(kind, dataset)
     torch.manual_seed(0)
     scores = update(reference, ToyAVModel(), DataLoader(dataset, batch_size=16))
     reference.set_epoch(EPOCH)
@@ -83,7 +83,7 @@ def test_a_restore_after_an_epoch_ended_keeps_the_later_set_epoch(kind: str, num
     scores = torch.linspace(-1, 1, 40)
 
     def fresh():
-        sampler = make_sampler(kind, dataset)
+        sampler = make_any_sampler(kind, dataset)
         set_valuation(sampler, scores)
         return sampler
 

@@ -15,7 +15,7 @@ import torch
 pytest.importorskip("transformers", reason="transformers is not installed")
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate")
 
-from _toy import ToyAV, make_sampler
+from _toy import ToyAV, make_any_sampler, make_sampler
 from transformers import TrainingArguments
 from transformers_ddp import Recorder, RecordingTrainer, ToyAVLabels, ToyHFModel
 
@@ -120,7 +120,7 @@ def test_the_scoring_settings_reach_update_scores_and_smv_is_refused(
             bss_sampler=make_sampler("learned", dataset, global_order=True),
             bss_settings={"beta": 0.1},
         )
-    smv = make_sampler("smv", dataset, global_order=True)
+    smv = make_any_sampler("smv", dataset, global_order=True)
     with pytest.raises(ValueError, match=r"bss_sampler=SMVSampler: its epochs hold N samples plus"):
         BalanceSamplingTrainer(
             model=ToyHFModel(), args=_args(tmp_path), train_dataset=dataset, bss_sampler=smv
