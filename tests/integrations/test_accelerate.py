@@ -127,8 +127,8 @@ def _restored(cls: type) -> BalanceSamplingLoader:
 def test_a_resume_into_another_order_is_refused(cls: type, monkeypatch: pytest.MonkeyPatch):
     # Issue 26 item 2: the state held the sampler at its epoch's start and a batch count, so a
     # torch whose random numbers give the epoch another order skipped batches of *that* order
-    # (the learned sampler here: 5 of 24 samples twice, 5 never) silently. The state now holds the sampler
-    # at its position: loading it checks the order.
+    # (the learned sampler here: 5 of 24 samples twice, 5 never) silently. The state now
+    # holds the sampler at its position: loading it checks the order.
     saved, _ = _started(cls, 2)
     state = saved.state_dict()
     assert state["sampler"]["yielded"] == 8 and "order_head" in state["sampler"]
