@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -91,7 +92,9 @@ class Data(L.LightningDataModule):
 
 
 class Stop(L.Callback):
-    """``os._exit(STOPPED)`` before the step after ``stop_at`` (whose checkpoint is written)."""
+    """``os._exit(STOPPED)`` before the step after ``stop_at`` (whose checkpoint is written),
+    its DataLoader workers SIGKILLed first, as a kill of the process tree would (orphaned, they
+    would take up to their 5 s status check to notice)."""
 
     def __init__(self, stop_at: int) -> None:
         self.stop_at = stop_at
@@ -100,6 +103,9 @@ class Stop(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step == self.stop_at:
+            for worker in multiprocessing.active_children():
+                worker.kill()
+                worker.join()
             os._exit(STOPPED)
 
 
