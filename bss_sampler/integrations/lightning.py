@@ -156,6 +156,14 @@ def check_trainer(trainer: pl.Trainer, sampler: BSSSampler | None = None) -> Non
                 f"{min(lengths)} to {max(lengths)} samples per process: pass "
                 "reload_dataloaders_every_n_epochs=1 (see trainer_settings)"
             )
+        if sampler.varies_epoch_length:  # e.g. SMV: lengths known only after each valuation
+            raise ValueError(
+                f"Trainer(reload_dataloaders_every_n_epochs={reload}): Lightning counts the "
+                f"batches when it builds the loader, but this {type(sampler).__name__}'s epochs "
+                "vary in length (varies_epoch_length=True; SMVSampler's hold the copies each "
+                "valuation calls for), so a longer epoch would be cut short: pass "
+                "reload_dataloaders_every_n_epochs=1 (see trainer_settings)"
+            )
 
 
 class BalanceSamplingCallback(pl.Callback):

@@ -272,6 +272,13 @@ def test_settings_are_checked_with_the_setting_and_value_named() -> None:
         match=r"reload_dataloaders_every_n_epochs=0\): .* from 4 to 16 samples per process",
     ):
         check_trainer(once, make_sampler("heuristic", dataset, num_replicas=2, rank=0))
+    smv = make_any_sampler("smv", make_train_set("smv", 32), num_replicas=2, rank=0)
+    with pytest.raises(
+        ValueError,
+        match=r"this SMVSampler's epochs vary in length .* reload_dataloaders_every_n_epochs=1",
+    ):
+        check_trainer(once, smv)  # all 32 samples per epoch before any valuation, then copies
+    check_trainer(_ddp_trainer(**trainer_settings(SMVSampler)), smv)
 
 
 class StatefulData(Data):
