@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py --quick   # cost + quality, about 10-15 minutes on 2 CPU cores
     python benchmarks/run_all.py --quick --with when   # adds the ordering study (+ ~10 min)
+    python benchmarks/run_all.py --quick --with loading   # adds the loading study (+ ~1 min)
     python benchmarks/run_all.py           # full: N up to 2**27, 10 seeds (hours on 2 cores)
 
 Run by hand, never as a timed test. Every speed figure is a ratio against a baseline timed in the
@@ -24,6 +25,12 @@ import torch
 from _tasks import DATASETS
 
 
+def _loading(quick: bool) -> object:
+    import bench_loading  # imported here: it needs the audio extra (soundfile, soxr)
+
+    return bench_loading.run(24 if quick else 48, 3 if quick else 5, [500.0, 1000.0, 2000.0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
@@ -32,11 +39,16 @@ def main() -> None:
         "--skip", default="", help="comma-separated: order,scoring,training,quality"
     )
     parser.add_argument(
-        "--with", dest="extra", default="", help="comma-separated optional studies: when"
+        "--with",
+        dest="extra",
+        default="",
+        help="comma-separated optional studies: when, loading (needs the audio extra)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    skip = set(filter(None, args.skip.split(","))) | ({"when"} - set(args.extra.split(",")))
+    skip = set(filter(None, args.skip.split(","))) | (
+        {"when", "loading"} - set(args.extra.split(","))
+    )
     bench_quality.register_iprm_rows()
     steps: dict[str, Callable[[], object]] = {
         "order": lambda: bench_order.run(args.quick),
@@ -49,6 +61,7 @@ def main() -> None:
             list(DATASETS),
         ),
         "when": lambda: bench_when.run(args.quick, None, 1),
+        "loading": lambda: _loading(args.quick),
     }
     for name, step in steps.items():
         if name in skip:

@@ -37,7 +37,7 @@ from bss_sampler import (
     score_dataset,
 )
 from bss_sampler.presets import get_preset
-from examples.av.audio import AudioSpec
+from examples.av.audio import CONVENTIONS
 from examples.av.datasets import AVClipDataset, FrameSpec, cremad, kinetics_sounds, vggsound
 from examples.av.demo_data import make_av_demo_data
 from examples.av.resnet import AudioEncoder, VisualEncoder
@@ -135,12 +135,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image-size", type=int, help="frame size in pixels; " + _per_dataset("image_size")
     )
     parser.add_argument(
-        "--sample-rate", type=int, help="audio sample rate (Hz); " + _per_dataset("sample_rate")
+        "--audio",
+        choices=sorted(CONVENTIONS),
+        default="bss",
+        help="audio convention: "
+        + "; ".join(f"{k}: {c.source}" for k, c in CONVENTIONS.items())
+        + " (--sample-rate and --audio-seconds override its rate and length)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        help="audio sample rate (Hz); default: --audio's (bss " + _per_dataset("sample_rate") + ")",
     )
     parser.add_argument(
         "--audio-seconds",
         type=float,
-        help="audio tiled to this length; " + _per_dataset("audio_seconds"),
+        help="audio tiled to this length; default: --audio's (ogm-ge 3 s, pmr 10 s, bss "
+        + _per_dataset("audio_seconds")
+        + ")",
     )
     parser.add_argument(
         "--val-fraction",
@@ -165,8 +177,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(
             frames=d.frames,
             image_size=d.image_size,
-            sample_rate=d.sample_rate,
-            audio_seconds=d.audio_seconds,
             batch_size=d.batch_size,
         )
     if known.demo:
@@ -176,6 +186,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dataset is None:
         parser.error("--dataset is required (or try --demo)")
     check_root(parser, args)
+    convention, d = CONVENTIONS[args.audio], DATASETS[args.dataset]
+    if args.sample_rate is None:  # the convention's rate and length, recorded in the run's args
+        args.sample_rate = convention.sample_rate or d.sample_rate
+    if args.audio_seconds is None:
+        args.audio_seconds = convention.seconds or d.audio_seconds
+    try:
+        convention.spec(args.sample_rate, args.audio_seconds)
+    except ValueError as exc:
+        parser.error(
+            f"--audio {args.audio} with --sample-rate {args.sample_rate} and "
+            f"--audio-seconds {args.audio_seconds}: {exc}"
+        )
     if args.out is None and not args.demo:
         args.out = default_out("audio_video", args)
     return resolve_preset(args)
@@ -186,9 +208,10 @@ def load_data(
 ) -> tuple[AVClipDataset, dict[str, AVClipDataset], AVClipDataset]:
     """``(train, eval splits, scoring view of train)``; see ``--score-augmented``."""
     opts: dict[str, Any] = {
-        "audio": AudioSpec(sample_rate=args.sample_rate, seconds=args.audio_seconds),
+        "audio": CONVENTIONS[args.audio].spec(args.sample_rate, args.audio_seconds),
         "frames": FrameSpec(count=args.frames, size=args.image_size),
         "seed": args.seed,
+        **args.data_options,  # --preset official: the released loader's choices
     }
     load = DATASETS[args.dataset].load
     train = load(args.root, "train", **opts)

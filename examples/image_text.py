@@ -1,14 +1,15 @@
 """Image-text classification with BSS: Twitter2015 or Sarcasm (paper Table 1).
 
-A ResNet50 image encoder (ImageNet weights from a local ``.pth``) and a BERT-base text encoder
-(loaded from a local directory; nothing is downloaded), pooled [CLS], a concat head and one
-linear head per modality, trained with the paper's joint loss (Eq. 5) and predicted with
-Eq. 12. Paper defaults: Adam, lr 1e-5, batch 64. The best epoch is selected on the validation
-split (Twitter2015 ``dev``, Sarcasm ``valid_data.json``) and test is reported at that epoch.
-See docs/examples/image_text.md for the layouts and the commands of the paper's rows.
+A ResNet50 image encoder (torchvision's ImageNet weights, downloaded once and hash-checked, or a
+local file) and a BERT-base text encoder (``bert-base-uncased`` from the Hugging Face hub and its
+cache, or a local directory), pooled [CLS], a concat head and one linear head per modality,
+trained with the paper's joint loss (Eq. 5) and predicted with Eq. 12. Paper defaults: Adam, lr
+1e-5, batch 64. The best epoch is selected on the validation split (Twitter2015 ``dev``, Sarcasm
+``valid_data.json``) and test is reported at that epoch. ``--preset official`` also gives the
+released code's inputs and models (docs/presets.md). See docs/examples/image_text.md for the
+layouts and the commands of the paper's rows.
 
-    python examples/image_text.py --dataset twitter2015 --root data/twitter2015 \\
-        --bert weights/bert-base-uncased --resnet50 weights/resnet50.pth --sampler learned
+    python examples/image_text.py --dataset twitter2015 --root data/twitter2015 --sampler learned
     python examples/image_text.py --demo    # tiny generated Twitter2015 layout and tiny BERT
     python examples/image_text.py --demo --method smv    # SMV's re-sampling (docs/smv.md)
 """
@@ -68,6 +69,7 @@ from examples.common.splits import stratified_split
 from examples.imtext.data import DATASETS, ImageTextDataset, Record, read_split
 from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.imtext.models import build_image_text_model, load_tokenizer
+from examples.vision.weights import fill_weight_flags
 
 #: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
 #: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
@@ -82,11 +84,12 @@ METHODS: dict[str, Callable[[LateFusionClassifier], nn.Module]] = {
     "smv-modality": ConcatClassifier.from_model,
 }
 
-#: ``--demo``: 8 pairs per class and split, a 1-layer BERT 16 wide, a ResNet50 1/16 wide, small
-#: images, a larger learning rate for the tiny random models, 20 epochs (BSS-H: all from 10), one
-#: CPU thread.
+#: ``--demo``: 8 pairs per class and split, a 1-layer BERT 16 wide, a ResNet50 1/16 wide, both
+#: from random weights (nothing is downloaded), small images, a larger learning rate for the tiny
+#: random models, 20 epochs (BSS-H: all from 10), one CPU thread.
 DEMO_SETTINGS: dict[str, Any] = {
     "dataset": "twitter2015",
+    "random_init": True,
     "resnet_width": 0.0625,
     "image_size": 64,
     "max_length": 16,
@@ -108,7 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--root", help="dataset folder (layouts in the docs)")
     parser.add_argument(
-        "--bert", help="local bert-base-uncased directory (required, except with --demo)"
+        "--bert",
+        help="BERT: a Hugging Face hub name (from the hub, then its cache HF_HOME) or a local "
+        "directory (config.json, weights, vocab.txt); default: bert-base-uncased, with --demo a "
+        "tiny random one",
     )
     parser.add_argument(
         "--demo",
@@ -116,7 +122,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=DEMO_HELP.format("Twitter2015 and a tiny random BERT"),
     )
     parser.add_argument(
-        "--resnet50", help="local torchvision-style ResNet50 ImageNet .pth (default: random init)"
+        "--resnet50",
+        help="ResNet50 weights: 'imagenet' (torchvision's IMAGENET1K_V1, resnet50-0676ba61.pth, "
+        "downloaded once into TORCH_HOME and hash-checked), an http(s):// or file:// URL, or a "
+        "local torchvision-style .pth (default: imagenet)",
+    )
+    parser.add_argument(
+        "--random-init",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="start both encoders from random weights (BERT keeps --bert's architecture and "
+        "vocabulary); announced on stderr (default: off; on with --demo)",
     )
     parser.add_argument("--resnet-width", type=float, default=1.0, help="ResNet50 width factor")
     parser.add_argument(
@@ -125,7 +141,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="image size in pixels; per dataset: twitter2015 384, sarcasm 224",
     )
     parser.add_argument(
-        "--max-length", type=int, help="BERT tokens; per dataset: twitter2015 30, sarcasm 80"
+        "--max-length",
+        type=int,
+        help="BERT tokens; per dataset: twitter2015 30, sarcasm 80 (twitter2015 with --preset "
+        "official: not truncated, as the released code, unless this flag is given)",
     )
     parser.add_argument(
         "--val-fraction",
@@ -149,11 +168,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dataset is None:
         parser.error("--dataset is required (or try --demo)")
     check_root(parser, args)
-    if args.bert is None and not args.demo:
-        parser.error("--bert is required (or try --demo)")
+    check_weights(parser, args)
     if args.out is None and not args.demo:
         args.out = default_out("image_text", args)
     return resolve_preset(args)
+
+
+def check_weights(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill ``--bert`` and ``--resnet50`` in (pretrained unless ``--random-init``), refusing
+    combinations that would not load what they say."""
+    fill_weight_flags(parser, args, {"resnet50": "imagenet"}, width_flag="resnet_width")
+    if args.bert is None and not args.demo:
+        args.bert = "bert-base-uncased"
 
 
 def load_data(
@@ -183,6 +209,7 @@ def load_data(
             image_size=args.image_size,
             max_length=args.max_length,
             seed=seed,
+            official=args.preset == "official",
         )
 
     test_records = read_split(args.dataset, args.root, "test")
@@ -270,7 +297,13 @@ def train(
     seed_everything(args.seed)
     model = METHODS[args.method](
         build_image_text_model(
-            train_set.num_classes, args.bert, resnet50=args.resnet50, resnet_width=args.resnet_width
+            train_set.num_classes,
+            args.bert,
+            resnet50=args.resnet50,
+            resnet_width=args.resnet_width,
+            random_init=args.random_init,
+            dataset=args.dataset,
+            official=args.preset == "official",
         )
     ).to(device)
     train_model: nn.Module = model

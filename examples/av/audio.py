@@ -1,91 +1,214 @@
-"""Audio for the audio-video example: wav reading (``wave`` + NumPy), resampling, tiling and the
-log-magnitude STFT of the OGM-GE/BSS pipelines (``n_fft=512``, ``hop=353``, ``log(|S| + 1e-7)``)."""
+"""Audio for the audio-video example: the community pipelines' waveform-to-spectrogram steps,
+through maintained libraries (soundfile reads, soxr resamples, ``torch.stft`` or SciPy
+transforms).
+
+The default (``AudioSpec().transform == "log-stft"``) is the released BSS/OGM-GE loader's
+``librosa.load(path, sr=rate)`` (soundfile, mono by averaging channels, soxr ``"HQ"``
+resampling, zero-padded or cut to ``ceil(n * rate / native)`` samples), ``np.tile`` to the clip
+length, clipping to [-1, 1] and ``log(|librosa.stft(n_fft=512, hop_length=353)| + 1e-7)``
+(periodic Hann window, centred frames, zero padding), without importing librosa.
+``"log-psd-zscore"`` is PMR's: ``scipy.signal.spectrogram(nperseg=512, noverlap=353)``,
+``log(S + 1e-7)``, then a per-clip z-score.
+"""
 
 from __future__ import annotations
 
 import math
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["AudioSpec", "load_spectrogram", "log_spectrogram", "read_wav", "resample", "tile"]
+__all__ = [
+    "CONVENTIONS",
+    "TRANSFORMS",
+    "AudioConvention",
+    "AudioSpec",
+    "load_spectrogram",
+    "load_waveform",
+    "log_spectrogram",
+    "read_audio",
+    "resample",
+    "tile",
+]
 
-_PCM = {1: (np.uint8, 128.0, 128.0), 2: (np.int16, 0.0, 32768.0), 4: (np.int32, 0.0, 2.0**31)}
+#: The spectrogram kinds `AudioSpec.transform` accepts.
+TRANSFORMS = ("log-stft", "log-psd-zscore")
+
+_EPS = 1e-7  # log floor of every community pipeline: log(|S| + 1e-7)
 
 
 @dataclass(frozen=True)
 class AudioSpec:
-    """How a clip becomes a spectrogram: ``(1, n_fft // 2 + 1, 1 + samples // hop)``."""
+    """How a clip becomes a spectrogram of shape ``(1, n_fft // 2 + 1, frames)``.
+
+    ``transform="log-stft"``: centred STFT frames, ``frames = 1 + samples // hop``;
+    ``"log-psd-zscore"`` (PMR): uncentred frames of ``n_fft`` samples every ``hop``,
+    ``frames = 1 + (samples - n_fft) // hop``.
+    """
 
     sample_rate: int = 22_050
     seconds: float = 20.0
     n_fft: int = 512
     hop: int = 353
+    transform: str = "log-stft"
+
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        if self.sample_rate <= 0 or self.seconds <= 0:
+            raise ValueError(
+                f"sample_rate and seconds must be positive, got {self.sample_rate}, {self.seconds}"
+            )
+        if self.hop <= 0 or self.n_fft <= 0:
+            raise ValueError(f"n_fft and hop must be positive, got {self.n_fft}, {self.hop}")
+        if self.transform == "log-psd-zscore" and self.num_samples < self.n_fft:
+            raise ValueError(
+                f"{self.transform} needs at least n_fft={self.n_fft} samples, "
+                f"got {self.num_samples} ({self.seconds} s at {self.sample_rate} Hz)"
+            )
 
     @property
     def num_samples(self) -> int:
         return round(self.sample_rate * self.seconds)
 
-
-def read_wav(path: str | Path) -> tuple[Tensor, int]:
-    """``(mono float32 waveform in [-1, 1], sample rate)`` of an 8/16/32-bit PCM wav file."""
-    with wave.open(str(path), "rb") as fh:
-        width, channels, rate = fh.getsampwidth(), fh.getnchannels(), fh.getframerate()
-        raw = fh.readframes(fh.getnframes())
-    if width not in _PCM:
-        raise ValueError(f"sample width must be 1, 2 or 4 bytes, got {width} in {path}")
-    dtype, offset, scale = _PCM[width]
-    samples = (np.frombuffer(raw, dtype=dtype).astype(np.float32) - offset) / scale
-    return torch.from_numpy(samples.reshape(-1, channels).mean(axis=1)), rate
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The spectrogram's shape ``(1, F, T)``."""
+        if self.transform == "log-stft":
+            frames = 1 + self.num_samples // self.hop
+        else:
+            frames = 1 + (self.num_samples - self.n_fft) // self.hop
+        return (1, self.n_fft // 2 + 1, frames)
 
 
-def _lowpass(wave_: Tensor, cutoff: float, taps: int = 63) -> Tensor:
-    """Hann-windowed sinc low-pass at ``cutoff`` (fraction of the sample rate, < 0.5)."""
-    t = torch.arange(taps, dtype=torch.float32) - (taps - 1) / 2
-    kernel = 2 * cutoff * torch.sinc(2 * cutoff * t) * torch.hann_window(taps, periodic=False)
-    kernel = kernel / kernel.sum()
-    return F.conv1d(wave_.view(1, 1, -1), kernel.view(1, 1, -1), padding=taps // 2).view(-1)
+@dataclass(frozen=True)
+class AudioConvention:
+    """A community pipeline's audio settings; ``None`` rate or length: the dataset's own."""
+
+    sample_rate: int | None
+    seconds: float | None
+    hop: int
+    transform: str
+    source: str
+
+    def spec(self, sample_rate: int | None = None, seconds: float | None = None) -> AudioSpec:
+        """The `AudioSpec` of this convention; ``sample_rate``/``seconds`` override its own."""
+        rate = sample_rate if sample_rate is not None else self.sample_rate
+        length = seconds if seconds is not None else self.seconds
+        if rate is None or length is None:
+            raise ValueError(f"this convention takes the dataset's rate and length: {self.source}")
+        return AudioSpec(rate, length, hop=self.hop, transform=self.transform)
 
 
-def resample(wave_: Tensor, orig_rate: int, new_rate: int) -> Tensor:
-    """Linear-interpolation resampling, low-pass filtered first when downsampling."""
+#: ``audio_video.py --audio``: the conventions of the released code (data-preparation notes).
+CONVENTIONS = {
+    "bss": AudioConvention(
+        None,
+        None,
+        353,
+        "log-stft",
+        "BSS's released loaders (CREMA-D/dataset/CramedDataset.py, KS/dataset/KS.py): "
+        "librosa.load at CREMA-D 22,050 Hz x 20 s, Kinetics-Sounds and VGGSound 35,400 Hz "
+        "x 10 / 20 s, tiled, clipped, log(|librosa.stft(n_fft=512, hop_length=353)| + 1e-7)",
+    ),
+    "ogm-ge": AudioConvention(
+        22_050,
+        3.0,
+        353,
+        "log-stft",
+        "OGM-GE's CREMA-D loader (OGM-GE_CVPR2022 dataset/CramedDataset.py): the same at "
+        "22,050 Hz x 3 s (257 x 188)",
+    ),
+    "pmr": AudioConvention(
+        16_000,
+        10.0,
+        159,
+        "log-psd-zscore",
+        "PMR's extractWav: 16 kHz x 10 s, scipy.signal.spectrogram(nperseg=512, "
+        "noverlap=353), log, z-scored per clip (257 x 1004)",
+    ),
+}
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """``(mono float32 waveform, native sample rate)``: soundfile's samples (PCM scaled to
+    [-1, 1]) averaged over the channels, as ``librosa.load(mono=True)`` does."""
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
+    if samples.shape[0] == 0:
+        raise ValueError(f"audio file {path} has no samples")
+    return samples.mean(axis=1, dtype=np.float32), int(rate)
+
+
+def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """soxr's ``"HQ"`` resampling, fixed to ``ceil(len * new / orig)`` samples (zero padding or
+    cut): ``librosa.resample(res_type="soxr_hq")``."""
     if orig_rate == new_rate:
-        return wave_
-    if new_rate < orig_rate:
-        wave_ = _lowpass(wave_, 0.5 * new_rate / orig_rate)
-    length = max(1, math.floor(len(wave_) * new_rate / orig_rate))
-    out = F.interpolate(wave_.view(1, 1, -1), size=length, mode="linear", align_corners=False)
-    return out.view(-1)
+        return wave
+    import soxr
+
+    out = soxr.resample(wave, orig_rate, new_rate, quality="HQ")
+    length = math.ceil(len(wave) * new_rate / orig_rate)
+    if len(out) < length:
+        out = np.pad(out, (0, length - len(out)))
+    return np.asarray(out[:length], dtype=wave.dtype)
 
 
-def tile(wave_: Tensor, num_samples: int) -> Tensor:
-    """Repeat the clip end to end and cut it to exactly ``num_samples``."""
-    if len(wave_) == 0:
+def tile(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """Repeat the clip end to end and cut it to exactly ``num_samples`` (``np.tile``)."""
+    if len(wave) == 0:
         raise ValueError("cannot tile an empty waveform")
-    return wave_.repeat(math.ceil(num_samples / len(wave_)))[:num_samples]
+    return np.tile(wave, math.ceil(num_samples / len(wave)))[:num_samples]
 
 
-def log_spectrogram(wave_: Tensor, spec: AudioSpec) -> Tensor:
-    """``log(|STFT| + 1e-7)`` with a Hann window, centred frames: ``(1, n_fft // 2 + 1, T)``."""
-    stft = torch.stft(
-        wave_,
+def load_waveform(path: str | Path, spec: AudioSpec) -> np.ndarray:
+    """Read, resample to ``spec.sample_rate``, tile to ``spec.seconds``, clip to [-1, 1]."""
+    wave, rate = read_audio(path)
+    tiled = tile(resample(wave, rate, spec.sample_rate), spec.num_samples)
+    return np.clip(tiled, -1.0, 1.0, out=tiled)
+
+
+def log_spectrogram(wave: np.ndarray | Tensor, spec: AudioSpec) -> Tensor:
+    """The float32 ``(1, F, T)`` spectrogram of ``spec.transform``.
+
+    ``"log-stft"``: ``log(|STFT| + 1e-7)``, periodic Hann window, centred frames with zero
+    padding (``librosa.stft``'s defaults), computed in float64 and stored as complex64 as
+    librosa does: a float32 FFT differs by up to 0.1 on average where the clip is nearly
+    silent (|S| near 1e-7, e.g. above 8 kHz of a 16 kHz clip). ``"log-psd-zscore"``: SciPy's
+    periodogram frames (Tukey window, mean removed, density scaling), ``log(S + 1e-7)``, then
+    ``(x - mean) / (std + 1e-9)`` over the clip.
+    """
+    if spec.transform == "log-psd-zscore":
+        from scipy.signal import spectrogram
+
+        data = wave.numpy() if isinstance(wave, Tensor) else wave
+        _, _, power = spectrogram(
+            data, spec.sample_rate, nperseg=spec.n_fft, noverlap=spec.n_fft - spec.hop
+        )
+        logs = np.log(power + _EPS)
+        logs = (logs - logs.mean()) / (logs.std() + 1e-9)
+        return torch.from_numpy(logs.astype(np.float32)).unsqueeze(0)
+    samples = torch.as_tensor(wave, dtype=torch.float32).double()
+    stft = torch.stft(  # in float64, as librosa's window product and FFT are, then complex64
+        samples,
         n_fft=spec.n_fft,
         hop_length=spec.hop,
-        window=torch.hann_window(spec.n_fft),
+        window=torch.hann_window(spec.n_fft, periodic=True, dtype=torch.float64),
         center=True,
         pad_mode="constant",
         return_complex=True,
-    )
-    return torch.log(stft.abs() + 1e-7).unsqueeze(0)
+    ).to(torch.complex64)
+    return torch.log(stft.abs() + _EPS).unsqueeze(0)
 
 
 def load_spectrogram(path: str | Path, spec: AudioSpec) -> Tensor:
-    """Read, resample to ``spec.sample_rate``, tile to ``spec.seconds``, clip to [-1, 1], STFT."""
-    wave_, rate = read_wav(path)
-    wave_ = tile(resample(wave_, rate, spec.sample_rate), spec.num_samples).clamp(-1.0, 1.0)
-    return log_spectrogram(wave_, spec)
+    """The ``(1, F, T)`` spectrogram of the audio file at ``path`` (`load_waveform`, then
+    `log_spectrogram`)."""
+    return log_spectrogram(load_waveform(path, spec), spec)

@@ -5,12 +5,18 @@
 Training randomness (frame choice, crop, flip) comes from a generator seeded by
 ``(seed, epoch, index)``: call ``set_epoch`` before each epoch (the training loop does). An
 item is then the same whatever the worker count, and a resumed run sees the same data.
+
+Every csv is read as ``utf-8-sig``: a byte-order mark (spreadsheet exports) is dropped, not
+glued to the first clip id. ``--preset official`` passes the released loaders' choices
+(``examples.common.released``): VGGSound's ``clip_ids="released"`` and ``min_frames=4``,
+Kinetics-Sounds' ``frame_augment="frame"``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +28,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from examples.av.audio import AudioSpec, load_spectrogram
+from examples.av.spectrograms import CACHE_DIR, SpectrogramCache, open_cache
 from examples.common.frames import choose_frames, list_frames, load_frames
 
 __all__ = [
+    "CLIP_IDS",
     "CREMAD_CLASSES",
+    "FRAME_AUGMENTS",
     "AVClipDataset",
     "Clip",
     "FrameSpec",
@@ -35,6 +44,16 @@ __all__ = [
 ]
 
 CREMAD_CLASSES = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
+
+#: ``frame_augment``: one crop and flip per clip (ours), or one per frame (the released loaders).
+FRAME_AUGMENTS = ("clip", "frame")
+
+#: VGGSound's ``clip_ids``: how the third csv field names a clip. ``written``: the field without
+#: surrounding whitespace; ``released``: the field without its first character, as the released
+#: loader reads it (``item[2][1:]``: the csv files it reads carry one character before each id,
+#: such as a space after the comma); ``auto``: whichever of the two finds more clips on disk
+#: (ties: ``written``).
+CLIP_IDS = ("auto", "written", "released")
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,13 @@ class FrameSpec:
 
 
 class AVClipDataset(Dataset[dict[str, Tensor]]):
-    """A list of clips read as ``audio`` spectrograms and ``visual`` frames."""
+    """A list of clips read as ``audio`` spectrograms and ``visual`` frames.
+
+    ``spectrograms``: a cache made with ``audio`` (`examples.av.spectrograms.open_cache`);
+    a clip found there is read from it (equal to the on-the-fly value within the stored
+    precision), any other is computed on the fly. The audio is never augmented, so the cache
+    holds every epoch's value.
+    """
 
     def __init__(
         self,
@@ -66,10 +91,23 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         frames: FrameSpec,
         train: bool,
         seed: int = 0,
+        spectrograms: SpectrogramCache | None = None,
+        frame_augment: str = "clip",
     ) -> None:
+        if spectrograms is not None and spectrograms.spec != audio:
+            raise ValueError(
+                f"spectrograms: the cache was made with {spectrograms.spec}, "
+                f"the dataset reads audio as {audio}"
+            )
+        if frame_augment not in FRAME_AUGMENTS:
+            raise ValueError(
+                f"frame_augment must be one of {FRAME_AUGMENTS}, got {frame_augment!r}"
+            )
         self.clips = list(clips)
         self.num_classes = num_classes
         self.audio, self.frames, self.train, self.seed = audio, frames, train, seed
+        self.spectrograms = spectrograms
+        self.frame_augment = frame_augment
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -88,6 +126,8 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
             frames=self.frames,
             train=self.train if train is None else train,
             seed=self.seed if seed is None else seed,
+            spectrograms=self.spectrograms,
+            frame_augment=self.frame_augment,
         )
         out.epoch = self.epoch
         return out
@@ -110,31 +150,40 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         gen = self._generator(index)
         paths = list_frames(clip.frames)
         chosen = [paths[i] for i in choose_frames(len(paths), self.frames.count, gen)]
+        audio = None if self.spectrograms is None else self.spectrograms.load(clip.wav)
         return {
-            "audio": load_spectrogram(clip.wav, self.audio),
-            "visual": load_frames(chosen, self.frames.size, gen),
+            "audio": load_spectrogram(clip.wav, self.audio) if audio is None else audio,
+            "visual": load_frames(
+                chosen, self.frames.size, gen, per_frame=self.frame_augment == "frame"
+            ),
             "target": torch.tensor(clip.target),
             "index": torch.tensor(index),
         }
 
 
+def _exists(clip: Clip) -> bool:
+    return clip.wav.is_file() and clip.frames.is_dir()
+
+
 def _keep(clips: list[Clip], min_frames: int) -> list[Clip]:
     """Clips whose wav exists and whose folder has at least ``min_frames`` frames."""
-    return [
-        c
-        for c in clips
-        if c.wav.is_file() and c.frames.is_dir() and len(list_frames(c.frames)) >= min_frames
-    ]
+    return [c for c in clips if _exists(c) and len(list_frames(c.frames)) >= min_frames]
 
 
 def _rows(path: Path) -> list[list[str]]:
-    with path.open(newline="") as fh:
+    """The non-empty rows of a csv file, a leading byte-order mark dropped."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         return [row for row in csv.reader(fh) if row]
 
 
 def cremad(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
     """CREMA-D: ``{split}.csv`` rows ``clip_id,LABEL`` (no header), ``AudioWAV/<clip>.wav``,
-    ``Image-01-FPS/<clip>/*.jpg``; 6 classes in the order of :data:`CREMAD_CLASSES`."""
+    ``Image-01-FPS/<clip>/*.jpg``; 6 classes in the order of :data:`CREMAD_CLASSES`.
+
+    Spectrograms are read from ``Spectrograms/`` when it was written with the same
+    `AudioSpec` (``examples/prepare.py cremad --spectrograms``); made with another spec, it is
+    ignored with a warning. Pass ``spectrograms=None`` to compute every clip on the fly.
+    """
     root = Path(root)
     ids = {name: i for i, name in enumerate(CREMAD_CLASSES)}
     clips = [
@@ -142,7 +191,25 @@ def cremad(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
         for clip, label, *_ in _rows(root / f"{split}.csv")
         if label in ids
     ]
+    if "spectrograms" not in kwargs:
+        audio = kwargs.get("audio", AudioSpec())
+        if not isinstance(audio, AudioSpec):
+            raise TypeError(f"audio must be an AudioSpec, got {audio!r}")
+        kwargs["spectrograms"] = _cache(root / CACHE_DIR, audio, clips)
     return _dataset(_keep(clips, 1), len(ids), split, kwargs)
+
+
+def _cache(folder: Path, audio: AudioSpec, clips: list[Clip]) -> SpectrogramCache | None:
+    """`open_cache`, warning when some of ``clips`` are not in it (computed on the fly)."""
+    cache = open_cache(folder, audio)
+    missing = [] if cache is None else cache.missing(c.wav for c in clips if c.wav.is_file())
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of {len(clips)} clips are not in the spectrogram cache {folder} "
+            f"(e.g. {missing[0].stem}); they are computed on the fly",
+            stacklevel=3,
+        )
+    return cache
 
 
 def kinetics_sounds(
@@ -169,17 +236,61 @@ def kinetics_sounds(
     return _dataset(_keep(clips, min_frames), len(ids), split, kwargs)
 
 
-def vggsound(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
+def vggsound(
+    root: str | Path,
+    split: str,
+    *,
+    clip_ids: str = "auto",
+    min_frames: int = 1,
+    **kwargs: object,
+) -> AVClipDataset:
     """VGGSound: ``{split}.csv`` rows ``<any>,<label name>,<clip id>``, ``label_encoding.json``
-    (name -> id), ``AudioWAV/<id>.wav``, ``Image-01-FPS/<id>/``."""
+    (name -> id), ``AudioWAV/<id>.wav``, ``Image-01-FPS/<id>/``.
+
+    ``clip_ids`` says how the third field names a clip (:data:`CLIP_IDS`): the released loader
+    drops its first character, so ``auto`` reads a csv of that shape (a space or any other
+    character before each id) as well as one with bare ids. Labels are matched with surrounding
+    whitespace removed; rows whose label is not in the encoding are skipped. Clips with fewer
+    than ``min_frames`` frames are skipped (the released loader keeps more than 3:
+    ``min_frames=4``). Raises when no listed clip is found, naming how the ids were read.
+    """
+    if clip_ids not in CLIP_IDS:
+        raise ValueError(f"clip_ids must be one of {CLIP_IDS}, got {clip_ids!r}")
     root = Path(root)
-    ids: dict[str, int] = json.loads((root / "label_encoding.json").read_text())
-    clips = [
-        Clip(root / "AudioWAV" / f"{vid}.wav", root / "Image-01-FPS" / vid, ids[label])
-        for _, label, vid, *_ in _rows(root / f"{split}.csv")
-        if label in ids
-    ]
-    return _dataset(_keep(clips, 1), max(ids.values()) + 1, split, kwargs)
+    csv_path = root / f"{split}.csv"
+    ids: dict[str, int] = json.loads((root / "label_encoding.json").read_text(encoding="utf-8-sig"))
+    rows = [(r[1].strip(), r[2]) for r in _rows(csv_path) if len(r) >= 3 and r[1].strip() in ids]
+
+    def read(how: str) -> list[Clip]:
+        names = [vid.strip() if how == "written" else vid[1:] for _, vid in rows]
+        return [
+            Clip(root / "AudioWAV" / f"{vid}.wav", root / "Image-01-FPS" / vid, ids[label])
+            for (label, _), vid in zip(rows, names)
+        ]
+
+    how = clip_ids
+    if how == "auto":
+        counts = {h: sum(map(_exists, read(h))) for h in ("written", "released")}
+        how = "released" if counts["released"] > counts["written"] else "written"
+    clips = read(how)
+    if rows and not any(map(_exists, clips)):
+        example = rows[0][1]
+        read_as = example.strip() if how == "written" else example[1:]
+        other = "released" if how == "written" else "written"
+        found = sum(map(_exists, read(other)))
+        raise ValueError(
+            f"no clip of {csv_path} found under {root}: clip ids read as {how!r} "
+            f"(clip_ids={clip_ids!r}), e.g. field {example!r} -> {read_as!r}; expected "
+            f"AudioWAV/{read_as}.wav and Image-01-FPS/{read_as}/"
+            + (f"; read as {other!r} the csv finds {found} clips" if found else "")
+            + (
+                " (the released loader drops the first character of each id: write the csv "
+                "with a space before each id, or run without --preset official)"
+                if found and how == "released"
+                else ""
+            )
+        )
+    return _dataset(_keep(clips, min_frames), max(ids.values()) + 1, split, kwargs)
 
 
 def _dataset(

@@ -91,18 +91,30 @@ def random_resized_crop(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def load_frames(paths: list[Path], size: int, generator: torch.Generator | None) -> Tensor:
+def _crop_flip(frames: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """``(T, 3, H, W)`` -> ``(T, 3, size, size)``: one RandomResizedCrop, one flip (p = 0.5)."""
+    top, left, h, w = random_resized_crop((frames.shape[-2], frames.shape[-1]), generator)
+    frames = frames[..., top : top + h, left : left + w]
+    if bool(torch.rand(1, generator=generator) < 0.5):
+        frames = frames.flip(-1)
+    return F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
+
+
+def load_frames(
+    paths: list[Path], size: int, generator: torch.Generator | None, *, per_frame: bool = False
+) -> Tensor:
     """``(T, 3, size, size)`` normalised frames.
 
-    With a generator (training): one RandomResizedCrop and one horizontal flip (p = 0.5) drawn
-    per clip and applied to all its frames. Without (testing): a plain resize to ``size``.
+    With a generator (training): a RandomResizedCrop and a horizontal flip (p = 0.5) drawn once
+    per clip and applied to all its frames, or, with ``per_frame``, drawn for each frame in turn
+    (the released loaders transform each frame on its own). Without (testing): a plain resize
+    to ``size``.
     """
     frames = torch.stack([_read(p) for p in paths])
-    if generator is not None:
-        height, width = frames.shape[-2:]
-        top, left, h, w = random_resized_crop((height, width), generator)
-        frames = frames[..., top : top + h, left : left + w]
-        if bool(torch.rand(1, generator=generator) < 0.5):
-            frames = frames.flip(-1)
-    frames = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
+    if generator is None:
+        frames = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
+    elif per_frame:
+        frames = torch.cat([_crop_flip(f[None], size, generator) for f in frames])
+    else:
+        frames = _crop_flip(frames, size, generator)
     return (frames - IMAGENET_MEAN) / IMAGENET_STD

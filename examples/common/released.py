@@ -14,6 +14,15 @@ the last incomplete batch; those choices live here and apply to the example scri
 * ``drop_last=True`` on the training loader.
 * the scoring pass sees the training augmentations.
 * Twitter2015's learned script scores in eval mode (every other script: train mode).
+* what the loaders feed and what the models are (``data`` and ``model`` of :class:`ReleasedScript`,
+  set as ``args.data_options`` and ``args.model_options``): VGGSound's clip ids read without
+  their first character and clips of more than 3 frames; Kinetics-Sounds' crop and flip drawn
+  per frame; NVGesture's BGR colour, raw flow (every stored frame), depth in [0, 1], zero-padded
+  short clips, the I3D pooling ``AvgPool3d((8, 7, 7))`` and the depth I3D's first convolution
+  left at random initialisation. ``docs/presets.md`` measures each. Twitter2015's and
+  Sarcasm's released inputs and models (text cleaning, image statistics, augmentation, heads)
+  are whole pipelines, chosen by ``image_text.py`` from ``--preset`` itself
+  (``examples.imtext.data.PIPELINES``, ``build_image_text_model(official=True)``).
 
 Flags given explicitly win: ``--alpha`` (Eq. 5 with that ``alpha`` for training and scoring),
 ``--no-drop-last``, ``--no-score-augmented``, ``--score-train-mode``.
@@ -22,7 +31,9 @@ Flags given explicitly win: ``--alpha`` (Eq. 5 with that ``alpha`` for training 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["PAPER_ALPHA", "RELEASED", "ReleasedScript", "released_script", "resolve_preset"]
 
@@ -38,6 +49,13 @@ class ReleasedScript:
     loss_weights: tuple[float, float] = (1.0, 1.0)
     #: Whether the learning-based script scores in train mode.
     learned_train_mode: bool = True
+    #: What the released loader does differently: keyword arguments of the dataset's loader
+    #: (``examples.av.datasets.vggsound`` / ``kinetics_sounds``; NVGesture: fields of
+    #: ``examples.gesture.data.ClipSpec``).
+    data: Mapping[str, Any] = field(default_factory=dict)
+    #: What the released model does differently: modality -> keyword arguments of its encoder
+    #: (NVGesture: ``examples.vision.i3d.I3D``).
+    model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def alpha(self) -> float:
@@ -50,11 +68,24 @@ class ReleasedScript:
 #: convention of five of the six scripts: ``ReleasedScript()``.
 RELEASED: dict[str, ReleasedScript] = {
     "cremad": ReleasedScript(loss_weights=(0.1, 0.9)),
-    "ks": ReleasedScript(),
-    "vggsound": ReleasedScript(),
+    # A crop and a flip drawn for each of the 3 frames (ours: one per clip).
+    "ks": ReleasedScript(data={"frame_augment": "frame"}),
+    # Clip ids read as ``item[2][1:]``, clips with more than 3 frames (ours: auto-detected ids,
+    # 1 frame or more).
+    "vggsound": ReleasedScript(data={"clip_ids": "released", "min_frames": 4}),
     "twitter2015": ReleasedScript(learned_train_mode=False),
     "sarcasm": ReleasedScript(),
-    "nvgesture": ReleasedScript(),
+    # OpenCV's BGR frames under RGB statistics, raw flow (every stored frame), depth in [0, 1],
+    # black frames after a short clip; I3D pooled by AvgPool3d((8, 7, 7)) (the first 8 of 10
+    # temporal cells of an 80-frame clip), the depth I3D's first convolution never loaded.
+    "nvgesture": ReleasedScript(
+        data={"colour": "bgr", "flow": "raw", "depth": "unit", "pad": "zeros"},
+        model={
+            "rgb": {"pool": "released"},
+            "flow": {"pool": "released"},
+            "depth": {"pool": "released", "random_init": ("Conv3d_1a_7x7.conv3d.weight",)},
+        },
+    ),
 }
 
 
@@ -70,6 +101,9 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
     ``drop_last``, unaugmented scoring.
     ``official``: the released script of ``args.dataset`` (see the module docstring). Flags
     already set are kept, so resolving twice changes nothing.
+
+    Sets ``data_options`` and ``model_options`` (when unset): the released script's ``data``
+    and ``model`` under ``official``, empty (our loaders and models) under ``paper``.
     """
     out = argparse.Namespace(**vars(args))
     official = out.preset == "official"
@@ -84,6 +118,10 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
         out.drop_last = official
     if getattr(out, "score_augmented", False) is None:
         out.score_augmented = official
+    if getattr(out, "data_options", None) is None:
+        out.data_options = dict(script.data) if official else {}
+    if getattr(out, "model_options", None) is None:
+        out.model_options = {k: dict(v) for k, v in script.model.items()} if official else {}
     learned = out.sampler == "learned"
     if out.score_train_mode is None and official and learned and not script.learned_train_mode:
         out.score_train_mode = False  # else None: the sampler preset's (official: train mode)

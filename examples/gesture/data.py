@@ -6,19 +6,25 @@ Layout under ``root`` (the dataset as released, plus precomputed flow):
   ``path:./Video_data/class_01/subject13_r0 depth:sk_depth:138:218 color:sk_color:138:218
   duo_left:duo_left:161:254 label:1``; labels are 1-based (made 0-based here); ``S:E`` is the
   gesture's frame range, read as frames ``S .. E - 1``.
-* ``<path>/sk_color.avi`` and ``<path>/sk_depth.avi``, read with OpenCV (BGR converted to RGB).
+* ``<path>/sk_color.avi`` and ``<path>/sk_depth.avi``, read with OpenCV (as RGB; see ``colour``).
 * ``flow_data/{train,test}/<position>.npy``: float32 ``(H, W, 2, T)`` Farneback flow of the
   colour frames ``S .. E - 1`` (``T = E - S - 1``), ``<position>`` the 0-based line number in
   the list (the released code's convention). Make them with ``python -m examples.gesture.flow``.
 
-Items: ``{"rgb": (3, K, C, C), "flow": (2, K, C, C), "depth": (1, K, C, C), "target",
+Items: ``{"rgb": (3, K, C, C), "flow": (2, K', C, C), "depth": (1, K, C, C), "target",
 "index"}``. Frames are resized to ``frame_size`` (256) and cropped to ``crop`` (224): a random
 crop and a random window of ``K`` consecutive frames (64) when training, the centre crop and the
-first ``K`` frames (80) when testing; a shorter clip repeats its last frame. The same window and
-crop apply to all three modalities. RGB is ImageNet-normalised, depth scaled to ``[-1, 1]``,
-flow clipped to +-20 pixels (of the resized frame) and divided by 20. No flip: left and right
-swipes are different classes. Training randomness comes from a generator seeded by
-``(seed, epoch, index)`` (call ``set_epoch``).
+first ``K`` frames (80) when testing. The same window and crop apply to all three modalities.
+No flip: left and right swipes are different classes. Training randomness comes from a
+generator seeded by ``(seed, epoch, index)`` (call ``set_epoch``).
+
+By default (:class:`ClipSpec`'s defaults) RGB is ImageNet-normalised, depth scaled to
+``[-1, 1]``, flow taken over the window (``K' = K``), its vectors rescaled to the resized frame,
+clipped to +-20 pixels and divided by 20, and a clip shorter than ``K`` repeats its last frame.
+``--preset official`` sets the released loader's choices (``examples.common.released``):
+``colour="bgr"`` (OpenCV's BGR order under the RGB statistics), ``flow="raw"`` (every stored
+flow frame as stored, ``K' = test_frames - 1``, whatever the window), ``depth="unit"``
+(``[0, 1]``) and ``pad="zeros"`` (black frames after a short clip).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from examples.vision.transforms import item_generator, resize_clip
 from examples.vision.video import read_frames
 
 __all__ = [
+    "CHOICES",
     "NUM_CLASSES",
     "ClipSpec",
     "NVClip",
@@ -61,15 +68,44 @@ class NVClip:
     position: int
 
 
+#: ``ClipSpec`` field -> its choices, the default (ours) first.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "colour": ("rgb", "bgr"),
+    "flow": ("window", "raw"),
+    "depth": ("signed", "unit"),
+    "pad": ("repeat", "zeros"),
+}
+
+
 @dataclass(frozen=True)
 class ClipSpec:
-    """Frames per clip (training / testing) and the resize and crop sizes in pixels."""
+    """Frames per clip (training / testing), the resize and crop sizes in pixels, and how each
+    modality is fed (:data:`CHOICES`; the second choice of each is the released loader's).
+
+    * ``colour``: ``rgb`` (frames converted from OpenCV's BGR) or ``bgr`` (kept as decoded);
+      either is normalised with the RGB ImageNet statistics in channel order.
+    * ``flow``: ``window`` (the window's frames, vectors rescaled to the resized frame,
+      clipped to +-``flow_clip`` pixels, divided by ``flow_clip``) or ``raw`` (the first
+      ``test_frames - 1`` stored frames, padded as ``pad`` says, values as stored).
+    * ``depth``: ``signed`` (``[-1, 1]``) or ``unit`` (``[0, 1]``).
+    * ``pad``: a clip shorter than the window repeats its last frame (``repeat``) or is
+      followed by black frames (``zeros``: pixel value 0, then normalised).
+    """
 
     train_frames: int = 64
     test_frames: int = 80
     frame_size: int = 256
     crop: int = 224
     flow_clip: float = 20.0
+    colour: str = "rgb"
+    flow: str = "window"
+    depth: str = "signed"
+    pad: str = "repeat"
+
+    def __post_init__(self) -> None:
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 
 
 def list_path(root: str | Path, split: str) -> Path:
@@ -114,11 +150,22 @@ def read_list(root: str | Path, split: str) -> list[NVClip]:
 
 
 def _window(available: int, count: int, gen: torch.Generator | None) -> list[int]:
-    """``count`` consecutive positions (a random start when ``gen``), the last repeated."""
+    """``count`` consecutive positions from a random start when ``gen`` (else 0); positions
+    past ``available`` are left for :func:`_take` to pad."""
     start = 0
     if gen is not None and available > count:
         start = int(torch.randint(0, available - count + 1, (1,), generator=gen))
-    return [min(start + i, available - 1) for i in range(count)]
+    return list(range(start, start + count))
+
+
+def _take(x: Tensor, positions: Sequence[int], pad: str) -> Tensor:
+    """Frames ``positions`` of ``(C, T, H, W)``; past the end, the last one (``repeat``) or a
+    zero frame (``zeros``)."""
+    last = x.shape[1] - 1
+    out = x[:, [min(t, last) for t in positions]]
+    if pad == "zeros":
+        out[:, [i for i, t in enumerate(positions) if t > last]] = 0
+    return out
 
 
 class NVGestureDataset(Dataset[dict[str, Tensor]]):
@@ -182,16 +229,15 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
         count = spec.train_frames if self.train else spec.test_frames
         window = _window(rgb.shape[1], count, gen)
         size = (spec.frame_size, spec.frame_size)
-        scale = torch.tensor([spec.frame_size / flow.shape[3], spec.frame_size / flow.shape[2]])
-        flow = resize_clip(flow[:, [min(t, flow.shape[1] - 1) for t in window]], size)
-        flow = (flow * scale.view(2, 1, 1, 1)).clamp(-spec.flow_clip, spec.flow_clip)
+        rgb = _take(rgb, window, spec.pad)
+        if spec.colour == "bgr":
+            rgb = rgb.flip(0)  # back to the order OpenCV decodes
+        rgb = resize_clip(rgb, size) / 255.0
+        depth = resize_clip(_take(depth, window, spec.pad), size)
         modalities = {
-            "rgb": (resize_clip(rgb[:, window], size) / 255.0 - IMAGENET_MEAN.unsqueeze(1))
-            / IMAGENET_STD.unsqueeze(1),
-            "flow": flow / spec.flow_clip,
-            "depth": resize_clip(depth[:, [min(t, depth.shape[1] - 1) for t in window]], size)
-            / 127.5
-            - 1.0,
+            "rgb": (rgb - IMAGENET_MEAN.unsqueeze(1)) / IMAGENET_STD.unsqueeze(1),
+            "flow": self._flow(flow, window),
+            "depth": depth / 255.0 if spec.depth == "unit" else depth / 127.5 - 1.0,
         }
         top = left = (spec.frame_size - spec.crop) // 2
         if gen is not None:
@@ -200,3 +246,13 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
         cols = slice(int(left), int(left) + spec.crop)
         item = {k: v[:, :, rows, cols].contiguous() for k, v in modalities.items()}
         return {**item, "target": torch.tensor(clip.label), "index": torch.tensor(index)}
+
+    def _flow(self, flow: Tensor, window: list[int]) -> Tensor:
+        """``(2, T, H, W)`` stored flow as fed (see :class:`ClipSpec`'s ``flow``), resized."""
+        spec = self.spec
+        size = (spec.frame_size, spec.frame_size)
+        if spec.flow == "raw":
+            return resize_clip(_take(flow, range(spec.test_frames - 1), spec.pad), size)
+        scale = torch.tensor([spec.frame_size / flow.shape[3], spec.frame_size / flow.shape[2]])
+        flow = resize_clip(_take(flow, window, spec.pad), size) * scale.view(2, 1, 1, 1)
+        return flow.clamp(-spec.flow_clip, spec.flow_clip) / spec.flow_clip

@@ -15,7 +15,7 @@ from examples.gesture.data import list_path
 from examples.gesture.flow import compute_flow
 from examples.vision.video import write_video
 
-__all__ = ["make_nvgesture_demo_data"]
+__all__ = ["make_nvgesture_demo_data", "panning_clip"]
 
 _DIRECTIONS = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 
@@ -34,6 +34,22 @@ def _frames(
         x, y = int(np.clip(x, 0, width - side)), int(np.clip(y, 0, height - side))
         frames[t, y : y + side, x : x + side] = colour
     return frames
+
+
+def panning_clip(
+    image: np.ndarray, count: int, height: int, width: int, step: tuple[int, int] = (2, 3)
+) -> np.ndarray:
+    """``(count, height, width, 3)`` windows of an RGB uint8 ``image`` moving ``step = (dy, dx)``
+    pixels a frame: a camera panning across a photograph (the fidelity tests' real frames).
+    The image is resized to just hold the last window."""
+    from PIL import Image
+
+    dy, dx = step
+    size = (width + dx * count, height + dy * count)
+    photo = np.asarray(Image.fromarray(image).convert("RGB").resize(size))
+    return np.stack(
+        [photo[dy * t : dy * t + height, dx * t : dx * t + width] for t in range(count)]
+    )
 
 
 def make_nvgesture_demo_data(

@@ -3,17 +3,23 @@
 Layouts (under ``root``):
 
 * Twitter2015: ``annotations/{train,dev,test}.tsv`` (tab-separated with a header naming the
-  columns ``Label``, ``String`` and ``ImageID``; ``#1 Label``-style names are accepted) and
-  ``twitter2015_images/<ImageID>``. Text is lower-cased, stripped of punctuation and cut to 20
-  words; BERT sequences are 30 tokens. A tweet holding the ``$T$`` placeholder with a second
-  ``String`` column (the aspect target) gets the target put back in.
+  columns ``Label``, ``String`` and ``ImageID``; ``#1 Label``-style names are accepted, and so is
+  the public TomBERT ``test.tsv`` whose header ``index  #1 ImageID  #2 String  #2 String`` names
+  4 of its 5 fields, the label second) and ``twitter2015_images/<ImageID>``. Text is
+  lower-cased, stripped of punctuation and cut to 20 words; BERT sequences are 30 tokens. A
+  tweet holding the ``$T$`` placeholder with a second ``String`` column (the aspect target) gets
+  the target put back in.
 * Sarcasm: ``annotations/{train_data,test_data}.json`` and the optional ``valid_data.json``,
   each a list of ``{"image": path, "text": str, "label": int}``, images at
   ``images/<basename of path>``. Text is cut to 50 words; training images get
   RandomResizedCrop(224, scale 0.5-1), a flip and RandAugment-style ops.
 
-Every image is ImageNet-normalised (the released code feeds unnormalised images to an
-ImageNet-pretrained ResNet50). Items: ``{"image": float32 (3, S, S), "input_ids": int64 (L,),
+Every image is ImageNet-normalised. ``official=True`` (``--preset official``) gives the released
+pipelines instead (:data:`PIPELINES`): Twitter2015 text by
+:func:`~examples.imtext.text.released_twitter_text` (``$T$`` kept as ``t``), not truncated
+(padded to the longest text), images unnormalised; Sarcasm text by
+:func:`~examples.imtext.text.pre_caption`, bicubic resizes, CLIP's statistics and the released
+``RandomAugment(2, 7)``. Items: ``{"image": float32 (3, S, S), "input_ids": int64 (L,),
 "attention_mask": int64 (L,), "target": int64, "index": int64}``; texts are tokenised once.
 Training augmentation draws from a generator seeded by ``(seed, epoch, index)`` (call
 ``set_epoch``; the training loop does), so items do not depend on the DataLoader workers.
@@ -23,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import json
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +39,16 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from examples.vision.transforms import EvalImage, TrainImage, item_generator
+from examples.imtext.text import clean_text, pre_caption, released_twitter_text
+from examples.vision.randaugment import ReleasedRandAugment
+from examples.vision.transforms import CLIP, IMAGENET, EvalImage, Stats, TrainImage, item_generator
 
 __all__ = [
     "DATASETS",
+    "PIPELINES",
     "ImageTextDataset",
     "ImageTextSpec",
+    "Pipeline",
     "Record",
     "clean_text",
     "read_sarcasm",
@@ -50,11 +59,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Record:
-    """One pair: the image file, the raw text and the 0-based label."""
+    """One pair: the image file, the raw text, the 0-based label and, for Twitter2015, the
+    aspect target that the text's ``$T$`` placeholder stands for (``""``: none)."""
 
     image: Path
     text: str
     label: int
+    target: str = ""
+
+    def filled(self) -> str:
+        """The text with ``$T$`` replaced by the target (the text itself without a target)."""
+        return self.text.replace("$T$", self.target) if self.target else self.text
 
 
 @dataclass(frozen=True)
@@ -94,27 +109,67 @@ DATASETS: dict[str, ImageTextSpec] = {
     ),
 }
 
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
+@dataclass(frozen=True)
+class Pipeline:
+    """How a dataset's pairs become model inputs (ours, or the released code's).
 
-def clean_text(text: str, max_words: int, *, strip_punctuation: bool = False) -> str:
-    """Lower-case, optionally drop ASCII punctuation, keep the first ``max_words`` words.
-
-    >>> clean_text("RT @user: What a GREAT day!!", 4, strip_punctuation=True)
-    'rt user what a'
+    ``text``: record -> cleaned text; ``truncate``: pad and cut to ``max_length`` tokens (else
+    no truncation, padded to the longest text); ``resample``/``stats``: image resizing and
+    normalisation; ``released_augment``: the released ``RandomAugment(2, 7)`` instead of ours.
     """
-    text = text.lower()
-    if strip_punctuation:
-        text = text.translate(_PUNCTUATION)
-    return " ".join(text.split()[:max_words])
+
+    text: Callable[[Record, ImageTextSpec], str]
+    truncate: bool = True
+    resample: Image.Resampling = Image.Resampling.BILINEAR
+    stats: Stats = IMAGENET
+    released_augment: bool = False
+
+
+def _our_text(r: Record, spec: ImageTextSpec) -> str:
+    return clean_text(r.filled(), spec.max_words, strip_punctuation=spec.strip_punctuation)
+
+
+#: ``(dataset, official)`` -> its pipeline; ``official`` is ``--preset official``.
+PIPELINES: dict[tuple[str, bool], Pipeline] = {
+    ("twitter2015", False): Pipeline(_our_text),
+    ("sarcasm", False): Pipeline(_our_text),
+    ("twitter2015", True): Pipeline(
+        lambda r, spec: released_twitter_text(r.text, spec.max_words), truncate=False, stats=None
+    ),
+    ("sarcasm", True): Pipeline(
+        lambda r, spec: pre_caption(r.text, spec.max_words),
+        truncate=False,
+        resample=Image.Resampling.BICUBIC,
+        stats=CLIP,
+        released_augment=True,
+    ),
+}
+
+
+def _name(column: str) -> str:
+    return column.split(" ")[-1].strip()
 
 
 def _column(header: Sequence[str], name: str) -> list[int]:
     """Positions of the columns called ``name`` (ignoring a ``#<n> `` prefix)."""
-    found = [i for i, h in enumerate(header) if h.split(" ")[-1].strip() == name]
+    found = [i for i, h in enumerate(header) if _name(h) == name]
     if not found:
         raise ValueError(f"column {name!r} not found in header {list(header)}")
     return found
+
+
+def _twitter_header(header: list[str], body: list[list[str]]) -> list[str]:
+    """The header, with the label column TomBERT's public ``test.tsv`` leaves unnamed put back.
+
+    That file's header names 4 columns (``index``, ``#1 ImageID``, ``#2 String``, ``#2 String``)
+    over rows of 5 fields: index, label, image id, text, target.
+    """
+    names = [_name(h) for h in header]
+    tombert = ["index", "ImageID", "String", "String"]
+    if names == tombert and body and all(len(row) == len(header) + 1 for row in body):
+        return [header[0], "Label", *header[1:]]
+    return header
 
 
 def read_twitter2015(root: str | Path, file: str) -> list[Record]:
@@ -125,15 +180,27 @@ def read_twitter2015(root: str | Path, file: str) -> list[Record]:
         rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows:
         raise ValueError(f"{path} is empty")
-    header, body = rows[0], rows[1:]
+    body = [row for row in rows[1:] if row]
+    header = _twitter_header(rows[0], body)
     label, image = _column(header, "Label")[0], _column(header, "ImageID")[0]
     text_cols = _column(header, "String")
     records = []
-    for row in body:
-        text = row[text_cols[0]]
-        if len(text_cols) > 1 and "$T$" in text:
-            text = text.replace("$T$", row[text_cols[1]])
-        records.append(Record(root / "twitter2015_images" / row[image], text, int(row[label])))
+    for n, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ValueError(
+                f"{path} line {n}: {len(row)} tab-separated fields, expected {len(header)} "
+                f"(the header's {header})"
+            )
+        try:
+            value = int(row[label])
+        except ValueError:
+            raise ValueError(
+                f"{path} line {n}: label {row[label]!r} (column {label + 1}) is not an integer"
+            ) from None
+        target = row[text_cols[1]] if len(text_cols) > 1 else ""
+        records.append(
+            Record(root / "twitter2015_images" / row[image], row[text_cols[0]], value, target)
+        )
     return records
 
 
@@ -172,7 +239,9 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
     """Image-text pairs, texts cleaned and tokenised once (``tokenizer``: a Hugging Face one).
 
     ``train=True`` uses the dataset's training augmentation (Sarcasm), else a plain resize.
-    ``image_size``/``max_length`` override the spec (tiny tests); ``seed`` seeds augmentation.
+    ``image_size``/``max_length`` override the spec (tiny tests; ``max_length`` also truncates
+    a pipeline that does not); ``seed`` seeds augmentation;
+    ``official``: the released pipeline (:data:`PIPELINES`).
     """
 
     def __init__(
@@ -185,23 +254,34 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
         image_size: int | None = None,
         max_length: int | None = None,
         seed: int = 0,
+        official: bool = False,
     ) -> None:
         spec = DATASETS[dataset]
+        pipe = PIPELINES[dataset, official]
         self.records = list(records)
         self.num_classes = spec.num_classes
         size = image_size or spec.image_size
         self.augment = train and spec.augment
-        self.transform = TrainImage(size) if self.augment else EvalImage(size)
+        self.transform: EvalImage | TrainImage = EvalImage(
+            size, resample=pipe.resample, stats=pipe.stats
+        )
+        if self.augment:
+            policy = ReleasedRandAugment(2, 7) if pipe.released_augment else None
+            self.transform = TrainImage(
+                size, policy=policy, resample=pipe.resample, stats=pipe.stats
+            )
         self.seed, self.epoch = seed, 0
-        texts = [
-            clean_text(r.text, spec.max_words, strip_punctuation=spec.strip_punctuation)
-            for r in self.records
-        ]
+        self.texts = [pipe.text(r, spec) for r in self.records]
+        length = max_length or spec.max_length
+        # Released (both datasets): padding="longest" without truncation (its max_length=30 is
+        # inert);
+        # padded to the longest text of the split, not of the batch (BERT masks the padding).
+        # An explicit max_length cuts there in every pipeline.
+        cut = {"padding": "max_length", "truncation": True, "max_length": length}
+        whole = {"padding": "longest"}
         tokens = tokenizer(
-            texts,
-            padding="max_length",
-            truncation=True,
-            max_length=max_length or spec.max_length,
+            self.texts,
+            **(cut if pipe.truncate or max_length is not None else whole),
             return_tensors="pt",
         )
         self.input_ids: Tensor = tokens["input_ids"].long()

@@ -8,11 +8,13 @@ graph, which the public PyTorch ports of the Kinetics/ImageNet checkpoints also 
 ``state_dict`` saved locally loads with :func:`examples.vision.weights.load_local_weights`.
 
 Two size knobs for tests: ``width`` scales every channel count and ``final_endpoint`` stops the
-network early (e.g. ``"Mixed_3c"``).
+network early (e.g. ``"Mixed_3c"``). Two knobs reproduce the released NVGesture model
+(``--preset official``): ``pool="released"`` and ``random_init``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,7 +23,15 @@ from torch import Tensor, nn
 
 from examples.vision.weights import load_local_weights
 
-__all__ = ["ENDPOINTS", "I3D", "InceptionBlock", "Unit3D"]
+__all__ = [
+    "ENDPOINTS",
+    "I3D",
+    "POOLS",
+    "RELEASED_POOL",
+    "InceptionBlock",
+    "Unit3D",
+    "pool_features",
+]
 
 Triple = tuple[int, int, int]
 
@@ -64,6 +74,30 @@ _POOLS: dict[str, tuple[Triple, Triple]] = {
     "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)),
     "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
 }
+
+
+#: ``pool``: the mean over every cell of the last feature map (ours), or the released model's
+#: ``AvgPool3d(RELEASED_POOL)`` (stride = kernel) and the mean of its output cells.
+POOLS = ("mean", "released")
+
+#: The released NVGesture I3D's pooling window ``(T, H, W)``: on an 80-frame 224-pixel clip the
+#: last feature map is ``10 x 7 x 7``, and the window averages its first 8 temporal cells.
+RELEASED_POOL: Triple = (8, 7, 7)
+
+
+def pool_features(x: Tensor, pool: str = "mean") -> Tensor:
+    """``(B, C, T, H, W)`` -> ``(B, C)`` as ``pool`` says (:data:`POOLS`).
+
+    ``released``: ``avg_pool3d`` with kernel and stride :data:`RELEASED_POOL`, each side cut to
+    the feature map's when smaller (the released model raises there), then the mean of the
+    output cells (one cell on 64- and 80-frame 224-pixel clips).
+    """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if pool == "released":
+        kernel = tuple(min(k, n) for k, n in zip(RELEASED_POOL, x.shape[2:]))
+        x = F.avg_pool3d(x, kernel)
+    return x.mean(dim=(2, 3, 4))
 
 
 def _same_pad(x: Tensor, kernel: Triple, stride: Triple) -> Tensor:
@@ -133,7 +167,10 @@ class I3D(nn.Module):
     ``in_channels``: 3 for RGB, 2 for optical flow, 1 for depth. ``out_features`` is 1024 at
     ``width=1`` up to ``Mixed_5c``. ``weights``: a local ``state_dict`` file; a first
     convolution trained on other inputs (RGB weights for depth) is adapted channel-wise; the
-    original classifier (``logits``) is ignored.
+    original classifier (``logits``) is ignored. ``pool``: see :func:`pool_features`.
+    ``random_init``: ``state_dict`` keys kept at their random initialisation whatever
+    ``weights`` hold (the released depth I3D names its first convolution otherwise than its
+    checkpoint, so ``("Conv3d_1a_7x7.conv3d.weight",)`` is never loaded there).
     """
 
     def __init__(
@@ -144,8 +181,12 @@ class I3D(nn.Module):
         final_endpoint: str = "Mixed_5c",
         dropout: float = 0.0,
         weights: str | Path | None = None,
+        pool: str = "mean",
+        random_init: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
         if final_endpoint not in ENDPOINTS:
@@ -178,11 +219,20 @@ class I3D(nn.Module):
                 break
         self.dropout = nn.Dropout(dropout)
         self.out_features = channels
+        self.pool = pool
+        state = self.state_dict()
+        unknown = sorted(set(random_init) - set(state))
+        if unknown:
+            raise ValueError(f"random_init names no tensor of this I3D: {unknown}")
+        initial = {k: state[k].clone() for k in random_init}
         if weights is not None:
             load_local_weights(self, weights)
+        self.load_state_dict(initial, strict=False)  # the released model's unloaded layers
+        if weights is not None and initial:
+            print(f"I3D({in_channels}): {', '.join(initial)} left at random initialisation")
 
     def forward(self, x: Tensor) -> Tensor:
         for name in self.endpoints:
             x = getattr(self, name)(x)
-        out: Tensor = self.dropout(x.mean(dim=(2, 3, 4)))
+        out: Tensor = self.dropout(pool_features(x, self.pool))
         return out

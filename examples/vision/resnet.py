@@ -1,8 +1,9 @@
 """ResNet50 (He et al., 2016; v1.5: stride on the 3x3 conv) as an image feature encoder.
 
-Parameter names follow torchvision's ``resnet50`` so its ImageNet ``state_dict`` (a local
-``.pth``) loads with :func:`examples.vision.weights.load_local_weights`. ``width`` scales every
-channel count (``width=1/16`` gives a tiny network for tests).
+Parameter names follow torchvision's ``resnet50`` so its ImageNet ``state_dict`` loads with
+:func:`examples.vision.weights.load_local_weights` (``weights="imagenet"``: torchvision's
+IMAGENET1K_V1 file, downloaded once and hash-checked; a URL or a local ``.pth`` as well).
+``width`` scales every channel count (``width=1/16`` gives a tiny network for tests).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from examples.vision.weights import load_local_weights
+from examples.vision.weights import RESNET50_WEIGHTS, load_local_weights, resolve_weights
 
 __all__ = ["Bottleneck", "ResNet50"]
 
@@ -49,12 +50,20 @@ class Bottleneck(nn.Module):
 class ResNet50(nn.Module):
     """``forward(x: (B, 3, H, W)) -> (B, out_features)``, globally average-pooled features.
 
-    ``out_features`` is 2048 at ``width=1``. ``weights``: a local torchvision-style
-    ``state_dict`` file (the classifier ``fc`` is not part of the encoder and is ignored).
+    ``out_features`` is 2048 at ``width=1``. ``num_classes``: keep torchvision's classifier
+    ``fc`` (``Linear(2048, num_classes)``) and return its logits instead (``out_features`` is
+    then ``num_classes``; the released Sarcasm model reads ImageNet's 1000 logits). ``weights``:
+    a torchvision-style ``state_dict`` (see :func:`examples.vision.weights.resolve_weights`:
+    ``imagenet``, a URL or a local file); without ``fc`` its classifier is ignored.
     """
 
     def __init__(
-        self, width: float = 1.0, *, in_channels: int = 3, weights: str | Path | None = None
+        self,
+        width: float = 1.0,
+        *,
+        in_channels: int = 3,
+        num_classes: int | None = None,
+        weights: str | Path | None = None,
     ) -> None:
         super().__init__()
         if width <= 0:
@@ -76,14 +85,18 @@ class ResNet50(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.out_features = channels
+        self.fc: nn.Linear | None = None
+        if num_classes is not None:
+            self.fc = nn.Linear(channels, num_classes)
+            self.out_features = num_classes
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if weights is not None:
-            load_local_weights(self, weights)
+            load_local_weights(self, resolve_weights(weights, names=RESNET50_WEIGHTS))
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         out: Tensor = self.avgpool(x).flatten(1)
-        return out
+        return out if self.fc is None else self.fc(out)

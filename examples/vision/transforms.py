@@ -1,7 +1,8 @@
 """Image and clip transforms in torch and PIL (no torchvision), on top of
 :mod:`examples.common.frames` (ImageNet statistics, RandomResizedCrop).
 
-Images: PIL in, ImageNet-normalised ``float32 (3, H, W)`` out. Clips: ``(C, T, H, W)`` tensors
+Images: PIL in, normalised ``float32 (3, H, W)`` out (ImageNet statistics by default; CLIP's, or
+none, for the released pipelines). Clips: ``(C, T, H, W)`` tensors
 resized in torch. Every random choice comes from an explicit ``torch.Generator`` (datasets seed
 one per ``(seed, epoch, index)``), so an item does not depend on the worker that loads it.
 """
@@ -20,15 +21,32 @@ from torch import Tensor
 from examples.common.frames import IMAGENET_MEAN, IMAGENET_STD, random_resized_crop
 
 __all__ = [
+    "CLIP",
+    "IMAGENET",
     "EvalImage",
+    "Policy",
     "RandAugmentLite",
+    "Stats",
     "TrainImage",
     "item_generator",
+    "normalise",
     "pil_to_tensor",
     "resize_clip",
 ]
 
 Op = Callable[[Image.Image, float, torch.Generator], Image.Image]
+#: An augmentation policy: ``(image, generator) -> image``.
+Policy = Callable[[Image.Image, torch.Generator], Image.Image]
+#: ``(mean, std)`` of shape ``(3, 1, 1)``, or None: the ``[0, 1]`` pixels fed as they are.
+Stats = tuple[Tensor, Tensor] | None
+
+#: ImageNet's statistics (torchvision's pretrained models).
+IMAGENET: Stats = (IMAGENET_MEAN, IMAGENET_STD)
+#: CLIP's statistics (OpenAI CLIP), used by the released Sarcasm code.
+CLIP: Stats = (
+    torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1),
+    torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1),
+)
 
 
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -102,24 +120,34 @@ class RandAugmentLite:
         return img
 
 
-def _normalise(img: Image.Image) -> Tensor:
-    return (pil_to_tensor(img) - IMAGENET_MEAN) / IMAGENET_STD
+def normalise(img: Image.Image, stats: Stats = IMAGENET) -> Tensor:
+    """``(pixels / 255 - mean) / std``, ``float32 (3, H, W)``; ``stats=None``: ``pixels / 255``."""
+    x = pil_to_tensor(img)
+    return x if stats is None else (x - stats[0]) / stats[1]
 
 
 class EvalImage:
-    """Resize to ``size x size``, then ImageNet-normalise: ``float32 (3, size, size)``."""
+    """Resize to ``size x size`` (``resample``), then normalise with ``stats``:
+    ``float32 (3, size, size)``."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(
+        self,
+        size: int,
+        *,
+        resample: Image.Resampling = Image.Resampling.BILINEAR,
+        stats: Stats = IMAGENET,
+    ) -> None:
+        self.size, self.resample, self.stats = size, resample, stats
 
     def __call__(self, img: Image.Image, gen: torch.Generator | None = None) -> Tensor:
-        img = img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        return _normalise(img)
+        img = img.convert("RGB").resize((self.size, self.size), self.resample)
+        return normalise(img, self.stats)
 
 
 class TrainImage:
-    """RandomResizedCrop(``size``, ``scale``) + horizontal flip + :class:`RandAugmentLite`,
-    then ImageNet normalisation; ``randaugment_ops=0`` turns RandAugment off."""
+    """RandomResizedCrop(``size``, ``scale``, ``resample``) + horizontal flip + an augmentation
+    ``policy`` (default :class:`RandAugmentLite`; ``randaugment_ops=0`` turns it off), then
+    normalisation with ``stats``."""
 
     def __init__(
         self,
@@ -127,21 +155,26 @@ class TrainImage:
         scale: tuple[float, float] = (0.5, 1.0),
         randaugment_ops: int = 2,
         magnitude: float = 0.3,
+        *,
+        policy: Policy | None = None,
+        resample: Image.Resampling = Image.Resampling.BILINEAR,
+        stats: Stats = IMAGENET,
     ) -> None:
         self.size = size
         self.scale = scale
-        self.augment = RandAugmentLite(randaugment_ops, magnitude)
+        self.augment: Policy = policy or RandAugmentLite(randaugment_ops, magnitude)
+        self.resample, self.stats = resample, stats
 
     def __call__(self, img: Image.Image, gen: torch.Generator | None = None) -> Tensor:
         if gen is None:
             raise ValueError("TrainImage needs a generator (the dataset seeds one per item)")
         img = img.convert("RGB")
         top, left, h, w = random_resized_crop((img.height, img.width), gen, self.scale)
-        box = (left, top, left + w, top + h)
-        img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
+        # crop, then resize (torchvision's resized_crop): the filter never reads past the crop
+        img = img.crop((left, top, left + w, top + h)).resize((self.size, self.size), self.resample)
         if bool(torch.rand(1, generator=gen) < 0.5):
             img = ImageOps.mirror(img)
-        return _normalise(self.augment(img, gen))
+        return normalise(self.augment(img, gen), self.stats)
 
 
 def resize_clip(x: Tensor, size: tuple[int, int]) -> Tensor:

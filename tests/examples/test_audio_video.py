@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from examples import audio_video
-from examples.av.audio import AudioSpec, load_spectrogram, resample, tile
+from examples.av.audio import AudioSpec, load_spectrogram
 from examples.av.datasets import FrameSpec, cremad, kinetics_sounds
 from examples.common.frames import choose_frames
 
@@ -58,13 +58,6 @@ def test_stft_shape_of_the_paper_setting(tmp_path: Path) -> None:
     spec = load_spectrogram(tmp_path / "a.wav", AudioSpec(sample_rate=22_050, seconds=20.0))
     assert spec.shape == (1, 257, 1250)  # CREMA-D: 20 s at 22,050 Hz, hop 353
     assert torch.isfinite(spec).all()
-
-
-def test_resample_and_tile_lengths() -> None:
-    wave = torch.randn(1000)
-    assert len(resample(wave, 8_000, 22_050)) == 2756
-    assert len(resample(wave, 22_050, 8_000)) == 362
-    assert torch.equal(tile(torch.arange(3.0), 7), torch.tensor([0.0, 1, 2, 0, 1, 2, 0]))
 
 
 def test_frame_choice() -> None:

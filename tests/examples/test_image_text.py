@@ -20,7 +20,7 @@ from examples.vision.weights import adapt_input_channels, load_local_weights
 TINY = [
     "--resnet-width", "0.0625", "--image-size", "32", "--max-length", "16", "--batch-size", "4",
     "--epochs", "2", "--no-progress", "--quiet", "--device", "cpu", "--lambda0", "0.5",
-    "--update-every", "1",
+    "--update-every", "1", "--random-init",
 ]  # fmt: skip
 
 
@@ -100,7 +100,9 @@ def test_sarcasm_without_validation_file_holds_out_train(
 def test_twitter_rows_and_text_cleaning(roots: dict[str, Path]) -> None:
     records = read_split("twitter2015", roots["twitter2015"], "train")
     assert records is not None and len(records) == 6
-    assert all("$T$" not in r.text and r.image.is_file() for r in records)
+    assert all(r.target == "the" and r.image.is_file() for r in records)
+    assert any("$T$" in r.text for r in records)  # the raw text keeps the placeholder
+    assert all(r.filled() == r.text.replace("$T$", "the") for r in records)
     assert [r.label for r in records] == [0, 0, 1, 1, 2, 2]
     assert clean_text("A, b! c d", 3, strip_punctuation=True) == "a b c"
     assert clean_text(" ".join(["w"] * 60), 50).count("w") == 50
@@ -124,3 +126,58 @@ def test_resnet50_names_and_local_weights(tmp_path: Path) -> None:
     expected = adapt_input_channels(tiny.conv1.weight, 1)
     assert torch.allclose(grey.conv1.weight, tiny.conv1.weight.sum(1, keepdim=True))
     assert torch.equal(grey.conv1.weight, expected)
+
+
+def write_tsv(root: Path, split: str, header: str, rows: list[str]) -> None:
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / f"{split}.tsv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_twitter2015_public_file_shapes(tmp_path: Path) -> None:
+    """TomBERT's public test.tsv names 4 columns over 5 fields (the label unnamed); its train and
+    dev name all 5; a plain header is accepted too. Before the fix: "column 'Label' not found"."""
+    rows = [
+        "0\t2\t1860693.jpg\tRT @ltsChuckBass : $T$ is everything # MCM\tChuck Bass",
+        "1\t0\t1860694.jpg\t$T$ loses 2014 opener vs t37\tMets",
+    ]
+    write_tsv(tmp_path, "test", "index\t#1 ImageID\t#2 String\t#2 String", rows)
+    write_tsv(tmp_path, "train", "index\t#1 Label\t#2 ImageID\t#3 String\t#3 String", rows)
+    write_tsv(tmp_path, "dev", "Label\tImageID\tString", ["1\t5.jpg\tno target here"])
+    for split in ("test", "train"):
+        records = read_split("twitter2015", tmp_path, split)
+        assert records is not None
+        assert [(r.label, r.image.name, r.target) for r in records] == [
+            (2, "1860693.jpg", "Chuck Bass"),
+            (0, "1860694.jpg", "Mets"),
+        ]
+        assert records[0].text == "RT @ltsChuckBass : $T$ is everything # MCM"
+        assert records[0].filled() == "RT @ltsChuckBass : Chuck Bass is everything # MCM"
+    dev = read_split("twitter2015", tmp_path, "val")
+    assert dev is not None and (dev[0].label, dev[0].target, dev[0].filled()) == (
+        1,
+        "",
+        "no target here",
+    )
+    write_tsv(tmp_path, "test", "index\t#1 Label\t#2 ImageID\t#3 String", [rows[0]])
+    with pytest.raises(ValueError, match="test.tsv line 2: 5 tab-separated fields, expected 4"):
+        read_split("twitter2015", tmp_path, "test")
+    write_tsv(tmp_path, "test", "index\t#1 ImageID\t#2 String\t#2 String", ["0\tx\ta.jpg\tt\tT"])
+    with pytest.raises(ValueError, match="line 2: label 'x' \\(column 2\\) is not an integer"):
+        read_split("twitter2015", tmp_path, "test")
+
+
+@pytest.mark.parametrize("dataset", ["twitter2015", "sarcasm"])
+def test_official_preset_end_to_end(roots: dict[str, Path], tmp_path: Path, dataset: str) -> None:
+    """--preset official trains the released model on the released inputs."""
+    history = run(roots, dataset, tmp_path, "--preset", "official", "--epochs", "1")
+    assert math.isfinite(history[-1]["train_loss"]) and 0 <= history[-1]["test_acc"] <= 1
+    args = image_text.parse_args(
+        ["--dataset", dataset, "--root", str(roots[dataset]), "--bert", str(roots["bert"]),
+         *TINY, "--preset", "official"]
+    )  # fmt: skip
+    train, _, _ = image_text.load_data(args)
+    official = dataset == "sarcasm"  # CLIP statistics: negative values; Twitter2015: [0, 1]
+    assert (train[0]["image"].min() < 0) == official
+    state = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
+    shared = dataset == "sarcasm"
+    assert torch.equal(state["heads.image.weight"], state["heads.text.weight"]) == shared

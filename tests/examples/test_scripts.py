@@ -56,8 +56,8 @@ def test_help_shows_the_defaults_that_dataset_and_demo_set(
         ("audio_video", ["--dataset", "ks"], "--root is required (or try --demo)"),
         (
             "image_text",
-            ["--dataset", "sarcasm", "--root", "r"],
-            "--bert is required (or try --demo)",
+            ["--dataset", "sarcasm", "--root", "r", "--resnet-width", "0.5"],
+            "--resnet-width 0.5 has no pretrained weights (only 1.0): add --random-init",
         ),
         ("trimodal", [], "--root is required (or try --demo)"),
         ("trimodal", ["--demo", "--root", "r"], "--demo writes its own dataset: drop --root"),

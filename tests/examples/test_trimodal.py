@@ -22,6 +22,7 @@ TINY = [
     "--i3d-width", "0.0625", "--i3d-endpoint", "Mixed_4f", "--train-frames", "8",
     "--test-frames", "11", "--frame-size", "36", "--crop", "32", "--epochs", "2",
     "--no-progress", "--quiet", "--device", "cpu", "--lambda0", "0.5", "--update-every", "1",
+    "--random-init",
 ]  # fmt: skip
 
 
@@ -107,3 +108,11 @@ def test_i3d_full_size_and_depth_from_rgb_weights(tmp_path: Path) -> None:
     w = rgb.Conv3d_1a_7x7.conv3d.weight
     assert torch.allclose(depth.Conv3d_1a_7x7.conv3d.weight, w.sum(1, keepdim=True), atol=1e-6)
     assert depth(torch.randn(2, 1, 4, 16, 16)).shape == (2, depth.out_features)
+
+
+def test_official_preset_end_to_end(root: Path, tmp_path: Path) -> None:
+    """The released inputs (BGR, raw flow of every stored frame, depth in [0, 1], black padding)
+    and I3D pooling run through training; the pooling window is cut to the small feature map."""
+    history = trimodal.main(["--root", str(root), "--out", str(tmp_path), *TINY,
+                             "--preset", "official", "--epochs", "1"])  # fmt: skip
+    assert math.isfinite(history[0]["train_loss"]) and 0.0 <= history[0]["test_acc"] <= 1.0
