@@ -5,11 +5,12 @@ The plugin (loaded by ``tests/conftest.py``; ``-p tests.processes`` loads it els
 * makes the pytest process a *child subreaper* (Linux): a process whose parent dies (a rank of a
   killed ``torchrun``, a DataLoader worker of a killed rank) is adopted by pytest instead of by
   PID 1, so it stays a descendant of pytest and cannot escape the checks below;
-* after each test (its fixtures torn down) for what the test started, and again at the end of the
-  session (every fixture torn down) for everything, runs the garbage collector (a DataLoader iterator in a reference cycle ends its
-  workers when collected), gives what it finds ``GRACE_S`` seconds to end, then SIGKILLs what is
-  still alive and fails: the test with an error at teardown, the session with a non-zero exit
-  status; both name each leftover process's pid and command line.
+* after each test (its fixtures torn down) for what the test started, and at the end of the
+  session (every fixture torn down) for everything, runs the garbage collector (a DataLoader
+  iterator in a reference cycle ends its workers when collected), gives what it finds
+  ``GRACE_S`` seconds to end, then SIGKILLs what is still alive and fails: the test with an
+  error at teardown, the session with a non-zero exit status; both name each leftover
+  process's pid and command line.
 
 Not counted: processes that were already children of pytest when it started, zombies (dead, not
 yet reaped) and multiprocessing's resource tracker and fork server, which end with pytest.
@@ -85,7 +86,12 @@ def kill_tree(roots: Iterable[psutil.Process | int], timeout: float = 30.0) -> N
     Raises:
         RuntimeError: a process still runs ``timeout`` seconds after its SIGKILL.
     """
-    todo = [r if isinstance(r, psutil.Process) else psutil.Process(r) for r in roots]
+    todo = []
+    for root in roots:
+        try:
+            todo.append(root if isinstance(root, psutil.Process) else psutil.Process(root))
+        except psutil.NoSuchProcess:
+            continue
     with _sigchld_blocked():  # a DataLoader's SIGCHLD handler raises when one of its workers dies
         frozen: dict[int, psutil.Process] = {}
         while todo:

@@ -3,13 +3,18 @@ in a fresh pytest: a leak fails the run and is killed, a normal run passes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
+
+from .processes import kill_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,3 +115,47 @@ def test_a_normal_run_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
     assert "left behind" not in result.stdout
+
+
+SPAWNER = """
+import subprocess, sys, time
+kids = [subprocess.Popen(["sleep", "600"], start_new_session=True) for _ in range(2)]
+print(*(kid.pid for kid in kids), flush=True)
+time.sleep(600)
+"""
+
+
+def _job() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
+    """A launcher whose two children run in sessions of their own, as torchrun's ranks do."""
+    job = subprocess.Popen(
+        [sys.executable, "-c", SPAWNER], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert job.stdout is not None
+    kids = [psutil.Process(int(pid)) for pid in job.stdout.readline().split()]
+    assert len(kids) == 2 and all(kid.ppid() == job.pid for kid in kids)
+    return job, kids
+
+
+def test_kill_tree_kills_children_in_sessions_of_their_own() -> None:
+    job, kids = _job()
+    try:
+        os.killpg(job.pid, signal.SIGKILL)  # the launcher's group: what the torchrun test did
+        job.wait(timeout=30)
+        time.sleep(0.2)
+        assert all(kid.is_running() and kid.status() != psutil.STATUS_ZOMBIE for kid in kids)
+    finally:
+        kill_tree(kids)
+        _reap(kids)
+    job, kids = _job()
+    kill_tree([job.pid])
+    assert job.wait(timeout=30) == -signal.SIGKILL
+    for kid in kids:
+        assert not kid.is_running() or kid.status() == psutil.STATUS_ZOMBIE
+    _reap(kids)
+
+
+def _reap(procs: list[psutil.Process]) -> None:
+    """Reap the dead orphans pytest adopted as the subreaper (init reaps them elsewhere)."""
+    for proc in procs:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, os.WNOHANG)
