@@ -2,10 +2,14 @@
 
 Same model (a small two-view CNN with BatchNorm on ``load_digits`` top / bottom halves), same
 sequential ``DataLoader`` (batch 64, the mapping items of ``examples.common``), timed round-robin
-in one process; median of the repetitions. Three cases:
+in one process; median of the repetitions. Five cases:
 
 * ``forward``: ``model.eval()`` and a bare forward loop under ``torch.inference_mode()``: the
   floor any scoring pass pays (the baseline);
+* ``forward_train``: the same loop in ``model.train()`` (BatchNorm normalises by the batch's
+  statistics and moves its running ones), on a copy of the model;
+* ``forward_autograd``: the same loop in eval mode with autograd on (the graph is recorded and
+  dropped): with ``forward_train``, what the released style's two differences cost apart;
 * ``update_scores``: ``LearnedBalanceSampler.update_scores(model, loader)`` (scorer on the
   model's device, one host copy at the end, global min-max normalisation);
 * ``released_style``: the released scripts' way, written out below as a reference: train mode,
@@ -14,7 +18,8 @@ in one process; median of the repetitions. Three cases:
 ``--baseline DIR`` adds a fourth case, ``update_scores_baseline``: the same call on another
 version of the library, e.g. the commit before a change (``mkdir DIR && git archive REV
 bss_sampler | tar -x -C DIR``), imported under another name, so that before and after are timed
-round-robin in one process.
+round-robin in one process. ``--runs N`` repeats the whole measurement N times in one process
+and keeps every run, to show how much the ratios move from run to run on a shared machine.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import copy
 import importlib.util
 import itertools
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from statistics import median
 from types import ModuleType
+from typing import Any
 
 import _common
 import torch
@@ -42,6 +49,22 @@ def bare_forward(model: nn.Module, loader: Iterable[Mapping[str, Tensor]]) -> No
     """The baseline: eval mode, inference mode, forward only, nothing kept."""
     model.eval()
     with torch.inference_mode():
+        for batch in loader:
+            model(**unimodal_inputs(dict(batch)))
+
+
+def bare_forward_train(model: nn.Module, loader: Iterable[Mapping[str, Tensor]]) -> None:
+    """Train mode (BatchNorm on batch statistics), inference mode, forward only."""
+    model.train()
+    with torch.inference_mode():
+        for batch in loader:
+            model(**unimodal_inputs(dict(batch)))
+
+
+def bare_forward_autograd(model: nn.Module, loader: Iterable[Mapping[str, Tensor]]) -> None:
+    """Eval mode with autograd on: the graph of each batch is recorded, then dropped."""
+    model.eval()
+    with torch.enable_grad():
         for batch in loader:
             model(**unimodal_inputs(dict(batch)))
 
@@ -99,10 +122,13 @@ def time_scoring(
     splits = digits_halves(images=True)
     model = cnn_classifier(splits, channels)
     reference_model = copy.deepcopy(model)  # train mode moves BatchNorm statistics
+    train_model = copy.deepcopy(model)
     loader = DataLoader(splits.train, batch_size=batch_size, shuffle=False)
     sampler = LearnedBalanceSampler(splits.train)
     cases: dict[str, Callable[[], object]] = {
         "forward": lambda: bare_forward(model, loader),
+        "forward_train": lambda: bare_forward_train(train_model, loader),
+        "forward_autograd": lambda: bare_forward_autograd(model, loader),
         "update_scores": lambda: sampler.update_scores(model, loader, progress=False),
         "released_style": lambda: released_style_scores(reference_model, loader),
     }
@@ -128,9 +154,18 @@ def time_scoring(
     return result
 
 
-def run(quick: bool, batch_size: int = 64, baseline: str | None = None) -> dict[str, object]:
+def run(
+    quick: bool,
+    batch_size: int = 64,
+    baseline: str | None = None,
+    runs: int = 1,
+    name: str = "scoring_pass",
+) -> dict[str, object]:
+    """Time every width ``runs`` times; written to ``results/<name>.json`` (``widths``: the last
+    run, ``runs``: all of them when there are several)."""
     base = None if baseline is None else load_baseline(baseline)
     repeats = 7 if quick else 21
+    all_runs = [[time_scoring(c, repeats, batch_size, base) for c in (32, 96)] for _ in range(runs)]
     payload: dict[str, object] = {
         "benchmark": "scoring_pass",
         "mode": "quick" if quick else "full",
@@ -138,10 +173,31 @@ def run(quick: bool, batch_size: int = 64, baseline: str | None = None) -> dict[
         "model": "two-view CNN (2 conv + BatchNorm per view, widths c and 2c), late fusion",
         "batch_size": batch_size,
         "baseline": baseline,
-        "widths": [time_scoring(c, repeats, batch_size, base) for c in (32, 96)],
+        "widths": all_runs[-1],
     }
-    _common.write_json("scoring_pass", payload)
+    if runs > 1:
+        payload["runs"] = all_runs
+        payload["ratio_ranges"] = ratio_ranges(all_runs)
+    _common.write_json(name, payload)
     return payload
+
+
+def ratio_ranges(runs: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, list[float]]]:
+    """Per width and case: the CPU-time ratio to ``forward`` of each run, then [min, median,
+    max] over the runs (``released_style/update_scores`` too)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for i, first in enumerate(runs[0]):
+        ratios: dict[str, list[float]] = {
+            case: [run[i]["timings"][case]["ratio"] for run in runs] for case in first["timings"]
+        }
+        ratios["released_style/update_scores"] = [
+            run[i]["released_style_over_update_scores"] for run in runs
+        ]
+        out[f"width {first['channels']}"] = {
+            case: [round(min(r), 3), round(median(r), 3), round(max(r), 3)]
+            for case, r in ratios.items()
+        }
+    return out
 
 
 def main() -> None:
@@ -151,9 +207,11 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="DIR", help="also time the bss_sampler package under DIR"
     )
+    parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement")
+    parser.add_argument("--name", default="scoring_pass", help="write benchmarks/results/NAME.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run(args.quick, baseline=args.baseline)
+    run(args.quick, baseline=args.baseline, runs=args.runs, name=args.name)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ keeps the table it writes (`accuracy.md`) and the run's CPU and wall time in
 `benchmarks/results/quickstart.json`, and rewrites the generated block of the docs from it.
 `tests/test_docblocks.py` fails when the block and the results file disagree.
 
+The table is exact for the torch version and the CPU kernels it records: on one thread the run
+is deterministic, but another instruction set (AVX-512, or none) rounds some sums differently,
+which can move a seed's result by a test sample (see `docs/quickstart.md`).
+
     python benchmarks/quickstart_docs.py              # about a minute of CPU
     python benchmarks/quickstart_docs.py --docs-only  # rewrite the docs block from the results
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import _docblock
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "quickstart.json"
@@ -52,6 +57,8 @@ def measure() -> dict[str, Any]:
         "command": "python " + " ".join(COMMAND),
         "caption": caption,
         "table": [[cell.strip() for cell in row] for row in rows],
+        "torch": str(torch.__version__),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the child's: same env
         "cpu_seconds": round(cpu),
         "wall_seconds": round(wall),
     }
@@ -64,7 +71,8 @@ def render(results: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += [
         "",
-        f"{results['caption']} `{results['command']}`: {results['cpu_seconds']} s of CPU time, "
+        f"{results['caption']} `{results['command']}` (torch {results['torch']}, its "
+        f"{results['cpu_capability']} CPU kernels): {results['cpu_seconds']} s of CPU time, "
         f"{results['wall_seconds']} s wall on 2 shared CPU cores, reports included.",
     ]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,15 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+if __package__:  # under pytest (tests/dist_worker.py imports this file alone, for the fixtures)
+    # The check that no process a test starts outlives it (a plugin: hooks, an autouse fixture).
+    from .processes import (  # noqa: F401
+        _no_process_left_behind,
+        pytest_configure,
+        pytest_sessionfinish,
+        pytest_terminal_summary,
+    )
+
 
 class PairDataset(Dataset[dict[str, Tensor]]):
     """Random two-modality features with labels; items are mappings with their index."""

@@ -247,3 +247,14 @@ def test_docs_describe_findings_instead_of_citing_tracker_issues() -> None:
     for path in sorted((ROOT / "docs").rglob("*.md")):
         cited = re.search(r"\bissues? #?\d+", path.read_text(encoding="utf-8"), re.IGNORECASE)
         assert cited is None, f"{path.relative_to(ROOT)} cites {cited.group(0)!r}"
+
+
+def test_the_home_page_names_every_sampler_and_the_core() -> None:
+    # A sampler the package exports but the home page never names is one users do not find.
+    import bss_sampler
+
+    home = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    samplers = [name for name in bss_sampler.__all__ if name.endswith("Sampler")]
+    assert len(samplers) >= 4  # the three samplers and the ScoredSampler protocol at least
+    for name in [*samplers, "PolicySampler", "OrderPolicy"]:
+        assert f"`{name}`" in home, f"docs/index.md never names {name}"

@@ -93,6 +93,7 @@ def test_test_extra_is_lighter_than_dev(metadata: Distribution) -> None:
     dev = [r.split(";")[0].strip() for r in requires if 'extra == "dev"' in r]
     assert any(r.startswith("pytest") for r in test)
     assert any(r.startswith("hypothesis") for r in test)
+    assert any(r.startswith("psutil") for r in test)  # tests/processes.py: no process left
     for heavy in ("lightning", "transformers", "accelerate", "torchdata", "mkdocs"):
         assert not [r for r in test if heavy in r], f"the test extra pulls in {heavy}"
     # dev is the superset: it installs the test extra.

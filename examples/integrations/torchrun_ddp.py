@@ -71,7 +71,8 @@ def parse_args() -> argparse.Namespace:
         "--pause-at",
         type=int,
         default=None,
-        help="after this step's checkpoint, wait to be killed (for tests that kill the job)",
+        help="after this step's checkpoint, wait to be killed (for tests that kill the job); "
+        "a rank whose launcher dies exits",
     )
     parser.add_argument(
         "--resume",
@@ -164,8 +165,11 @@ def main() -> None:
             )
             if step == args.kill_at:
                 os._exit(1)  # no cleanup, as a crash or a preemption would leave it
-            while step == args.pause_at:
-                time.sleep(1)  # the test kills the job here
+            if step == args.pause_at:  # the test kills the job here
+                launcher = os.getppid()
+                while os.getppid() == launcher:
+                    time.sleep(1)
+                os._exit(1)  # the launcher died and this rank was left: do not outlive it
 
     save_record(args.out, rank, record)
     if rank == 0:

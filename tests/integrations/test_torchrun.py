@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 from _toy import ToyAV
 
+from ..processes import kill_tree
 from .oracles import verify_run
 
 RECIPES = Path(__file__).resolve().parents[2] / "examples" / "integrations"
@@ -23,7 +23,9 @@ EPOCHS, STEPS = "3", 24  # 64 samples, batch 4, 2 ranks: 8 steps per epoch
 
 
 def _kill_at_step(out: Path, step: int) -> None:
-    """Run the recipe until both ranks checkpointed ``step``, then SIGKILL the whole job."""
+    """Run the recipe until both ranks checkpointed ``step``, then SIGKILL the whole job: the
+    launcher, the ranks (each in its own session, out of the launcher's process group) and
+    their DataLoader workers."""
     job = subprocess.Popen(
         [
             sys.executable,
@@ -53,7 +55,7 @@ def _kill_at_step(out: Path, step: int) -> None:
             assert time.monotonic() < deadline, f"no checkpoint of step {step} after 120 s"
             time.sleep(0.1)
     finally:
-        os.killpg(job.pid, signal.SIGKILL)
+        kill_tree([job.pid])
         job.wait(timeout=30)
         job.stderr.close()
 
