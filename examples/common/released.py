@@ -16,8 +16,10 @@ the last incomplete batch; those choices live here and apply to the example scri
 * Twitter2015's learned script scores in eval mode (every other script: train mode).
 * what the loaders feed and what the models are (``data`` and ``model`` of :class:`ReleasedScript`,
   set as ``args.data_options`` and ``args.model_options``): VGGSound's clip ids read without
-  their first character and clips of more than 3 frames; Kinetics-Sounds' crop and flip drawn
-  per frame; NVGesture's BGR colour, raw flow (every stored frame), depth in [0, 1], zero-padded
+  their first character and clips of more than 3 frames; every audio-video loader's frames
+  (the first entries of the unsorted folder listing); CREMA-D's 20 copies of a clip at most;
+  Kinetics-Sounds' crop and flip drawn per frame and its class ids in first-seen order;
+  NVGesture's BGR colour, raw flow (every stored frame), depth in [0, 1], zero-padded
   short clips, the I3D pooling ``AvgPool3d((8, 7, 7))`` and the depth I3D's first convolution
   left at random initialisation. ``docs/presets.md`` measures each. Twitter2015's and
   Sarcasm's released inputs and models (text cleaning, image statistics, augmentation, heads)
@@ -67,12 +69,22 @@ class ReleasedScript:
 #: ``--dataset`` -> its released scripts. A dataset not listed (the quickstart's) gets the
 #: convention of five of the six scripts: ``ReleasedScript()``.
 RELEASED: dict[str, ReleasedScript] = {
-    "cremad": ReleasedScript(loss_weights=(0.1, 0.9)),
-    # A crop and a flip drawn for each of the 3 frames (ours: one per clip).
-    "ks": ReleasedScript(data={"frame_augment": "frame"}),
+    # Every audio-video loader reads the first frames of the unsorted ``os.listdir`` (ours: the
+    # sorted listing, evenly spaced at test time, a seeded draw when training).
+    # CREMA-D tiles at most 20 copies of a clip (``np.tile(samples, 20)``; ours: to 20 s).
+    "cremad": ReleasedScript(
+        loss_weights=(0.1, 0.9), data={"frame_choice": "listdir", "audio_repeats": 20}
+    ),
+    # A crop and a flip drawn for each of the 3 frames (ours: one per clip); class ids in the
+    # order the classes first appear among the training clips found (ours: sorted names).
+    "ks": ReleasedScript(
+        data={"frame_augment": "frame", "frame_choice": "listdir", "class_order": "first_seen"}
+    ),
     # Clip ids read as ``item[2][1:]``, clips with more than 3 frames (ours: auto-detected ids,
     # 1 frame or more).
-    "vggsound": ReleasedScript(data={"clip_ids": "released", "min_frames": 4}),
+    "vggsound": ReleasedScript(
+        data={"clip_ids": "released", "min_frames": 4, "frame_choice": "listdir"}
+    ),
     "twitter2015": ReleasedScript(learned_train_mode=False),
     "sarcasm": ReleasedScript(),
     # OpenCV's BGR frames under RGB statistics, raw flow (every stored frame), depth in [0, 1],
