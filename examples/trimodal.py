@@ -49,7 +49,7 @@ from examples.common.checkpoint import load_training_state, save_checkpoint, sav
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
-from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss
+from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss, xavier_heads
 from examples.common.plots import plot_run
 from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.released import resolve_preset
@@ -201,7 +201,8 @@ def load_data(
 def build_model(args: argparse.Namespace) -> LateFusionClassifier:
     """One I3D per modality (RGB weights adapted for depth), concat head, three linear heads;
     ``args.model_options`` (``--preset official``) gives each encoder the released model's
-    pooling and, for depth, its unloaded first convolution."""
+    pooling and, for depth, its unloaded first convolution; ``args.head_init="xavier"`` the
+    released heads' initialisation (`xavier_heads`)."""
     specs = {"rgb": args.i3d_rgb, "flow": args.i3d_flow, "depth": args.i3d_depth or args.i3d_rgb}
     weights = {
         k: None if v is None else resolve_weights(v, names=I3D_WEIGHTS[k]) for k, v in specs.items()
@@ -221,7 +222,8 @@ def build_model(args: argparse.Namespace) -> LateFusionClassifier:
         for name, channels in MODALITIES.items()
     }
     dims = {k: e.out_features for k, e in encoders.items()}
-    return LateFusionClassifier(encoders, dims, NUM_CLASSES)
+    model = LateFusionClassifier(encoders, dims, NUM_CLASSES)
+    return xavier_heads(model) if getattr(args, "head_init", "default") == "xavier" else model
 
 
 def training_step(

@@ -13,6 +13,8 @@ the last incomplete batch; those choices live here and apply to the example scri
   sum is twice Eq. 5 at ``alpha = 0.5``, which matters to SGD).
 * ``drop_last=True`` on the training loader.
 * the scoring pass sees the training augmentations.
+* the audio-video and NVGesture heads start as the released ``weight_init`` sets them
+  (``head_init="xavier"``: Xavier-normal weights, zero biases).
 * Twitter2015's learned script scores in eval mode (every other script: train mode).
 * what the loaders feed and what the models are (``data`` and ``model`` of :class:`ReleasedScript`,
   set as ``args.data_options`` and ``args.model_options``): VGGSound's clip ids read without
@@ -51,6 +53,9 @@ class ReleasedScript:
     loss_weights: tuple[float, float] = (1.0, 1.0)
     #: Whether the learning-based script scores in train mode.
     learned_train_mode: bool = True
+    #: How the heads start: ``default`` (``nn.Linear``'s) or ``xavier`` (the released
+    #: ``weight_init``: ``xavier_normal_`` weights, zero biases; `models.xavier_heads`).
+    head_init: str = "default"
     #: What the released loader does differently: keyword arguments of the dataset's loader
     #: (``examples.av.datasets.vggsound`` / ``kinetics_sounds``; NVGesture: fields of
     #: ``examples.gesture.data.ClipSpec``).
@@ -73,17 +78,21 @@ RELEASED: dict[str, ReleasedScript] = {
     # sorted listing, evenly spaced at test time, a seeded draw when training).
     # CREMA-D tiles at most 20 copies of a clip (``np.tile(samples, 20)``; ours: to 20 s).
     "cremad": ReleasedScript(
-        loss_weights=(0.1, 0.9), data={"frame_choice": "listdir", "audio_repeats": 20}
+        loss_weights=(0.1, 0.9),
+        head_init="xavier",
+        data={"frame_choice": "listdir", "audio_repeats": 20},
     ),
     # A crop and a flip drawn for each of the 3 frames (ours: one per clip); class ids in the
     # order the classes first appear among the training clips found (ours: sorted names).
     "ks": ReleasedScript(
-        data={"frame_augment": "frame", "frame_choice": "listdir", "class_order": "first_seen"}
+        head_init="xavier",
+        data={"frame_augment": "frame", "frame_choice": "listdir", "class_order": "first_seen"},
     ),
     # Clip ids read as ``item[2][1:]``, clips with more than 3 frames (ours: auto-detected ids,
     # 1 frame or more).
     "vggsound": ReleasedScript(
-        data={"clip_ids": "released", "min_frames": 4, "frame_choice": "listdir"}
+        head_init="xavier",
+        data={"clip_ids": "released", "min_frames": 4, "frame_choice": "listdir"},
     ),
     "twitter2015": ReleasedScript(learned_train_mode=False),
     "sarcasm": ReleasedScript(),
@@ -91,6 +100,7 @@ RELEASED: dict[str, ReleasedScript] = {
     # black frames after a short clip; I3D pooled by AvgPool3d((8, 7, 7)) (the first 8 of 10
     # temporal cells of an 80-frame clip), the depth I3D's first convolution never loaded.
     "nvgesture": ReleasedScript(
+        head_init="xavier",
         data={"colour": "bgr", "flow": "raw", "depth": "unit", "pad": "zeros"},
         model={
             "rgb": {"pool": "released"},
@@ -114,8 +124,9 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
     ``official``: the released script of ``args.dataset`` (see the module docstring). Flags
     already set are kept, so resolving twice changes nothing.
 
-    Sets ``data_options`` and ``model_options`` (when unset): the released script's ``data``
-    and ``model`` under ``official``, empty (our loaders and models) under ``paper``.
+    Sets ``head_init``, ``data_options`` and ``model_options`` (when unset): the released
+    script's under ``official``; ``default`` and empty (our heads, loaders and models) under
+    ``paper``.
     """
     out = argparse.Namespace(**vars(args))
     official = out.preset == "official"
@@ -130,6 +141,8 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
         out.drop_last = official
     if getattr(out, "score_augmented", False) is None:
         out.score_augmented = official
+    if getattr(out, "head_init", None) is None:
+        out.head_init = script.head_init if official else "default"
     if getattr(out, "data_options", None) is None:
         out.data_options = dict(script.data) if official else {}
     if getattr(out, "model_options", None) is None:

@@ -180,3 +180,28 @@ def test_vggsound_looks_labels_up_as_written(tmp_path: Path) -> None:
     for opts in ({}, RELEASED["vggsound"].data):
         data = vggsound(tmp_path, "test", **SMALL, **{**opts, "min_frames": 1})
         assert data.targets == [0, 1]
+
+
+# -- the heads' initialisation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", ["cremad", "ks", "vggsound"])
+def test_official_heads_start_as_the_released_weight_init(tmp_path: Path, dataset: str) -> None:
+    """The released scripts run ``net.apply(weight_init)``: every ``nn.Linear`` gets
+    ``xavier_normal_`` weights (std ``sqrt(2 / (fan_in + fan_out))``) and zero biases."""
+    from examples import audio_video
+
+    argv = ["--dataset", dataset, "--root", str(tmp_path), "--width", "16"]
+    official = audio_video.parse_args([*argv, "--preset", "official"])
+    paper = audio_video.parse_args(argv)
+    assert (official.head_init, paper.head_init) == ("xavier", "default")
+    torch.manual_seed(0)
+    model = audio_video.build_model(300, 16, "joint", official.head_init)
+    heads = [*model.heads.values(), model.fusion_head]  # type: ignore[union-attr]
+    for head in heads:
+        fan_out, fan_in = head.weight.shape
+        std = float(head.weight.std())
+        assert abs(std / (2 / (fan_in + fan_out)) ** 0.5 - 1) < 0.05
+        assert head.bias.abs().max() == 0
+    default = audio_video.build_model(300, 16, "joint", paper.head_init)
+    assert default.fusion_head.bias.abs().max() > 0  # type: ignore[union-attr]

@@ -191,9 +191,13 @@ def test_official_preset_reaches_the_dataset_and_the_model(root: Path) -> None:
     assert train.spec == replace(SPEC, **RELEASED["nvgesture"].data) == evals["test"].spec
     model = trimodal.build_model(args)
     assert {k: e.pool for k, e in model.encoders.items()} == dict.fromkeys(MODALITIES, "released")
+    heads = [*model.heads.values(), model.fusion_head]  # the released weight_init: zero biases
+    assert all(h.bias.abs().max() == 0 for h in heads)
     default = trimodal.parse_args(argv)
     assert trimodal.load_data(default)[0].spec == SPEC
-    assert {e.pool for e in trimodal.build_model(default).encoders.values()} == {"mean"}
+    plain = trimodal.build_model(default)
+    assert {e.pool for e in plain.encoders.values()} == {"mean"}
+    assert plain.fusion_head.bias.abs().max() > 0
 
 
 # -- the released I3D ------------------------------------------------------------------------
