@@ -161,6 +161,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "test, as the published NVGesture numbers)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
+    parser.add_argument(
+        "--score-batch-size",
+        type=int,
+        help="batch size of the scoring pass (default: the evaluation batch size; 1 with "
+        "--preset official, as the released scripts score: in train mode, BatchNorm then "
+        "normalises each clip by its own statistics)",
+    )
     add_common_args(
         parser,
         methods=METHODS,
@@ -172,6 +179,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**DEMO_SETTINGS)
     args = parser.parse_args(argv)
     check_common_args(parser, args)
+    if args.score_batch_size is not None and args.score_batch_size < 1:
+        parser.error(f"--score-batch-size must be >= 1, got {args.score_batch_size}")
     check_root(parser, args)
     fill_weight_flags(
         parser,
@@ -287,7 +296,7 @@ def train(
     }
     score_loader = DataLoader(  # unshuffled; under torchrun each rank scores its share
         score_set,
-        batch_size=eval_batch,
+        batch_size=args.score_batch_size or eval_batch,
         sampler=DistributedSampler(score_set, world_size, rank, shuffle=False)
         if distributed
         else None,

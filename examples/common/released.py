@@ -12,7 +12,8 @@ the last incomplete batch; those choices live here and apply to the example scri
   for CREMA-D, 0.5 for the others. The training loss keeps the released scale (the unweighted
   sum is twice Eq. 5 at ``alpha = 0.5``, which matters to SGD).
 * ``drop_last=True`` on the training loader.
-* the scoring pass sees the training augmentations.
+* the scoring pass sees the training augmentations; NVGesture's scores one clip at a time
+  (``score_batch_size=1``: in train mode BatchNorm then uses each clip's own statistics).
 * the audio-video and NVGesture heads start as the released ``weight_init`` sets them
   (``head_init="xavier"``: Xavier-normal weights, zero biases).
 * Twitter2015's learned script scores in eval mode (every other script: train mode).
@@ -56,6 +57,9 @@ class ReleasedScript:
     #: How the heads start: ``default`` (``nn.Linear``'s) or ``xavier`` (the released
     #: ``weight_init``: ``xavier_normal_`` weights, zero biases; `models.xavier_heads`).
     head_init: str = "default"
+    #: The scoring pass's batch size, where the released scripts fix one (``None``: the
+    #: evaluation batch size); a script with ``--score-batch-size`` takes it as its default.
+    score_batch_size: int | None = None
     #: What the released loader does differently: keyword arguments of the dataset's loader
     #: (``examples.av.datasets.vggsound`` / ``kinetics_sounds``; NVGesture: fields of
     #: ``examples.gesture.data.ClipSpec``).
@@ -99,8 +103,10 @@ RELEASED: dict[str, ReleasedScript] = {
     # OpenCV's BGR frames under RGB statistics, raw flow (every stored frame), depth in [0, 1],
     # black frames after a short clip; I3D pooled by AvgPool3d((8, 7, 7)) (the first 8 of 10
     # temporal cells of an 80-frame clip), the depth I3D's first convolution never loaded.
+    # Scored one clip at a time (batch_size=1, train mode), heads initialised by weight_init.
     "nvgesture": ReleasedScript(
         head_init="xavier",
+        score_batch_size=1,
         data={"colour": "bgr", "flow": "raw", "depth": "unit", "pad": "zeros"},
         model={
             "rgb": {"pool": "released"},
@@ -141,6 +147,8 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
         out.drop_last = official
     if getattr(out, "score_augmented", False) is None:
         out.score_augmented = official
+    if getattr(out, "score_batch_size", False) is None:  # the scripts with the flag
+        out.score_batch_size = script.score_batch_size if official else None
     if getattr(out, "head_init", None) is None:
         out.head_init = script.head_init if official else "default"
     if getattr(out, "data_options", None) is None:
