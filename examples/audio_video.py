@@ -237,6 +237,20 @@ def build_model(num_classes: int, width: int, method: str, head_init: str = "def
     return METHODS[method](xavier_heads(model) if head_init == "xavier" else model)
 
 
+def output_classes(num_classes: int, head_classes: int | None) -> int:
+    """The heads' width: the dataset's classes, or ``head_classes`` (``--preset official``: the
+    released model's fixed ``n_classes``, e.g. VGGSound's 310 for 309 classes), which must hold
+    every class id."""
+    if head_classes is None:
+        return num_classes
+    if head_classes < num_classes:
+        raise ValueError(
+            f"the released model has {head_classes} outputs (--preset official), the dataset "
+            f"{num_classes} classes: run without --preset official"
+        )
+    return head_classes
+
+
 def training_step(
     model: nn.Module,
     train_model: nn.Module,
@@ -307,7 +321,8 @@ def train(
 
     # -- model and optimiser (same initial weights for every sampler at a seed) --------------------
     seed_everything(args.seed)
-    model = build_model(train_set.num_classes, args.width, args.method, args.head_init).to(device)
+    classes = output_classes(train_set.num_classes, args.head_classes)
+    model = build_model(classes, args.width, args.method, args.head_init).to(device)
     train_model: nn.Module = model
     if distributed:
         train_model = DistributedDataParallel(

@@ -60,6 +60,9 @@ class ReleasedScript:
     #: The scoring pass's batch size, where the released scripts fix one (``None``: the
     #: evaluation batch size); a script with ``--score-batch-size`` takes it as its default.
     score_batch_size: int | None = None
+    #: The released model's number of outputs, where it is fixed in the model rather than read
+    #: from the data (``None``: the dataset's classes); a class id beyond it is refused.
+    head_classes: int | None = None
     #: What the released loader does differently: keyword arguments of the dataset's loader
     #: (``examples.av.datasets.vggsound`` / ``kinetics_sounds``; NVGesture: fields of
     #: ``examples.gesture.data.ClipSpec``).
@@ -90,12 +93,14 @@ RELEASED: dict[str, ReleasedScript] = {
     # order the classes first appear among the training clips found (ours: sorted names).
     "ks": ReleasedScript(
         head_init="xavier",
+        head_classes=31,  # KS/models/basic_model.py: n_classes = 31
         data={"frame_augment": "frame", "frame_choice": "listdir", "class_order": "first_seen"},
     ),
     # Clip ids read as ``item[2][1:]``, clips with more than 3 frames (ours: auto-detected ids,
     # 1 frame or more).
     "vggsound": ReleasedScript(
         head_init="xavier",
+        head_classes=310,  # VGGSound/models/basic_model.py: n_classes = 310 (309 classes)
         data={"clip_ids": "released", "min_frames": 4, "frame_choice": "listdir"},
     ),
     "twitter2015": ReleasedScript(learned_train_mode=False),
@@ -130,9 +135,9 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
     ``official``: the released script of ``args.dataset`` (see the module docstring). Flags
     already set are kept, so resolving twice changes nothing.
 
-    Sets ``head_init``, ``data_options`` and ``model_options`` (when unset): the released
-    script's under ``official``; ``default`` and empty (our heads, loaders and models) under
-    ``paper``.
+    Sets ``head_classes``, ``head_init``, ``data_options`` and ``model_options`` (when
+    unset): the released script's under ``official``; ``None``, ``default`` and empty (our
+    heads, loaders and models) under ``paper``.
     """
     out = argparse.Namespace(**vars(args))
     official = out.preset == "official"
@@ -149,6 +154,8 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
         out.score_augmented = official
     if getattr(out, "score_batch_size", False) is None:  # the scripts with the flag
         out.score_batch_size = script.score_batch_size if official else None
+    if getattr(out, "head_classes", None) is None:
+        out.head_classes = script.head_classes if official else None
     if getattr(out, "head_init", None) is None:
         out.head_init = script.head_init if official else "default"
     if getattr(out, "data_options", None) is None:

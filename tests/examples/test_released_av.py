@@ -205,3 +205,16 @@ def test_official_heads_start_as_the_released_weight_init(tmp_path: Path, datase
         assert head.bias.abs().max() == 0
     default = audio_video.build_model(300, 16, "joint", paper.head_init)
     assert default.fusion_head.bias.abs().max() > 0  # type: ignore[union-attr]
+
+
+def test_official_heads_have_the_released_models_outputs(tmp_path: Path) -> None:
+    """``n_classes`` is fixed in the released models: VGGSound 310 (for 309 classes), KS 31."""
+    from examples import audio_video
+
+    for dataset, width in (("vggsound", 310), ("ks", 31), ("cremad", None)):
+        argv = ["--dataset", dataset, "--root", str(tmp_path)]
+        assert audio_video.parse_args([*argv, "--preset", "official"]).head_classes == width
+        assert audio_video.parse_args(argv).head_classes is None
+    assert audio_video.output_classes(309, 310) == 310 and audio_video.output_classes(3, None) == 3
+    with pytest.raises(ValueError, match="released model has 31 outputs.*32 classes"):
+        audio_video.output_classes(32, 31)
