@@ -218,3 +218,37 @@ def test_official_heads_have_the_released_models_outputs(tmp_path: Path) -> None
     assert audio_video.output_classes(309, 310) == 310 and audio_video.output_classes(3, None) == 3
     with pytest.raises(ValueError, match="released model has 31 outputs.*32 classes"):
         audio_video.output_classes(32, 31)
+
+
+def test_vggsound_official_test_item_equals_the_released_loader(tmp_path: Path) -> None:
+    """A whole test item against the released VGGSound loader written from its parameters:
+    ``librosa.load(sr=35400)`` tiled to 20 s, clipped, ``log(|stft(512, 353)| + 1e-7)``; the
+    first ``os.listdir`` frame, ``Resize((384, 384))`` (PIL bilinear), ImageNet statistics."""
+    librosa = pytest.importorskip("librosa")
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0}))
+    write_csv(tmp_path / "test.csv", [["0", "rain", " clip_a"]])
+    folder = tmp_path / "Image-01-FPS" / "clip_a"
+    write_clip(tmp_path / "AudioWAV" / "clip_a.wav", folder, seconds=1.3, rate=16_000)
+    cbook = pytest.importorskip("matplotlib.cbook")
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    for i, name in enumerate(sorted(os.listdir(folder))):  # a photograph per frame, shifted
+        photo.crop((8 * i, 0, 8 * i + 400, 300)).save(folder / name)
+    spec = AudioSpec(35_400, 20.0)
+    item = vggsound(tmp_path, "test", audio=spec, frames=FrameSpec(1, 384),
+                    **RELEASED["vggsound"].data)[0]  # fmt: skip
+
+    samples, rate = librosa.load(tmp_path / "AudioWAV" / "clip_a.wav", sr=35_400, mono=True)
+    while len(samples) / rate < 20.0:
+        samples = np.tile(samples, 2)
+    wave = np.clip(samples[: rate * 20], -1.0, 1.0)
+    reference = np.log(np.abs(librosa.stft(wave, n_fft=512, hop_length=353)) + 1e-7)
+    assert item["audio"].shape == (1, *reference.shape) == (1, 257, 2006)
+    assert float(np.abs(item["audio"][0].numpy() - reference).mean()) < 0.05
+
+    with Image.open(folder / os.listdir(folder)[0]) as img:
+        resized = np.asarray(img.convert("RGB").resize((384, 384), Image.Resampling.BILINEAR))
+    frame = (
+        torch.from_numpy(resized / 255.0).permute(2, 0, 1).float() - IMAGENET_MEAN
+    ) / IMAGENET_STD
+    assert item["visual"].shape == (1, 3, 384, 384)
+    assert float((item["visual"][0] - frame).abs().max()) < 1.1 / 255 / 0.225  # PIL rounds
