@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ._checks import NO_SCORES
-from .core import OrderPolicy, PolicySampler
+from .core import OrderPolicy, PolicySampler, user_stacklevel
 from .functional import CRITERIA
 from .presets import Preset
 from .report import BalanceReport
@@ -28,12 +28,24 @@ __all__ = ["BalanceSampler", "refuse_scoring_settings"]
 _SCORING_DEFAULTS: dict[str, Any] = {"alpha": 0.2, "criteria": ",".join(CRITERIA)}
 
 
+def _setting(key: str, value: Any) -> Any:
+    """A saved scoring setting as ``update_scores`` takes it. 0.1.0 wrote ``criteria`` joined by
+    commas ("loss,similarity"): that is a tuple of criteria, whose order Eq. 6 does not depend
+    on, so it is put in `CRITERIA`'s order (``("similarity", "loss")``)."""
+    if key != "criteria" or not isinstance(value, str):
+        return value
+    parts = value.split(",")
+    return tuple(c for c in CRITERIA if c in parts) + tuple(sorted(set(parts) - set(CRITERIA)))
+
+
 def refuse_scoring_settings(sampler: str, removed: Mapping[str, Any]) -> None:
     """Raise ``TypeError`` for keywords a sampler no longer takes, saying where each one went."""
     if not removed:
         return
     settings = {"alpha", "criteria", "train_mode"}
-    moved = ", ".join(f"{key}={value!r}" for key, value in removed.items() if key in settings)
+    moved = ", ".join(
+        f"{key}={_setting(key, value)!r}" for key, value in removed.items() if key in settings
+    )
     unknown = sorted(set(removed) - settings)
     if unknown:
         raise TypeError(f"{sampler}() got unexpected keyword arguments {unknown}")
@@ -79,8 +91,10 @@ class BalanceSampler(PolicySampler):
 
     @property
     def scores_epoch(self) -> int | None:
-        """The epoch the newest scores were set for (``None`` before any scores)."""
-        return None if self._values_epoch < 0 else self._values_epoch
+        """The epoch the newest scores are for (``None`` before any scores): the epoch they were
+        set for, or, when set before the sampler drew any epoch (a warm-up, a loop from
+        ``start_epoch > 0``), the epoch it then draws first. `values_epoch` under its BSS name."""
+        return self.values_epoch
 
     @property
     def last_report(self) -> BalanceReport | None:
@@ -165,15 +179,17 @@ class BalanceSampler(PolicySampler):
         config = state["config"]
         defaults = {**_SCORING_DEFAULTS, "train_mode": self.train_mode}
         moved = {
-            key: config[key] for key in defaults if key in config and config[key] != defaults[key]
+            key: config[key]
+            for key in defaults
+            if key in config and _setting(key, config[key]) != _setting(key, defaults[key])
         }
         if moved:
-            given = ", ".join(f"{key}={value!r}" for key, value in moved.items())
+            given = ", ".join(f"{key}={_setting(key, value)!r}" for key, value in moved.items())
             warnings.warn(
                 f"state_dict was saved by a sampler that scored with {given}; samplers no "
                 f"longer hold scoring settings: pass them to each pass, "
                 f"sampler.update_scores(model, loader, {given})",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     def _loaded(self) -> None:

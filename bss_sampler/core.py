@@ -18,9 +18,16 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
   its epoch's order once and keeps it, whatever happens to the sampler afterwards.
 * **Valuations.** `PolicySampler.set_values` (BSS: ``set_scores``/``update_scores``) before an
   epoch has started apply to that epoch; once it has started (or was resumed mid-way) they apply
-  from the next ``set_epoch``. This rule lives here only: a method never re-implements it.
+  from the next ``set_epoch``. A valuation no order was drawn from yet (``iter()`` or
+  ``epoch_indices()``) is for the epoch that is drawn first: a loop that warms up in random
+  order for epochs 0-4 (or starts at ``start_epoch > 0``) values the sampler while it still
+  stands at epoch 0, then calls ``set_epoch(5)``, and the valuation is epoch 5's
+  (`values_epoch`, ``needs_update`` and checkpoints count from there). This rule lives here
+  only: a method never re-implements it.
   ``needs_update(epoch)`` is true while a re-valuation scheduled at or before ``epoch`` (by the
-  policy) has not happened, also across skipped epochs and after a resume.
+  policy) has not happened, also across skipped epochs and after a resume. The policy's schedule
+  counts from the epoch of the first valuation (`schedule_start`): with a re-valuation every 5
+  epochs, a first valuation for epoch 3 is followed by ones before epochs 8, 13, ...
 * **Lengths.** ``len(sampler)`` is this rank's whole share of the current epoch, fixed for the
   epoch (a resumed pass included), as torch's and torchdata's samplers; `remaining` is what a
   resumed pass has left. The length comes from the policy and may depend on the valuation:
@@ -34,11 +41,13 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
 `learned`):
 
 1. Write the epoch's order as a pure, seeded function (as `bss_sampler.ordering` does):
-   ``(valuation, epoch, generator) -> int64 tensor``. Stream items are ints and need not be
-   ``< N`` (e.g. ``variant * N + index`` for extra copies of a sample); the dataset decodes them.
+   ``(valuation, epoch, generator) -> int64 tensor``. Items are dataset indices in ``[0, N)``,
+   or stream ids the dataset decodes (e.g. ``variant * N + index`` for extra copies of a
+   sample), whose range the policy declares (``item_limit``).
 2. Subclass `OrderPolicy` in one module: ``epoch_order`` calls that function; ``epoch_size``
    gives the epoch's item count (it receives the valuation in use, so it may depend on it; set
-   ``varies_epoch_length = True`` when it changes between epochs); optionally ``check`` (refuse
+   ``varies_epoch_length = True`` when it changes between epochs; the core checks each order
+   against it and ``item_limit`` and names the policy and epoch); optionally ``check`` (refuse
    a valuation on arrival), ``blend`` and ``updated`` (combine with the previous valuation, count
    updates), ``last_scheduled`` (the re-valuation schedule), ``config`` (settings a checkpoint must
    match), ``extra_state``/``load_extra_state`` (e.g. an update count).
@@ -54,6 +63,7 @@ The contract, in the words of ``torch.utils.data.DistributedSampler`` where it h
 from __future__ import annotations
 
 import operator
+import sys
 import warnings
 import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence, Sized
@@ -77,6 +87,18 @@ _CHUNK = 1 << 16
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised by the calling function at the first
+    frame outside bss-sampler (a ``load_state_dict`` reached through ``super()`` calls or an
+    integration is attributed to the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "bss_sampler."
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _samples(mask: Tensor) -> list[int]:
     """The first 5 samples (rows) where ``mask`` holds anywhere."""
     first: list[int] = mask.reshape(len(mask), -1).any(1).nonzero().flatten()[:5].tolist()
@@ -98,8 +120,17 @@ class OrderPolicy:
         return num_samples
 
     def epoch_order(self, epoch: int, values: Tensor, generator: torch.Generator) -> Tensor:
-        """``epoch``'s global order: int64 ``(epoch_size(epoch, values),)``; pure given inputs."""
+        """``epoch``'s global order: int64 ``(epoch_size(epoch, values),)``; pure given inputs.
+
+        The core checks it every epoch (an integer tensor of that shape, items in
+        ``[0, item_limit)``) and raises ``ValueError`` naming the policy and the epoch."""
         raise NotImplementedError
+
+    def item_limit(self, num_samples: int) -> int | None:
+        """Items of an order lie in ``[0, item_limit)``: ``N`` (dataset indices) by default; a
+        stream of ids the dataset decodes declares its own (SMV: ``N * (M + 1)``); ``None``:
+        any int ``>= 0``."""
+        return num_samples
 
     def value_shape(self, num_samples: int) -> tuple[int, ...]:
         """The valuation's shape: one number per sample (default), or a row per sample (e.g.
@@ -117,7 +148,8 @@ class OrderPolicy:
         """Called once a valuation was accepted (after `blend`)."""
 
     def last_scheduled(self, epoch: int) -> int | None:
-        """The latest scheduled re-valuation at or before ``epoch``; ``None``: none."""
+        """The latest scheduled re-valuation at or before ``epoch``; ``None``: none. Epochs count
+        from the first valuation's (`PolicySampler.schedule_start`): 0 is the epoch it was for."""
         return None
 
     def config(self, num_samples: int) -> dict[str, Any]:
@@ -297,8 +329,11 @@ class PolicySampler(Sampler[int]):
         self._values: Tensor | None = None  # what the current epoch's order is drawn from
         self._next_values: Tensor | None = None  # newer values, for the next epoch
         self._values_epoch = -1  # the epoch the newest values are for
+        self._valuations = 0  # set_values calls so far (restored from checkpoints)
+        self._schedule_start = 0  # the first valuation's epoch, once a second one was set
         self._start = 0  # where this epoch's first pass starts (a checkpoint's position)
         self._passes: list[_Pass] = []  # this epoch's iterators, oldest first
+        self._drawn = False  # this epoch's order was drawn (an iter() or epoch_indices())
         self._head: tuple[int, int, Tensor] | None = None  # (epoch, rank, first indices)
         self._warned_repeat = False
 
@@ -348,6 +383,20 @@ class PolicySampler(Sampler[int]):
         self.num_replicas, self.rank = group
 
     # -- valuations -----------------------------------------------------------------------------
+    @property
+    def values_epoch(self) -> int | None:
+        """The epoch the newest valuation is for (``None`` before any): the epoch it was set
+        for, or, when it was set before an epoch had been drawn, the epoch that then started."""
+        return None if self._values_epoch < 0 else self._values_epoch
+
+    @property
+    def schedule_start(self) -> int | None:
+        """The epoch the policy's re-valuation schedule counts from: that of the first valuation
+        (``None`` before any; it follows the first valuation to the epoch that is drawn first)."""
+        if self._valuations == 0:
+            return None
+        return self._values_epoch if self._valuations == 1 else self._schedule_start
+
     def _newest_values(self) -> Tensor | None:
         return self._next_values if self._next_values is not None else self._values
 
@@ -395,9 +444,13 @@ class PolicySampler(Sampler[int]):
 
     def set_values(self, values: Tensor | Sequence[float], name: str = "values") -> Tensor:
         """Use a new valuation: for the current epoch if it has not started, else from the next
-        ``set_epoch`` (a started epoch never changes its order). Returns the valuation in use
+        ``set_epoch`` (a started epoch never changes its order); one set before the first epoch
+        the sampler draws counts for that epoch (`values_epoch`). Returns the valuation in use
         after the policy's `OrderPolicy.blend` (a copy)."""
         new = self.check_values(values, name)
+        if self._valuations == 1:  # the first valuation's epoch is now final
+            self._schedule_start = self._values_epoch
+        self._valuations += 1
         if self._started():
             self._next_values = self.policy.blend(self._newest_values(), new)
             self._values_epoch = self.epoch + 1
@@ -419,8 +472,9 @@ class PolicySampler(Sampler[int]):
             return True
         if self._next_values is not None and epoch > self.epoch:
             return False  # the next set_epoch takes the pending values, whichever epoch it is
-        due = self.policy.last_scheduled(epoch)
-        return due is not None and self._values_epoch < due
+        start = self.schedule_start or 0
+        due = self.policy.last_scheduled(epoch - start) if epoch >= start else None
+        return due is not None and self._values_epoch < due + start
 
     no_values_hint: ClassVar[str] = "has no valuation yet: call set_values(values) before iterating"
     """What ``iter()`` before any valuation says after the class name (a method words its own)."""
@@ -441,13 +495,28 @@ class PolicySampler(Sampler[int]):
         self._requested_epoch = epoch
         self._move_to(epoch)
 
+    def _waiting(self) -> bool:
+        """Whether the valuation in use was set for the current epoch and no order was drawn from
+        it yet: it is then for whichever epoch is drawn first (a warm-up before the first
+        valuation, or a loop entered at ``start_epoch > 0``)."""
+        return (
+            self._values is not None
+            and self._values_epoch == self.epoch
+            and not self._drawn
+            and not self._started()
+        )
+
     def _move_to(self, epoch: int) -> None:
         if epoch != self.epoch:
+            waiting = self._waiting()
             self.epoch = epoch
             self._start = 0
             self._passes = []
+            self._drawn = False
             if self._next_values is not None:  # newer values: this epoch is the first to use them
                 self._values, self._next_values = self._next_values, None
+                self._values_epoch = epoch
+            elif waiting:  # set before any epoch drew from them: they are this epoch's
                 self._values_epoch = epoch
         self._follow_group()
 
@@ -460,8 +529,7 @@ class PolicySampler(Sampler[int]):
         epoch = self.epoch if epoch is None else check_int("epoch", epoch, 0)
         self._follow_group()
         values = self._values if epoch == self.epoch else self._newest_values()
-        size = self.policy.epoch_size(epoch, values, self.num_samples)
-        return shard_size(size, self.num_replicas, self.drop_last)
+        return shard_size(self._epoch_size(epoch, values), self.num_replicas, self.drop_last)
 
     def total_batches(self, num_epochs: int, batch_size: int, *, drop_last: bool = False) -> int:
         """Batches a ``DataLoader(batch_size=..., drop_last=...)`` over this sampler yields in
@@ -516,10 +584,55 @@ class PolicySampler(Sampler[int]):
             self._global_order(self.epoch, values), self.num_replicas, self.rank, self.drop_last
         )
         self._head = (self.epoch, self.rank, share[:_HEAD].clone())
+        self._drawn = True
         return share
 
     def _global_order(self, epoch: int, values: Tensor) -> Tensor:
-        return self.policy.epoch_order(epoch, values, epoch_generator(self.seed, epoch))
+        order = self.policy.epoch_order(epoch, values, epoch_generator(self.seed, epoch))
+        return self._checked_order(order, epoch, values)
+
+    def _policy_error(self, hook: str, epoch: int, got: str, expected: str) -> ValueError:
+        return ValueError(
+            f"{type(self.policy).__name__}.{hook} returned {got} for epoch {epoch}, expected "
+            f"{expected}"
+        )
+
+    def _epoch_size(self, epoch: int, values: Tensor | None) -> int:
+        """The policy's `OrderPolicy.epoch_size`, checked to be an int ``>= 1``."""
+        raw = self.policy.epoch_size(epoch, values, self.num_samples)
+        try:
+            size = -1 if isinstance(raw, bool) else operator.index(raw)
+        except TypeError:
+            size = -1
+        if size < 1:
+            raise self._policy_error("epoch_size", epoch, repr(raw), "an int >= 1")
+        return size
+
+    def _checked_order(self, order: Any, epoch: int, values: Tensor) -> Tensor:
+        """``order`` as int64 on the CPU, or ``ValueError`` naming the policy and the epoch: a
+        1-D integer tensor of `OrderPolicy.epoch_size` items in ``[0, item_limit)`` (one pass
+        over it: ``aminmax``)."""
+        size = self._epoch_size(epoch, values)
+        expected = f"an integer tensor of shape ({size},)"
+        if not isinstance(order, Tensor):
+            raise self._policy_error("epoch_order", epoch, f"a {type(order).__name__}", expected)
+        if order.shape != (size,):
+            got = f"shape {tuple(order.shape)}"
+            raise self._policy_error("epoch_order", epoch, got, f"shape ({size},) (epoch_size)")
+        if order.is_floating_point() or order.is_complex() or order.dtype == torch.bool:
+            raise self._policy_error("epoch_order", epoch, f"dtype {order.dtype}", expected)
+        items: Tensor = order.to("cpu", torch.int64)
+        limit = self.policy.item_limit(self.num_samples)
+        low, high = torch.aminmax(items)
+        if int(low) < 0 or (limit is not None and int(high) >= limit):
+            bad = (items < 0) if limit is None else (items < 0) | (items >= limit)
+            where = int(bad.nonzero()[0, 0])
+            wanted = "items >= 0" if limit is None else f"items in [0, {limit - 1}]"
+            if limit == self.num_samples:
+                wanted += " (dataset indices; a policy of other items declares item_limit)"
+            got = f"{int(items[where])} at position {where}"
+            raise self._policy_error("epoch_order", epoch, got, wanted)
+        return items
 
     def __iter__(self) -> Iterator[int]:
         self._require_values()
@@ -606,6 +719,8 @@ class PolicySampler(Sampler[int]):
             "epoch": self.epoch,
             "yielded": self._position(consumed),
             "scores_epoch": self._values_epoch,
+            "valuations": self._valuations,
+            "schedule_start": self.schedule_start or 0,
             "config": self._config(),
             **self.policy.extra_state(),
         }
@@ -691,7 +806,9 @@ class PolicySampler(Sampler[int]):
         state from another sampler type, version, dataset length, seed or config (the rank may
         differ: ranks advance in lockstep, so any rank's state resumes any other), and on a
         state saved inside an epoch whose order this process regenerates differently (another
-        torch version's random numbers): resuming it would repeat and drop samples. A
+        torch version's random numbers): resuming it would repeat and drop samples. A state
+        saved inside an epoch without that epoch's first indices (version 1, or written before
+        they were recorded) loads with a warning that its order cannot be checked. A
         ``set_epoch`` to a later epoch made since the last load is kept (torchdata's
         ``StatefulDataLoader`` restores the sampler at ``iter()``, after it).
         """
@@ -718,26 +835,48 @@ class PolicySampler(Sampler[int]):
         values = self._load_values(state, "scores")
         next_values = self._load_values(state, "next_scores")
         values_epoch = check_int("state_dict['scores_epoch']", state.get("scores_epoch", epoch), -1)
+        # states before the schedule was anchored counted it from epoch 0 (as 2 valuations do)
+        valuations = check_int(
+            "state_dict['valuations']", state.get("valuations", 0 if values is None else 2), 0
+        )
+        schedule_start = check_int(
+            "state_dict['schedule_start']", state.get("schedule_start", 0), 0
+        )
         extra = self.policy.check_extra_state(state)
         yielded = check_int("state_dict['yielded']", state["yielded"], 0)
-        size = self.policy.epoch_size(epoch, values, self.num_samples)
-        length = shard_size(size, self.num_replicas, self.drop_last)
+        length = shard_size(self._epoch_size(epoch, values), self.num_replicas, self.drop_last)
         if yielded > length:
             raise ValueError(
                 f"state_dict['yielded'] must lie in [0, {length}] for epoch {epoch}, got {yielded}"
             )
         head = None
-        if 0 < yielded < length and values is not None and "order_head" in state:
+        unchecked = 0 < yielded < length and values is not None and "order_head" not in state
+        if 0 < yielded < length and values is not None and not unchecked:
             head = self._check_order_head(state, epoch, values)
         self.epoch = epoch
         self._values, self._next_values = values, next_values
         self._values_epoch = -1 if values is None else values_epoch
+        self._valuations = valuations if values is not None else 0
+        self._schedule_start = schedule_start
         self._start = yielded
         self._passes = []
+        self._drawn = False
         self._head = None if head is None else (epoch, self.rank, head)
         self.policy.load_extra_state(extra)
         self._loaded()
         later, self._requested_epoch = self._requested_epoch, None
+        if unchecked:
+            warnings.warn(
+                f"{type(self).__name__}: state_dict was saved {yielded} indices into epoch "
+                f"{epoch} without the first indices of that epoch's order (state format "
+                f"{state['version']}: written by bss-sampler 0.1.0 or before 0.2.0, or its "
+                "'yielded' set after saving), so its order cannot be checked: if torch's "
+                "random numbers differ from those of the torch that saved it, the rest of the "
+                "epoch repeats some samples and never yields others. Resume under the torch "
+                f"version that saved it, or train epoch {epoch} again from its start (load the "
+                "state with its 'yielded' set to 0); states saved from now on record the order",
+                stacklevel=user_stacklevel(),
+            )
         if later is not None and later > epoch:  # a restore never undoes a later set_epoch
             self._move_to(later)
 

@@ -7,7 +7,8 @@ sampler over it.
 
 from __future__ import annotations
 
-from collections.abc import Sized
+import warnings
+from collections.abc import Mapping, Sized
 from typing import Any, Union
 
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from ._checks import check_choice, check_int, check_real
 from .balance import BalanceSampler, refuse_scoring_settings
-from .core import OrderPolicy
+from .core import OrderPolicy, user_stacklevel
 from .ordering import ranking, shuffled_prefix
 from .pacing import PACING_FUNCTIONS, EpochFraction, paced_count
 from .presets import Preset, get_preset
@@ -26,6 +27,7 @@ Pacing = Union[str, EpochFraction]
 """A key of `bss_sampler.pacing.PACING_FUNCTIONS` or an ``epoch -> fraction`` callable."""
 
 _FINGERPRINT_EPOCHS = 128  # epochs whose sizes identify a pacing callable (and are checked)
+_CALLABLE = "callable:"  # a checkpoint's pacing: this, then the callable's sizes by epoch
 
 
 class CurriculumPolicy(OrderPolicy):
@@ -103,7 +105,7 @@ class CurriculumPolicy(OrderPolicy):
         script run as ``__main__`` and later imported keeps its checkpoints)."""
         if isinstance(self.pacing, str):
             return self.pacing
-        return "callable:" + ",".join(
+        return _CALLABLE + ",".join(
             str(self.epoch_size(t, None, num_samples)) for t in range(_FINGERPRINT_EPOCHS)
         )
 
@@ -116,18 +118,58 @@ class CurriculumPolicy(OrderPolicy):
             "rescore_every": -1 if self.rescore_every is None else self.rescore_every,
         }
 
-    def mismatch(self, key: str, saved: Any, value: Any) -> str | None:
-        """Two pacing callables: the first epoch whose sizes differ, not all 128 of them."""
-        if key != "pacing" or ":" not in str(saved) or ":" not in str(value):
-            return super().mismatch(key, saved, value)
-        old = str(saved).rsplit(":", 1)[1].split(",")
-        new = str(value).rsplit(":", 1)[1].split(",")
-        if old == new:
+    def callable_name(self) -> str | None:
+        """The name bss-sampler 0.1.0 recorded for a pacing callable (``None``: a named pacing)."""
+        if isinstance(self.pacing, str):
             return None
-        epoch = next((t for t, (a, b) in enumerate(zip(old, new)) if a != b), len(new))
+        return str(getattr(self.pacing, "__qualname__", type(self.pacing).__name__))
+
+    def named_only(self, saved: Any) -> bool:
+        """Whether a checkpoint's ``saved`` pacing is a callable recorded by its name alone (as
+        0.1.0 wrote it) and that name is this sampler's callable's: its sizes cannot be
+        checked."""
+        name = self.callable_name()
+        return name is not None and str(saved) == name and str(saved) not in PACING_FUNCTIONS
+
+    def _described(self, pacing: str) -> str:
+        if pacing.startswith(_CALLABLE):
+            return "a pacing callable"
+        if pacing in PACING_FUNCTIONS:
+            return f"pacing={pacing!r}"
+        return f"a pacing callable named {pacing!r} (its name is all bss-sampler 0.1.0 recorded)"
+
+    def mismatch(self, key: str, saved: Any, value: Any) -> str | None:
+        """Pacings: two callables name the first epoch whose sizes differ, not all 128 of them;
+        a callable recorded by 0.1.0 under this callable's name loads (the sampler warns that
+        its sizes could not be checked); otherwise both are described and the remedy named."""
+        if key != "pacing":
+            return super().mismatch(key, saved, value)
+        old, new = str(saved), str(value)
+        if old.startswith(_CALLABLE) and new.startswith(_CALLABLE):
+            old_sizes, new_sizes = (
+                old[len(_CALLABLE) :].split(","),
+                new[len(_CALLABLE) :].split(","),
+            )
+            if old_sizes == new_sizes:
+                return None
+            pairs = enumerate(zip(old_sizes, new_sizes))
+            epoch = next((t for t, (a, b) in pairs if a != b), len(new_sizes))
+            return (
+                f"state_dict was saved with a pacing callable giving {old_sizes[epoch]} samples "
+                f"at epoch {epoch}, this sampler's pacing gives {new_sizes[epoch]}"
+            )
+        if self.named_only(saved):
+            return None
+        mine = self.callable_name()
+        this = self._described(new) + ("" if mine is None else f" ({mine!r})")
+        wanted = (
+            f"pacing={old!r}"
+            if old in PACING_FUNCTIONS
+            else "the pacing function it was saved with"
+        )
         return (
-            f"state_dict was saved with a pacing callable giving {old[epoch]} samples at "
-            f"epoch {epoch}, this sampler's pacing gives {new[epoch]}"
+            f"state_dict was saved with {self._described(old)}, this sampler has {this}: build "
+            f"the sampler with {wanted}"
         )
 
 
@@ -223,6 +265,25 @@ class HeuristicCurriculumSampler(BalanceSampler):
     pacing = property(lambda self: self.policy.pacing, doc="The pacing function or its name.")
     order = property(lambda self: self.policy.order, doc="Balanced or imbalanced first.")
     rescore_every = property(lambda self: self.policy.rescore_every, doc="Re-ranking period.")
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict` (see `bss_sampler.balance.BalanceSampler.load_state_dict`).
+
+        A state written by bss-sampler 0.1.0 with a pacing callable recorded only that
+        callable's name: it loads into a sampler whose callable has that name, with a warning
+        that the sizes it gave could not be compared (a state saved now records them).
+        """
+        super().load_state_dict(state)
+        saved = state["config"].get("pacing")
+        if self.policy.named_only(saved):
+            warnings.warn(
+                f"state_dict was saved by bss-sampler 0.1.0 with a pacing callable it recorded "
+                f"by its name, {saved!r}, only: the subsets it gave cannot be compared with "
+                "this sampler's pacing of the same name. If it is another function, the resumed "
+                "epochs use other subsets than the run that saved it. Save the state again "
+                "(sampler.state_dict()) to record the pacing's sizes",
+                stacklevel=user_stacklevel(),
+            )
 
     def fraction(self, epoch: int | None = None) -> float:
         """``lambda(t)``: the fraction of ranked samples used at ``epoch`` (default: current)."""

@@ -76,10 +76,13 @@ def check_alpha(alpha: float) -> float:
 
 
 def check_criteria(criteria: Sequence[str]) -> tuple[str, ...]:
-    """Validate a non-empty, duplicate-free subset of ``("similarity", "loss")``."""
+    """Validate a non-empty, duplicate-free subset of ``("similarity", "loss")``.
+
+    A string is one criterion or several joined by commas (``"loss,similarity"``: how
+    checkpoints write them)."""
     chosen: tuple[Any, ...] | None
     if isinstance(criteria, str):
-        chosen = (criteria,)
+        chosen = tuple(criteria.split(","))
     else:
         try:
             chosen = tuple(criteria)

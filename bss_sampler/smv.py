@@ -13,7 +13,8 @@ low-contributing modality (the model zeroes the other modalities' features befor
   Shapley value over all ``2^M - 1`` non-empty coalitions (one fusion per coalition: 7 for three
   modalities), not the two-modality rule applied pairwise.
 * `copy_counts`: the sample-level method: copies keeping modality ``m`` for each sample, from
-  ``phi_m`` and the released thresholds (3, 2, 1 copies for -0.5, 0, 0.5; none from 1 up).
+  ``phi_m`` and the released open intervals (3, 2, 1 copies for -0.5, 0, 0.5; none from 1 up,
+  nor on a threshold); `SMV_RULES` names the current released rule and that of March 2024.
 * `modality_level_copies`: the modality-level method: ``f(gap) * N`` copies of samples drawn
   uniformly with replacement, all keeping the modality with the lowest mean contribution.
 * `smv_stream`, `stream_index`, `stream_variant`, `variant_masks`: an epoch as int64 stream ids
@@ -60,7 +61,9 @@ from .scoring import check_once, describe, model_device, run_pass
 
 __all__ = [
     "GAP_FUNCTIONS",
+    "MARCH_2024_THRESHOLDS",
     "RELEASED_THRESHOLDS",
+    "SMV_RULES",
     "ModalityMaskedDataset",
     "ModalityValuator",
     "ValuationReport",
@@ -74,16 +77,30 @@ __all__ = [
     "shapley_contributions",
     "shapley_weights",
     "smv_stream",
+    "smv_thresholds",
     "stream_index",
     "stream_variant",
     "valuate_dataset",
     "variant_masks",
 ]
 
-RELEASED_THRESHOLDS = (-0.1, 0.4, 0.9)
-"""A sample gets one copy keeping modality ``m`` for each threshold above ``phi_m``: 3 copies
-for -0.5, 2 for 0, 1 for 0.5, none for 1 and 1.5 (the released ``dataloader.py`` intervals, whose
-gaps at exactly -0.1, 0.4 and 0.9 are closed here; no two-modality value falls in them)."""
+RELEASED_THRESHOLDS = (-0.1, 0.4, 1.0)
+"""The released sample-level rule (``dataloader.py`` since November 2024, commit d08ff20): a
+contribution ``phi_m`` in the open interval ``(0.4, 1)`` gives one copy keeping modality ``m``,
+``(-0.1, 0.4)`` two, below -0.1 three, anything else none (exactly -0.1, 0.4 or 1, and 1 up):
+3 copies for -0.5, 2 for 0, 1 for 0.5 and for 0.9, none for 1 and 1.5."""
+
+MARCH_2024_THRESHOLDS = (-0.1, 0.4, 0.9)
+"""The rule as first released (March 2024): the same open intervals with 0.9 as the upper bound
+instead of 1, so a contribution in ``[0.9, 1)`` (e.g. 11/12, a four-modality value) gets no
+copy."""
+
+SMV_RULES: dict[str, tuple[float, ...]] = {
+    "released": RELEASED_THRESHOLDS,
+    "march2024": MARCH_2024_THRESHOLDS,
+}
+"""The released rules by name, for ``thresholds=`` of `copy_counts` and
+`bss_sampler.smv_sampler.SMVSampler`."""
 
 GAP_FUNCTIONS: dict[str, Callable[[float, float], float]] = {
     "linear": lambda gap, alpha: gap * alpha,
@@ -171,15 +188,41 @@ def shapley_contributions(correct: Tensor) -> Tensor:
     return values.T @ shapley_weights(m).to(correct.device, dtype)
 
 
-def copy_counts(contributions: Tensor, thresholds: Sequence[float] = RELEASED_THRESHOLDS) -> Tensor:
+def smv_thresholds(thresholds: str | Sequence[float]) -> tuple[float, ...]:
+    """``thresholds`` as sorted numbers: a name of `SMV_RULES` (``"released"``,
+    ``"march2024"``) or a sequence of finite numbers; ``ValueError`` naming it otherwise."""
+    if isinstance(thresholds, str) and thresholds in SMV_RULES:
+        return SMV_RULES[thresholds]
+    if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
+        raise ValueError(
+            f"thresholds must be one of {list(SMV_RULES)} or a sequence of numbers, got "
+            f"{thresholds!r}"
+        )
+    return tuple(sorted(check_real(f"thresholds[{i}]", t) for i, t in enumerate(thresholds)))
+
+
+def copy_counts(
+    contributions: Tensor, thresholds: str | Sequence[float] = RELEASED_THRESHOLDS
+) -> Tensor:
     """int64 ``(B, M)``: copies keeping only modality ``m`` (the sample-level method).
 
-    One copy per threshold strictly above ``phi_m``: with `RELEASED_THRESHOLDS`, 3 for -0.5,
-    2 for 0, 1 for 0.5 and none for 1 or 1.5. Each modality of a sample gets its own copies
-    (a sample every coalition gets wrong gets 2 + 2).
+    The released open intervals: ``phi_m`` below the lowest threshold gets one copy per
+    threshold, and between two thresholds one per threshold above it; exactly on a threshold
+    or above the highest, none. With `RELEASED_THRESHOLDS` (``"released"``): 3 for -0.5, 2 for
+    0, 1 for 0.5 and 0.9, none for -0.1, 0.4, 1 and 1.5; ``"march2024"``
+    (`MARCH_2024_THRESHOLDS`): none from 0.9 up. Each modality of a sample gets its own copies
+    (a sample every coalition gets wrong gets 2 + 2). The thresholds are compared in the
+    contributions' dtype, so a float32 0.4 is exactly on the threshold 0.4.
+
+    >>> copy_counts(torch.tensor([[-0.1, 0.4], [0.9, 11 / 12]])).tolist()
+    [[0, 0], [1, 1]]
+    >>> copy_counts(torch.tensor([[-0.1, 0.4], [0.9, 11 / 12]]), "march2024").tolist()
+    [[0, 0], [0, 0]]
     """
-    bounds = torch.tensor(sorted(thresholds), dtype=contributions.dtype)
-    return (contributions.unsqueeze(-1) < bounds.to(contributions.device)).sum(dim=-1)
+    bounds = torch.tensor(smv_thresholds(thresholds), dtype=contributions.dtype)
+    phi, bounds = contributions.unsqueeze(-1), bounds.to(contributions.device)
+    above = (phi < bounds).sum(dim=-1)
+    return above.masked_fill((phi == bounds).any(dim=-1), 0)
 
 
 def modality_level_count(
@@ -349,7 +392,7 @@ class ValuationReport:
             ``M * fused_accuracy``).
         no_contribution: per modality, the fraction of samples it contributes nothing to
             (a contribution of 0 or below): the samples the sample-level method copies twice or
-            more.
+            more (all but one of exactly -0.1, which the released open intervals never copy).
     """
 
     num_samples: int

@@ -38,13 +38,14 @@ from ._checks import check_choice, check_int, check_real
 from .core import OrderPolicy, PolicySampler
 from .smv import (
     GAP_FUNCTIONS,
-    RELEASED_THRESHOLDS,
+    SMV_RULES,
     ValuationForward,
     ValuationReport,
     copy_counts,
     modality_level_copies,
     modality_level_count,
     smv_stream,
+    smv_thresholds,
     valuate_dataset,
 )
 
@@ -53,6 +54,11 @@ __all__ = ["LEVELS", "SMVPolicy", "SMVSampler"]
 LEVELS = ("sample", "modality")
 """SMV's two methods: per-sample copies from each sample's contributions, or one modality's
 copies of uniformly drawn samples from the dataset's mean contributions."""
+
+
+def _joined(thresholds: Sequence[float]) -> str:
+    """How a checkpoint holds the thresholds."""
+    return ",".join(repr(t) for t in thresholds)
 
 
 class SMVPolicy(OrderPolicy):
@@ -65,24 +71,24 @@ class SMVPolicy(OrderPolicy):
         *,
         num_modalities: int,
         level: str,
-        thresholds: Sequence[float],
+        thresholds: str | Sequence[float],
         alpha: float,
         function: str,
         update_every: int,
     ) -> None:
         self.num_modalities = check_int("num_modalities", num_modalities, 2, 16)
         self.level = check_choice("level", level, LEVELS)
-        if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
-            raise ValueError(f"thresholds must be a sequence of numbers, got {thresholds!r}")
-        self.thresholds = tuple(
-            sorted(check_real(f"thresholds[{i}]", t) for i, t in enumerate(thresholds))
-        )
+        self.thresholds = smv_thresholds(thresholds)
         self.alpha = check_real("alpha", alpha, 0.0, None)
         self.function = check_choice("function", function, list(GAP_FUNCTIONS))
         self.update_every = check_int("update_every", update_every, 1)
 
     def value_shape(self, num_samples: int) -> tuple[int, ...]:
         return (num_samples, self.num_modalities)
+
+    def item_limit(self, num_samples: int) -> int:
+        """Stream ids ``variant * N + index`` with variants 0 to ``M``."""
+        return num_samples * (self.num_modalities + 1)
 
     def _copies(self, values: Tensor, generator: torch.Generator) -> Tensor:
         if self.level == "sample":
@@ -113,11 +119,24 @@ class SMVPolicy(OrderPolicy):
         """A valuation before every ``update_every``-th epoch (the released code: every epoch)."""
         return epoch - epoch % self.update_every
 
+    def mismatch(self, key: str, saved: Any, value: Any) -> str | None:
+        """Thresholds of a named rule: the name to build the sampler with."""
+        message = super().mismatch(key, saved, value)
+        if key != "thresholds" or message is None:
+            return message
+        names = {_joined(numbers): name for name, numbers in SMV_RULES.items()}
+        if saved in names:
+            return (
+                f"{message} (the rule thresholds={names[saved]!r}): build the sampler with "
+                f"thresholds={names[saved]!r}"
+            )
+        return f"{message}: build the sampler with thresholds=({saved},)"
+
     def config(self, num_samples: int) -> dict[str, Any]:
         return {
             "num_modalities": self.num_modalities,
             "level": self.level,
-            "thresholds": ",".join(repr(t) for t in self.thresholds),
+            "thresholds": _joined(self.thresholds),
             "alpha": self.alpha,
             "function": self.function,
             "update_every": self.update_every,
@@ -134,15 +153,18 @@ class SMVSampler(PolicySampler):
     (`needs_update`), value the training set with `update_values`; the valuation applies as
     BSS's scores do (to the current epoch if it has not started, else from the next
     ``set_epoch``). Epochs before the first valuation (SMV's warm-up) are the loop's: train them
-    in random order, as BSS's warm-up.
+    in random order, as BSS's warm-up; the first valuation then counts for the first epoch the
+    sampler draws (`values_epoch`), however many epochs the warm-up took.
 
     Args:
         data_source: the dataset (only its length ``N`` is used).
         num_modalities: ``M``, the columns of the valuation.
         level: ``"sample"`` (per-sample copies) or ``"modality"`` (copies keeping the weaker
             modality), see the module docstring.
-        thresholds: sample level: one copy per threshold above a contribution
-            (`bss_sampler.smv.RELEASED_THRESHOLDS`).
+        thresholds: sample level: ``"released"`` (the released code since November 2024:
+            open intervals with bounds -0.1, 0.4 and 1), ``"march2024"`` (the rule as first
+            released: 0.9 instead of 1), or a sequence of numbers under the same rule
+            (`bss_sampler.smv.copy_counts`).
         alpha: modality level: the scale of the copy ratio ``f(gap, alpha)``.
         function: modality level: ``f``, a key of `bss_sampler.smv.GAP_FUNCTIONS`.
         update_every: value the training set every this many epochs (released: 1).
@@ -174,7 +196,7 @@ class SMVSampler(PolicySampler):
         num_modalities: int = 2,
         *,
         level: str = "sample",
-        thresholds: Sequence[float] = RELEASED_THRESHOLDS,
+        thresholds: str | Sequence[float] = "released",
         alpha: float = 1.0,
         function: str = "linear",
         update_every: int = 1,

@@ -190,9 +190,10 @@ def load_data(
     Twitter2015 has no training augmentation, so its scoring view is the same either way.
     """
     tokenizer = load_tokenizer(args.bert)
-    train_records = read_split(args.dataset, args.root, "train")
+    official = args.preset == "official"
+    train_records = read_split(args.dataset, args.root, "train", official=official)
     assert train_records is not None
-    val_records = read_split(args.dataset, args.root, "val")
+    val_records = read_split(args.dataset, args.root, "val", official=official)
     if val_records is None and args.val_fraction > 0:
         labels = [r.label for r in train_records]
         rest, held = stratified_split(labels, args.val_fraction, args.split_seed)
@@ -209,10 +210,10 @@ def load_data(
             image_size=args.image_size,
             max_length=args.max_length,
             seed=seed,
-            official=args.preset == "official",
+            official=official,
         )
 
-    test_records = read_split(args.dataset, args.root, "test")
+    test_records = read_split(args.dataset, args.root, "test", official=official)
     assert test_records is not None
     evals = {"val": make(val_records, False)} if val_records is not None else {}
     evals["test"] = make(test_records, False)

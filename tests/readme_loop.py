@@ -2,6 +2,8 @@
 
 ``train(..., stop_at=k)`` stops after step ``k`` as a crash would; ``train(..., resume=ckpt)``
 starts a fresh model, optimiser and sampler from that checkpoint and re-enters the same loop.
+``train(..., warmup=w)`` first trains epochs ``0 .. w - 1`` in random order without the sampler
+(SMV's released warm-up), then enters the loop at epoch ``w`` with a sampler never iterated.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ class TinyModel(nn.Module):
         return self.head(torch.cat([za, zv], 1)), [self.head_a(za), self.head_v(zv)]
 
 
+def _loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    multimodal, unimodal = model(batch["a"], batch["v"])
+    target = batch["target"]
+    loss = F.cross_entropy(multimodal, target)
+    for logits in unimodal:
+        loss = loss + F.cross_entropy(logits, target)
+    return loss
+
+
 @dataclass
 class Run:
     steps: list[tuple[int, list[int]]] = field(default_factory=list)  # (epoch, batch indices)
@@ -60,6 +71,7 @@ def train(
     epochs: int,
     stop_at: int | None = None,
     resume: Checkpoint | None = None,
+    warmup: int = 0,
     **schedule: Any,
 ) -> Run:
     torch.manual_seed(0)
@@ -78,7 +90,14 @@ def train(
         sampler.load_state_dict(resume["sampler"])
         start_epoch = resume["epoch"]
 
-    for epoch in range(start_epoch, epochs):  # the README's loop
+    for epoch in range(start_epoch, warmup):  # a warm-up in random order (not checkpointed)
+        shuffled = torch.Generator().manual_seed(epoch)
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=shuffled):
+            optimizer.zero_grad()
+            _loss(model, batch).backward()
+            optimizer.step()
+
+    for epoch in range(max(start_epoch, warmup), epochs):  # the README's loop
         if sampler.needs_update(epoch):
             sampler.update_scores(model, score_loader, progress=False)
             run.updates.append(epoch)
@@ -86,14 +105,9 @@ def train(
         consumed = 0
         for batch in loader:
             optimizer.zero_grad()
-            multimodal, unimodal = model(batch["a"], batch["v"])
-            target = batch["target"]
-            loss = F.cross_entropy(multimodal, target)
-            for logits in unimodal:
-                loss = loss + F.cross_entropy(logits, target)
-            loss.backward()
+            _loss(model, batch).backward()
             optimizer.step()
-            consumed += len(target)
+            consumed += len(batch["target"])
             run.steps.append((epoch, batch["index"].tolist()))
             run.checkpoint = roundtrip(
                 {

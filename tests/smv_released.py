@@ -38,9 +38,15 @@ def contributions(
     return result
 
 
-def _copies(contribution: float) -> int:
-    """The open intervals of ``AV_KS_Dataset_sample_level``."""
-    if 0.4 < contribution < 0.9:
+UPPER_BOUNDS = {"released": 1.0, "march2024": 0.9}
+"""The upper bound of the one-copy interval: 0.9 as first released (March 2024), 1 since the
+change to ``dataloader.py`` of November 2024 (commit d08ff20)."""
+
+
+def _copies(contribution: float, upper: float) -> int:
+    """The open intervals of ``AV_KS_Dataset_sample_level``: one copy in (0.4, upper), two in
+    (-0.1, 0.4), three below -0.1, none elsewhere (the bounds themselves included)."""
+    if 0.4 < contribution < upper:
         return 1
     if -0.1 < contribution < 0.4:
         return 2
@@ -49,14 +55,17 @@ def _copies(contribution: float) -> int:
     return 0
 
 
-def sample_level_items(contribution: dict[int, tuple[float, float]]) -> list[tuple[int, int]]:
+def sample_level_items(
+    contribution: dict[int, tuple[float, float]], rule: str = "released"
+) -> list[tuple[int, int]]:
     """``AV_KS_Dataset_sample_level``: the (index, drop) items of the resampled training set."""
+    upper = UPPER_BOUNDS[rule]
     length = len(contribution)
     items = [(i, 0) for i in range(length)]
     for i in range(length):
         contrib_a, contrib_v = contribution[i]
-        items += [(i, 2)] * _copies(contrib_a)  # audio low: copies with visual zeroed
-        items += [(i, 1)] * _copies(contrib_v)
+        items += [(i, 2)] * _copies(contrib_a, upper)  # audio low: copies with visual zeroed
+        items += [(i, 1)] * _copies(contrib_v, upper)
     return items
 
 

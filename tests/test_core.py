@@ -32,6 +32,9 @@ class CopiesPolicy(OrderPolicy):
     def last_scheduled(self, epoch: int) -> int | None:
         return epoch - epoch % 2
 
+    def item_limit(self, num_samples: int) -> int:
+        return 2 * num_samples
+
 
 class CopiesSampler(PolicySampler):
     def __init__(self, data_source, **shard) -> None:
@@ -85,6 +88,7 @@ def test_new_valuations_before_an_epoch_apply_to_it_and_are_scheduled():
     sampler = CopiesSampler(range(4))
     assert sampler.needs_update(0)
     sampler.set_valuation(torch.zeros(4))
+    list(sampler)  # epoch 0 drew from it (never drawn, it would be epoch 3's: issue 26, item 1)
     sampler.set_epoch(3)
     assert sampler.needs_update(3)  # scheduled at 2, skipped
     sampler.set_valuation(torch.ones(4))  # epoch 3 not started: applies to it

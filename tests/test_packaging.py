@@ -205,6 +205,7 @@ def test_the_tested_package_is_the_installed_one() -> None:
         ("lightning", {"lightning"}),
         ("accelerate", {"accelerate"}),
         ("torchdata", {"torchdata"}),
+        ("av", {"av", "soundfile", "pillow"}),  # PyAV, with the wav and JPEG writers it needs
     ],
 )
 def test_extras_are_named_after_what_they_install(

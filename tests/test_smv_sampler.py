@@ -115,7 +115,11 @@ def test_iterating_before_a_valuation_says_what_to_call():
     [
         ({"num_modalities": 1}, r"num_modalities must lie in \[2, 16\], got 1"),
         ({"level": "batch"}, r"level must be one of \['sample', 'modality'\], got 'batch'"),
-        ({"thresholds": "0.4"}, r"thresholds must be a sequence of numbers, got '0.4'"),
+        (
+            {"thresholds": "0.4"},
+            r"thresholds must be one of \['released', 'march2024'\] or a sequence of numbers, "
+            r"got '0.4'",
+        ),
         ({"alpha": -1.0}, r"alpha must"),
         ({"function": "cubic"}, r"function must be one of"),
         ({"update_every": 0}, r"update_every must be an int >= 1, got 0"),

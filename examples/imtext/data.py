@@ -15,7 +15,8 @@ Layouts (under ``root``):
   RandomResizedCrop(224, scale 0.5-1), a flip and RandAugment-style ops.
 
 Every image is ImageNet-normalised. ``official=True`` (``--preset official``) gives the released
-pipelines instead (:data:`PIPELINES`): Twitter2015 text by
+pipelines instead (:data:`PIPELINES`; :func:`read_split` reads the ``.tsv`` files with pandas'
+quoting, as the released code): Twitter2015 text by
 :func:`~examples.imtext.text.released_twitter_text` (``$T$`` kept as ``t``), not truncated
 (padded to the longest text), images unnormalised; Sarcasm text by
 :func:`~examples.imtext.text.pre_caption`, bicubic resizes, CLIP's statistics and the released
@@ -28,6 +29,7 @@ Training augmentation draws from a generator seeded by ``(seed, epoch, index)`` 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -172,15 +174,53 @@ def _twitter_header(header: list[str], body: list[list[str]]) -> list[str]:
     return header
 
 
-def read_twitter2015(root: str | Path, file: str) -> list[Record]:
-    """The rows of ``root/annotations/<file>`` (a Twitter2015 ``.tsv``)."""
+def _ends_inside_quotes(text: str) -> bool:
+    """Whether ``text``, read with a quote character ``"`` that opens a quoted field only at
+    the start of a field (``""`` inside is one quote), ends inside a quoted field."""
+    quoted = closed = False
+    start = True
+    for c in text:
+        if quoted:
+            quoted, closed = c != '"', c == '"'
+        elif closed and c == '"':  # a doubled quote inside the field
+            quoted, closed = True, False
+        else:
+            closed = False
+            quoted = start and c == '"'
+            start = c in "\t\r\n"
+    return quoted
+
+
+def _tsv_rows(path: Path, quoted: bool) -> list[list[str]]:
+    """The tab-separated rows of ``path`` (UTF-8, a byte-order mark skipped, empty lines
+    dropped). ``quoted``: pandas' ``read_csv(sep='\\t')`` convention, as the released code reads
+    the files: a field that *starts* with ``"`` is quoted (tabs and line breaks inside it
+    belong to it, ``""`` is one quote, the quotes are removed, what follows the closing quote
+    is kept); a file that ends inside a quoted field raises, as pandas does. Else no quoting:
+    every character is text."""
+    text = path.read_bytes().decode("utf-8-sig")  # line breaks untranslated: csv splits them
+    if quoted and _ends_inside_quotes(text):
+        raise ValueError(
+            f'{path}: a field opened with a quote character (") is never closed; pandas, which '
+            "the released code reads the file with, refuses it (EOF inside string)"
+        )
+    lines = io.StringIO(text, newline="")
+    if quoted:
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+    else:
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return [row for row in reader if row]
+
+
+def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
+    """The rows of ``root/annotations/<file>`` (a Twitter2015 ``.tsv``); ``quoted``: pandas'
+    quoting, as the released code (``--preset official``, see :func:`_tsv_rows`)."""
     root = Path(root)
     path = root / "annotations" / file
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = _tsv_rows(path, quoted)
     if not rows:
         raise ValueError(f"{path} is empty")
-    body = [row for row in rows[1:] if row]
+    body = rows[1:]
     header = _twitter_header(rows[0], body)
     label, image = _column(header, "Label")[0], _column(header, "ImageID")[0]
     text_cols = _column(header, "String")
@@ -204,8 +244,9 @@ def read_twitter2015(root: str | Path, file: str) -> list[Record]:
     return records
 
 
-def read_sarcasm(root: str | Path, file: str) -> list[Record]:
-    """The entries of ``root/annotations/<file>`` (a Sarcasm ``.json`` list)."""
+def read_sarcasm(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
+    """The entries of ``root/annotations/<file>`` (a Sarcasm ``.json`` list; ``quoted`` is
+    Twitter2015's and has no effect here)."""
     root = Path(root)
     entries: list[dict[str, Any]] = json.loads((root / "annotations" / file).read_text("utf-8"))
     return [
@@ -214,21 +255,26 @@ def read_sarcasm(root: str | Path, file: str) -> list[Record]:
     ]
 
 
-_READERS: dict[str, Callable[[str | Path, str], list[Record]]] = {
+_READERS: dict[str, Callable[..., list[Record]]] = {
     "twitter2015": read_twitter2015,
     "sarcasm": read_sarcasm,
 }
 
 
-def read_split(dataset: str, root: str | Path, split: str) -> list[Record] | None:
-    """The records of ``split`` (``train``, ``val``, ``test``); None if optional and absent."""
+def read_split(
+    dataset: str, root: str | Path, split: str, *, official: bool = False
+) -> list[Record] | None:
+    """The records of ``split`` (``train``, ``val``, ``test``); None if optional and absent.
+
+    ``official``: read as the released code (``--preset official``): Twitter2015's ``.tsv``
+    with pandas' quoting (:func:`_tsv_rows`)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
     spec = DATASETS[dataset]
     file = spec.splits[split]
     if split in spec.optional and not (Path(root) / "annotations" / file).is_file():
         return None
-    records = _READERS[dataset](root, file)
+    records = _READERS[dataset](root, file, quoted=official)
     for r in records:
         if not 0 <= r.label < spec.num_classes:
             raise ValueError(f"{dataset} label must lie in [0, {spec.num_classes - 1}], got {r}")

@@ -9,7 +9,7 @@
   non-ASCII letter vanishes whole (``2014``, ``t37``, ``snake_case``, ``café``).
 * :func:`pre_caption` (Sarcasm, ``--preset official``): lower-case, delete
   ``,.'!?"()*#:;~``, ``-`` and ``/`` separate words, ``<person>`` becomes ``person``, capped at
-  50 words.
+  50 space-separated words.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = ["PRE_CAPTION_DELETED", "clean_text", "pre_caption", "released_twitter
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ASCII_WORD = re.compile(r"\b[A-Za-z]+\b")
+_WHITESPACE_RUN = re.compile(r"\s{2,}")
 #: The characters :func:`pre_caption` deletes.
 PRE_CAPTION_DELETED = ",.'!?\"()*#:;~"
 _PRE_CAPTION = str.maketrans({c: None for c in PRE_CAPTION_DELETED} | {"-": " ", "/": " "})
@@ -52,14 +53,20 @@ def released_twitter_text(text: str, max_words: int = 20) -> str:
 
 def pre_caption(text: str, max_words: int = 50) -> str:
     """The released Sarcasm cleaning: lower-case, delete ``,.'!?"()*#:;~``, ``-`` and ``/``
-    separate words, ``<person>`` becomes ``person``, whitespace collapsed, the first
-    ``max_words`` words.
+    separate words, ``<person>`` becomes ``person``, every run of 2 or more whitespace
+    characters becomes one space, trailing line breaks and outer spaces go; then the *spaces*
+    separate words and the first ``max_words`` are kept (a lone tab or line break joins two
+    words into one, which BERT's tokenizer still splits: such a text keeps more words).
 
     >>> pre_caption("<PERSON> said: no-one cares")
     'person said no one cares'
 
     >>> pre_caption("Great... another #Monday-morning \\"meeting\\" (yay!) w/ the boss :)")
     'great another monday morning meeting yay w the boss'
+    >>> pre_caption("one\\ttwo three  four", 2)
+    'one\\ttwo three'
     """
     text = text.lower().translate(_PRE_CAPTION).replace("<person>", "person")
-    return " ".join(text.split()[:max_words])
+    text = _WHITESPACE_RUN.sub(" ", text).rstrip("\n").strip(" ")
+    words = text.split(" ")
+    return text if len(words) <= max_words else " ".join(words[:max_words])

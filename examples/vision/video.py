@@ -15,14 +15,14 @@ import numpy as np
 __all__ = ["farneback_flow", "read_frames", "require_cv2", "write_video"]
 
 
-def require_cv2() -> Any:
-    """The ``cv2`` module, or an ImportError saying how to install it."""
+def require_cv2(purpose: str = "reading videos and computing optical flow") -> Any:
+    """The ``cv2`` module, or an ImportError saying that ``purpose`` needs it and how to
+    install it."""
     try:
         import cv2
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "reading videos and computing optical flow needs OpenCV: "
-            "pip install opencv-python-headless"
+            f"{purpose} needs OpenCV: pip install opencv-python-headless (or bss-sampler[opencv])"
         ) from err
     return cv2
 

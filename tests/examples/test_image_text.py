@@ -158,6 +158,11 @@ def test_twitter2015_public_file_shapes(tmp_path: Path) -> None:
         "",
         "no target here",
     )
+    # a UTF-8 byte-order mark (pandas skips it) does not hide the header's first name
+    write_tsv(tmp_path, "test", "\ufeffindex\t#1 ImageID\t#2 String\t#2 String", rows)
+    for official in (False, True):
+        records = read_split("twitter2015", tmp_path, "test", official=official)
+        assert records is not None and [r.label for r in records] == [2, 0]
     write_tsv(tmp_path, "test", "index\t#1 Label\t#2 ImageID\t#3 String", [rows[0]])
     with pytest.raises(ValueError, match="test.tsv line 2: 5 tab-separated fields, expected 4"):
         read_split("twitter2015", tmp_path, "test")

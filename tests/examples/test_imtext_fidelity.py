@@ -1,12 +1,10 @@
 """``image_text.py --preset official`` against the released pipelines, re-written here from their
 documented parameters (issue 28, items 5, 6 and 8), on real photographs and realistic tweets.
 
-The references below are independent of the example's code: OpenCV's ``warpAffine`` and numpy,
-as the released RandomAugment works on arrays; the example uses PIL. Tolerances, in grey levels
-of 0-255: photometric ops and resizes exact (up to float rounding); geometric ops (shear, rotate;
-OpenCV interpolates in fixed point) a mean difference <= 0.6 and at most 0.5% of the values
-(the uncovered border) more than 2 levels off on the photographs, twice that on the 224-pixel
-training crops (more border per pixel, one more rounding).
+The references below are written independently of the example's code, in OpenCV and numpy as
+the released RandomAugment works on arrays (its sharpness casts float32 to ``uint8`` without
+clipping: out-of-range values wrap around). Every op, resize and normalisation is exact: the
+same grey levels (up to float rounding of the statistics).
 """
 
 from __future__ import annotations
@@ -65,9 +63,12 @@ def ref_twitter_text(text: str) -> str:
 
 
 def ref_pre_caption(text: str) -> str:
-    """Released Sarcasm cleaning: lower-case, delete ,.'!?"()*#:;~, split on - and /, 50 words."""
+    """Released Sarcasm cleaning: lower-case, delete ,.'!?"()*#:;~, split on - and /; whitespace
+    runs of 2+ become a space, trailing newlines and outer spaces go; 50 space-separated words."""
     text = re.sub(r"[,.'!?\"()*#:;~]", "", text.lower()).replace("-", " ").replace("/", " ")
-    return " ".join(text.replace("<person>", "person").split()[:50])
+    text = re.sub(r"\s\s+", " ", text.replace("<person>", "person"))
+    words = text.rstrip("\n").strip(" ").split(" ")
+    return " ".join(words[:50])
 
 
 def ref_op(a: np.ndarray, d: Draw) -> np.ndarray:
@@ -96,18 +97,20 @@ def ref_op(a: np.ndarray, d: Draw) -> np.ndarray:
         return out
     if d.name == "brightness":
         return np.clip(a * m, 0, 255).astype(np.uint8)
-    if d.name == "sharpness":  # blend with a 3x3 smoothing, the border kept
-        blur = cv2.filter2D(a, -1, SMOOTH)
+    if d.name == "sharpness":  # blend with a 3x3 smoothing, the border kept, NOT clipped:
+        blur = cv2.filter2D(a, -1, SMOOTH).astype(np.float32)  # the cast wraps modulo 256
         blur[0], blur[-1], blur[:, 0], blur[:, -1] = a[0], a[-1], a[:, 0], a[:, -1]
-        return np.clip(blur + m * (a.astype(np.float32) - blur), 0, 255).astype(np.uint8)
+        mixed = blur + np.float32(m) * (a.astype(np.float32) - blur)
+        return np.fmod(np.fmod(np.trunc(mixed), 256) + 256, 256).astype(np.uint8)
     matrices = {
         "shear_x": [[1, m, 0], [0, 1, 0]],
         "shear_y": [[1, 0, 0], [m, 1, 0]],
         "translate_x": [[1, 0, -m], [0, 1, 0]],
         "translate_y": [[1, 0, 0], [0, 1, -m]],
     }
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), m, 1) if d.name == "rotate" else None
-    matrix = np.float32(matrices[d.name] if matrix is None else matrix)
+    # float32 matrices as written in the released code; the rotation's stays float64
+    rotation = cv2.getRotationMatrix2D((w / 2, h / 2), m, 1) if d.name == "rotate" else None
+    matrix = np.float32(matrices[d.name]) if rotation is None else rotation
     return cv2.warpAffine(a, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=GREY)
 
 
@@ -127,16 +130,10 @@ def photos() -> list[Image.Image]:
     return [*out, Image.fromarray(dim)]
 
 
-def assert_close_levels(
-    ours: np.ndarray, ref: np.ndarray, geometric: bool, what: str, scale: float = 1.0
-) -> None:
-    """Within the module's tolerances (``scale`` times the geometric ones)."""
+def assert_same_levels(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+    """The same grey levels everywhere."""
     diff = np.abs(ours.astype(np.int32) - ref.astype(np.int32))
-    if geometric:
-        mean, off = diff.mean(), (diff > 2).mean()
-        assert mean <= 0.6 * scale and off <= 0.005 * scale, (what, mean, off)
-    else:
-        assert diff.max() <= 1 and diff.mean() <= 0.01, (what, diff.max(), diff.mean())
+    assert diff.max() == 0, (what, diff.max(), diff.mean(), (diff > 0).mean())
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +153,7 @@ def test_each_released_op_matches_the_reference(images: list[Image.Image]) -> No
                 d = Draw(name, sign * magnitude)
                 ours = np.asarray(augment.apply(img, [d]))
                 ref = ref_op(a, d)
-                assert_close_levels(ours, ref, name in augment.SIGNED, f"{name} {d.magnitude}")
+                assert_same_levels(ours, ref, f"{name} {d.magnitude}")
                 changed += not np.array_equal(ref, a)
     assert changed >= len(images) * 12  # the ops act: only identity (and autocontrast) may not
 
@@ -217,6 +214,12 @@ def test_released_text_cleaning() -> None:
         assert released_twitter_text(text) == ref_twitter_text(text)
         assert pre_caption(text) == ref_pre_caption(text)
     assert len(released_twitter_text(TWEETS[-1][0]).split()) == 20
+    # a lone tab, line break or no-break space does not separate the released words: 60 words
+    # in 30 "words" are all kept (BERT splits them), 50 when they are spaces
+    tabbed = " ".join(["snow\tday", "cold\xa0feet", "ice\nage"] * 10) + "\n"
+    assert pre_caption(tabbed) == ref_pre_caption(tabbed) == tabbed[:-1]
+    spaced = re.sub(r"\s", " ", tabbed)
+    assert pre_caption(spaced) == ref_pre_caption(spaced) == " ".join(spaced.split()[:50])
 
 
 def test_twitter2015_official_token_ids(tokenizer: Any, records: list[Record]) -> None:
@@ -285,12 +288,11 @@ def test_sarcasm_training_images_replay_the_released_transform(
             for d in draws:
                 a = ref_op(a, d)
             applied += len(draws)
-            geometric = any(d.name in augment.SIGNED for d in draws)
             ref = (a / 255.0 - CLIP_MEAN) / CLIP_STD
             ours = ds[i]["image"].permute(1, 2, 0).numpy()
             levels = np.round((ours * CLIP_STD + CLIP_MEAN) * 255)  # back to 0-255
             back = np.round((ref * CLIP_STD + CLIP_MEAN) * 255)
-            assert_close_levels(levels, back, geometric, str(draws), scale=2.0)
+            assert_same_levels(levels, back, str(draws))
     assert applied >= 10
 
 
@@ -326,3 +328,45 @@ def test_official_models(tmp_path: Path) -> None:
     assert (
         ours.fusion_head.in_features == 128 + 16 and ours.heads["image"] is not ours.heads["text"]
     )
+
+
+#: Twitter2015 rows whose texts hold quote characters: pandas (the released reader) treats a
+#: field that starts with ``"`` as quoted (tabs and line breaks inside belong to it, ``""`` is one
+#: quote, the text after the closing quote is kept).
+QUOTED_TSV = (
+    "index\tLabel\tImageID\tString\tString\n"
+    '1\t2\t1.jpg\t" Great " day for $T$ !\tMalala\n'
+    '2\t1\t2.jpg\tHe said " hi " to $T$\t"Apple"\n'
+    '3\t0\t3.jpg\t"a quote\tthat spans\na tab and a line" then $T$\tChelsea\n'
+    '4\t1\t4.jpg\t""quoted twice"" $T$\tApril\n'
+    '5\t2\t5.jpg\t"He said ""yes"" to $T$"\tZoe\n'
+)
+
+
+def test_twitter2015_official_reads_the_tsv_as_pandas(tmp_path: Path) -> None:
+    """``--preset official`` reads the file as ``pandas.read_csv(path, sep='\\t')``; ours keeps
+    every character (a quote is text); a file ending inside a quoted field is refused."""
+    pd = pytest.importorskip("pandas")
+    from examples.imtext.data import read_split
+
+    (tmp_path / "annotations").mkdir()
+    path = tmp_path / "annotations" / "train.tsv"
+    path.write_text("\ufeff" + QUOTED_TSV, encoding="utf-8")  # a byte-order mark as well
+    frame = pd.read_csv(path, sep="\t")
+    records = read_split("twitter2015", tmp_path, "train", official=True)
+    assert records is not None and len(records) == len(frame) == 5
+    for r, (_, row) in zip(records, frame.iterrows()):
+        assert (r.label, r.image.name, r.text) == (int(row["Label"]), row["ImageID"], row["String"])
+    assert records[2].text == "a quote\tthat spans\na tab and a line then $T$"
+    with pytest.raises(ValueError, match="line 5: 2 tab-separated fields"):  # ours: no quoting
+        read_split("twitter2015", tmp_path, "train")
+    path.write_text("".join(QUOTED_TSV.splitlines(keepends=True)[:3]), encoding="utf-8")
+    ours = read_split("twitter2015", tmp_path, "train")
+    assert ours is not None
+    assert [r.text for r in ours] == ['" Great " day for $T$ !', 'He said " hi " to $T$']
+
+    path.write_text(QUOTED_TSV + '6\t0\t6.jpg\t"never closed $T$\tX\n', encoding="utf-8")
+    with pytest.raises(pd.errors.ParserError, match="EOF inside string"):
+        pd.read_csv(path, sep="\t")
+    with pytest.raises(ValueError, match="never closed"):
+        read_split("twitter2015", tmp_path, "train", official=True)
