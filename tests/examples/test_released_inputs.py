@@ -11,7 +11,6 @@ as an MJPG clip written with OpenCV's VideoWriter.
 from __future__ import annotations
 
 import csv
-import re
 import shutil
 from pathlib import Path
 
@@ -98,8 +97,7 @@ def test_vggsound_reads_the_public_csv_as_the_released_loader(
 
     rewrite(root / "test.csv", [[r[0], r[1], "'" + r[2][1:]] for r in rows])  # another char
     assert [c.wav for c in vggsound(root, "test").clips] == expected  # auto: released reading
-    first = re.escape(ids[0])
-    with pytest.raises(ValueError, match=rf"read as 'written'.*\"'{first}\" -> \"'{first}\""):
+    with pytest.raises(ValueError, match=r"read as 'written'.*\"'(\S+)\" -> \"'\1\""):
         vggsound(root, "test", clip_ids="written")
 
     rewrite(root / "test.csv", [[r[0], r[1], r[2][1:]] for r in rows])  # bare ids
@@ -113,7 +111,7 @@ def test_vggsound_keeps_clips_of_more_than_3_frames_under_official(
 ) -> None:
     root = tmp_path / "vgg"
     shutil.copytree(tiny["vggsound"], root)
-    short = root / "Image-01-FPS" / read(root / "test.csv")[0][2][1:]  # the first test clip
+    short = root / "Image-01-FPS" / sorted(row[2][1:] for row in read(root / "test.csv"))[0]
     for frame in sorted(short.iterdir())[3:]:
         frame.unlink()  # 3 frames left
     assert len(vggsound(root, "test")) == 3  # ours: 1 frame or more
