@@ -23,6 +23,7 @@ files were just written); a cold disk adds its read time (642 KB per float16 cli
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 import time
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import _common
 import numpy as np
@@ -146,7 +148,34 @@ def run(clips: int, repeats: int, train_rates: list[float]) -> dict[str, object]
         "audio_only": {"cpu_ms_per_clip": audio_ms, "timings": audio},
     }
     _common.write_json("loading", payload)
+    write_table(payload)
     return payload
+
+
+def write_table(payload: dict[str, object]) -> Path:
+    """``results/loading.md``: the table ``docs/benchmarks.md`` quotes (a test compares them)."""
+    rates = " / ".join(f"{r:g}" for r in payload["train_rates"])  # type: ignore[attr-defined]
+    lines = [
+        f"| case | clips/s per worker (CPU) | (wall, shared box) | speed-up (CPU / wall) | "
+        f"workers for {rates} samples/s |",
+        "|---|---|---|---|---|",
+    ]
+    cases: dict[str, dict[str, Any]] = payload["cases"]  # type: ignore[assignment]
+    for name, row in cases.items():
+        speedup = (
+            "1x"
+            if name == "on_the_fly"
+            else f"**{row['speedup_cpu']:.1f}x** / {row['speedup_wall']:.2f}x"
+        )
+        workers = " / ".join(str(n) for n in row["workers_at"].values())
+        lines.append(
+            f"| `{name}` | {row['clips_per_s_per_worker_cpu']} | {row['clips_per_s_per_worker']} "
+            f"| {speedup} | {workers} |"
+        )
+    path = _common.RESULTS_DIR / "loading.md"
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path.relative_to(_common.REPO_ROOT)}")
+    return path
 
 
 def main() -> None:
@@ -160,7 +189,15 @@ def main() -> None:
         default=[500.0, 1000.0, 2000.0],
         help="training rates (samples/s) to size the worker count for",
     )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rewrite results/loading.md from results/loading.json without measuring",
+    )
     args = parser.parse_args()
+    if args.table_only:
+        write_table(json.loads((_common.RESULTS_DIR / "loading.json").read_text()))
+        return
     torch.set_num_threads(1)  # as in a DataLoader worker
     run(args.clips, args.repeats, args.train_rate)
 

@@ -25,10 +25,17 @@ the setting and its value. Build the sampler once, where the process group exist
     trainer = L.Trainer(**settings, callbacks=[BalanceSamplingCallback()], ...)
     trainer.fit(model, datamodule=Data())
 
+Any sampler of `bss_sampler.integrations` works: the BSS samplers, `bss_sampler.SMVSampler`
+(``BalanceSamplingCallback(forward=valuation_forward)``, ``trainer_settings(SMVSampler)``), a
+new method's; the callback runs its valuation pass with the settings it was given
+(``alpha=...`` for BSS).
+
 Checkpoints: the sampler's state travels in Lightning's checkpoint (``Callback.state_dict``).
 The callback moves the sampler to the next epoch (and re-scores it) at each epoch's end, before
 ``ModelCheckpoint`` saves, so a checkpoint taken at an epoch's end resumes exactly. Inside an
-epoch the callback saves the sampler at the start of its epoch and the loader sets the position:
+epoch the callback saves the sampler where training stands; on resume it loads it there (the
+sampler checks that it regenerates the epoch's order), starts it at the epoch's beginning, and
+the loader sets the position:
 
 * torchdata's ``StatefulDataLoader`` (any ``num_workers``): Lightning restores the loader's own
   state, which holds the state of the sampler iterator it was drawing from; the rest of the epoch
@@ -53,9 +60,16 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_int
-from ..report import BalanceReport
-from ..scoring import Forward
-from ._common import BSSSampler, find_sampler, score_summary, scoring_loader
+from ._common import (
+    BSSSampler,
+    ValuationPass,
+    find_sampler,
+    report_metrics,
+    restore_at_epoch_start,
+    score_summary,
+    scoring_loader,
+    valuation_pass,
+)
 
 __all__ = ["BalanceSamplingCallback", "check_trainer", "trainer_settings"]
 
@@ -142,6 +156,14 @@ def check_trainer(trainer: pl.Trainer, sampler: BSSSampler | None = None) -> Non
                 f"{min(lengths)} to {max(lengths)} samples per process: pass "
                 "reload_dataloaders_every_n_epochs=1 (see trainer_settings)"
             )
+        if sampler.varies_epoch_length:  # e.g. SMV: lengths known only after each valuation
+            raise ValueError(
+                f"Trainer(reload_dataloaders_every_n_epochs={reload}): Lightning counts the "
+                f"batches when it builds the loader, but this {type(sampler).__name__}'s epochs "
+                "vary in length (varies_epoch_length=True; SMVSampler's hold the copies each "
+                "valuation calls for), so a longer epoch would be cut short: pass "
+                "reload_dataloaders_every_n_epochs=1 (see trainer_settings)"
+            )
 
 
 class BalanceSamplingCallback(pl.Callback):
@@ -166,13 +188,25 @@ class BalanceSamplingCallback(pl.Callback):
     * ``state_dict``/``load_state_dict``: the sampler's state in Lightning's checkpoint. Lightning
       saves rank 0's; any rank's state resumes any other (the ranks advance in lockstep).
 
+    The sampler's valuation pass is its ``update_scores`` (the BSS samplers) or
+    ``update_values`` (`bss_sampler.SMVSampler`); the settings below are passed to it as
+    keywords (``None``: the pass's own default) and checked against its signature when the
+    sampler is found: a setting the pass does not take, or one it requires (SMV's ``forward``)
+    left out, raises ``TypeError`` naming it.
+
     Args:
-        scoring_loader: ``scoring_loader(trainer)`` returns the loader ``update_scores`` runs
+        scoring_loader: ``scoring_loader(trainer)`` returns the loader the valuation pass runs
             over: this process's unshuffled share of the training set. Default: built from the
             training loader's dataset, ``collate_fn`` and ``num_workers`` with
             `bss_sampler.integrations.scoring_loader`.
-        forward: ``forward(model, batch)`` of `bss_sampler.score_dataset`; default: the
-            LightningModule called as ``module(**inputs)`` or ``module(*inputs)``.
+        forward: ``forward(model, batch)`` of the pass. BSS: as for `bss_sampler.score_dataset`,
+            default the LightningModule called as ``module(**inputs)`` or ``module(*inputs)``;
+            SMV (required): ``(coalition_logits, targets, indices)``, see
+            `bss_sampler.SMVSampler.update_values`.
+        alpha: BSS: ``alpha`` of Eq. 5 (`bss_sampler.score_dataset`'s default).
+        criteria: BSS: the criteria of Eq. 6.
+        train_mode: BSS: score in train mode (default: the sampler's preset's).
+        settings: further keyword settings of the sampler's pass (a new method's own).
         scoring_batch_size: batch size of the default scoring loader (default: the training
             loader's).
         log_scores: log the scores' summary each epoch and each scoring pass's report.
@@ -184,7 +218,11 @@ class BalanceSamplingCallback(pl.Callback):
         self,
         *,
         scoring_loader: Callable[[pl.Trainer], Iterable[Any]] | None = None,
-        forward: Forward | None = None,
+        forward: Callable[[Any, Any], Any] | None = None,
+        alpha: float | None = None,
+        criteria: Sequence[str] | str | None = None,
+        train_mode: bool | None = None,
+        settings: Mapping[str, Any] | None = None,
         scoring_batch_size: int | None = None,
         log_scores: bool = True,
         modality_names: Sequence[str] | None = None,
@@ -192,6 +230,16 @@ class BalanceSamplingCallback(pl.Callback):
         super().__init__()
         self.scoring_loader = scoring_loader
         self.forward = forward
+        named = {"forward": forward, "alpha": alpha, "criteria": criteria, "train_mode": train_mode}
+        extra = dict(settings or {})
+        twice = sorted(key for key, value in named.items() if value is not None and key in extra)
+        if twice:
+            raise TypeError(
+                f"BalanceSamplingCallback got {twice} both as arguments and in settings="
+                f"{extra!r}: give each once"
+            )
+        self.settings: dict[str, Any] = {**extra, **named}
+        self._pass: ValuationPass | None = None
         self.scoring_batch_size = (
             None
             if scoring_batch_size is None
@@ -199,8 +247,9 @@ class BalanceSamplingCallback(pl.Callback):
         )
         self.log_scores = check_bool("log_scores", log_scores)
         self.modality_names = None if modality_names is None else tuple(modality_names)
-        self._logged_report: BalanceReport | None = None
+        self._logged_report: object | None = None
         self.sampler: BSSSampler | None = None
+        self._trainer: pl.Trainer | None = None
         self._train_loader: Any = None
         self._scoring: Iterable[Any] | None = None
         self._restored: Mapping[str, Any] | None = None  # a checkpoint's state, before on_fit_start
@@ -213,10 +262,16 @@ class BalanceSamplingCallback(pl.Callback):
         self._train_loader = trainer.fit_loop._data_source.dataloader()
         sampler = find_sampler(self._train_loader)
         check_trainer(trainer, sampler)
+        self._pass = valuation_pass(sampler, self.settings, owner="BalanceSamplingCallback")
         if self._restored is not None:
-            sampler.load_state_dict(self._restored)
+            restore_at_epoch_start(
+                sampler,
+                self._restored,
+                remedy="resume from a checkpoint taken at an epoch's end, or under the torch "
+                "version that saved this one",
+            )
             self._restored = None
-        self.sampler = sampler
+        self.sampler, self._trainer = sampler, trainer
         if sampler.needs_update(sampler.epoch):
             self._score(trainer, pl_module)
 
@@ -265,11 +320,11 @@ class BalanceSamplingCallback(pl.Callback):
             )
         if self.log_scores:
             summary = {f"bss/{key}": value for key, value in score_summary(sampler).items()}
-            report = sampler.last_report
+            report = getattr(sampler, "last_report", None)  # a sampler may have none
             if report is not None and report is not self._logged_report:  # a new scoring pass
                 self._logged_report = report
-                rows = report.as_dict(self.modality_names).items()
-                summary.update((f"bss/report/{k}", v) for k, v in rows if "_bin" not in k)
+                rows = report_metrics(report, self.modality_names).items()
+                summary.update((f"bss/report/{k}", v) for k, v in rows)
             pl_module.log_dict(summary, on_step=False, on_epoch=True, sync_dist=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -280,9 +335,25 @@ class BalanceSamplingCallback(pl.Callback):
         sampler.set_epoch(next_epoch)
 
     def state_dict(self) -> dict[str, Any]:
+        """The sampler's state where training stands in its epoch (batches trained times the
+        batch size): a resume checks that it regenerates the epoch's order, then starts the
+        sampler at the epoch's start, where the loader (a ``StatefulDataLoader``) sets the
+        position."""
         if self.sampler is None:
             return {} if self._restored is None else {"sampler": self._restored}
-        return {"sampler": self.sampler.state_dict(consumed=0)}
+        return {"sampler": self._sampler_state(self.sampler)}
+
+    def _sampler_state(self, sampler: BSSSampler) -> dict[str, Any]:
+        at_start = sampler.state_dict(consumed=0)  # where this epoch's pass started
+        trainer, loader = self._trainer, self._train_loader
+        batch_size = getattr(loader, "batch_size", None)
+        if trainer is None or trainer.current_epoch != sampler.epoch or not batch_size:
+            return at_start  # between epochs (the sampler has moved on), or not countable
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        taken = min(int(batches) * int(batch_size), sampler.epoch_length())
+        if taken <= at_start["yielded"]:
+            return at_start
+        return sampler.state_dict(consumed=taken - at_start["yielded"])
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning restores callbacks before on_fit_start, where the sampler is found.
@@ -300,14 +371,15 @@ class BalanceSamplingCallback(pl.Callback):
         return trainer.should_stop or (max_epochs is not None and 0 <= max_epochs <= next_epoch)
 
     def _score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        sampler = self._require_sampler()
+        if self._pass is None:
+            raise RuntimeError("BalanceSamplingCallback found no sampler: on_fit_start did not run")
         if self._scoring is None:
             self._scoring = (
                 self._default_scoring_loader(trainer)
                 if self.scoring_loader is None
                 else self.scoring_loader(trainer)
             )
-        sampler.update_scores(pl_module, self._scoring, forward=self.forward, progress=False)
+        self._pass(pl_module, self._scoring)
 
     def _default_scoring_loader(self, trainer: pl.Trainer) -> Iterable[Any]:
         loader = self._train_loader

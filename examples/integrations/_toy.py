@@ -10,9 +10,12 @@ here once. The checks that a run trained on the right indices are test oracles: 
   are balanced (both modalities informative) and others are not.
 * :class:`ToyAVModel`: one linear encoder per modality, a concatenation head and one head per
   modality: ``forward(a, v) -> (multimodal_logits, [logits_a, logits_v])``, the convention
-  ``update_scores`` understands.
-* :func:`make_sampler`: the two BSS samplers with small-run settings (scores refreshed every 2
-  epochs; a curriculum that reaches the whole dataset at epoch 3).
+  ``update_scores`` understands; ``forward(a, v, mask)`` zeroes the features of the modalities
+  an SMV copy drops (`bss_sampler.smv.mask_features`).
+* :class:`ToyAVStream`: the items read through SMV's stream ids, for `bss_sampler.SMVSampler`;
+  :func:`valuation_forward`: SMV's valuation pass over them.
+* :func:`make_sampler`: the two BSS samplers and SMV with small-run settings (valuations
+  refreshed every 2 epochs; a curriculum that reaches the whole dataset at epoch 3).
 * :func:`epoch_record` / :func:`save_record`: what each rank trained on, written as JSON.
 """
 
@@ -29,18 +32,28 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, ScoredSampler
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, SMVSampler
+from bss_sampler.protocol import OrderedSampler
+from bss_sampler.smv import coalition_logits, mask_features, variant_masks
 
 __all__ = [
+    "KINDS",
     "NUM_CLASSES",
+    "AnySampler",
     "BSSSampler",
     "ToyAV",
     "ToyAVModel",
+    "ToyAVStream",
     "add_common_args",
     "epoch_record",
+    "make_any_sampler",
     "make_sampler",
+    "make_train_set",
     "save_record",
+    "set_valuation",
     "training_loss",
+    "update",
+    "valuation_forward",
 ]
 
 NUM_CLASSES = 4
@@ -48,6 +61,12 @@ NUM_CLASSES = 4
 
 BSSSampler = Union[LearnedBalanceSampler, HeuristicCurriculumSampler]
 """Either BSS sampler."""
+
+AnySampler = Union[LearnedBalanceSampler, HeuristicCurriculumSampler, SMVSampler]
+"""Either BSS sampler, or SMV's."""
+
+KINDS = ("learned", "heuristic", "smv")
+"""The samplers `make_sampler` builds."""
 
 Item = dict[str, Any]
 
@@ -83,6 +102,25 @@ class ToyAV(Dataset[Item]):
         }
 
 
+class ToyAVStream(ToyAV):
+    """`ToyAV` read through `bss_sampler.SMVSampler`'s stream ids (as
+    `bss_sampler.smv.ModalityMaskedDataset`, keeping the mapping items): item ``variant * N + i``
+    is sample ``i`` with ``"mask"``, the bool ``(2,)`` modalities the variant keeps, and
+    ``"index"`` the stream id (what the records hold)."""
+
+    def __getitem__(self, index: int) -> Item:
+        n = len(self)
+        item = super().__getitem__(index % n)
+        item["mask"] = variant_masks(torch.tensor(index // n), 2)
+        item["index"] = int(index)
+        return item
+
+
+def make_train_set(kind: str, num_samples: int = 64, *, seed: int = 0) -> ToyAV:
+    """The training set a sampler of ``kind`` draws from (SMV's: `ToyAVStream`)."""
+    return (ToyAVStream if kind == "smv" else ToyAV)(num_samples, seed=seed)
+
+
 class ToyAVModel(nn.Module):
     """Late-fusion classifier: ``forward(a, v) -> (multimodal_logits, [logits_a, logits_v])``."""
 
@@ -94,21 +132,58 @@ class ToyAVModel(nn.Module):
         self.head_a = nn.Linear(hidden, NUM_CLASSES)
         self.head_v = nn.Linear(hidden, NUM_CLASSES)
 
-    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward(
+        self, a: Tensor, v: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
         e_a, e_v = self.encoder_a(a), self.encoder_v(v)
-        return self.head(torch.cat([e_a, e_v], dim=1)), [self.head_a(e_a), self.head_v(e_v)]
+        if mask is not None:  # an SMV copy: the dropped modality's features are zeros
+            e_a, e_v = mask_features([e_a, e_v], mask)
+        return self.fuse([e_a, e_v]), [self.head_a(e_a), self.head_v(e_v)]
+
+    def fuse(self, features: list[Tensor]) -> Tensor:
+        """The multimodal head over the modalities' features."""
+        out: Tensor = self.head(torch.cat(features, dim=1))
+        return out
+
+    def coalitions(self, a: Tensor, v: Tensor) -> Tensor:
+        """``(3, B, C)``: the fused logits with each non-empty coalition of modalities kept."""
+        return coalition_logits(self.fuse, [self.encoder_a(a), self.encoder_v(v)])
+
+
+def valuation_forward(model: nn.Module, batch: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
+    """SMV's valuation forward (`bss_sampler.SMVSampler.update_values`) for the toy batches:
+    the coalitions' logits, the targets (``"target"`` or the Trainer's ``"labels"``), the
+    indices. ``model`` is the `ToyAVModel` or any module holding one."""
+    net = next(m for m in model.modules() if isinstance(m, ToyAVModel))
+    target = batch["target"] if "target" in batch else batch["labels"]
+    return net.coalitions(batch["a"], batch["v"]), target, batch["index"]
 
 
 def training_loss(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
     """Cross-entropy of the fused head plus that of each unimodal head, averaged over the batch."""
-    multimodal, unimodal = model(batch["a"], batch["v"])
+    multimodal, unimodal = model(batch["a"], batch["v"], batch.get("mask"))
     target = batch["target"]
     return F.cross_entropy(multimodal, target) + sum(
         (F.cross_entropy(logits, target) for logits in unimodal), torch.zeros(())
     )
 
 
-def make_sampler(
+def update(sampler: AnySampler, model: nn.Module, loader: Any) -> Tensor:
+    """The sampler's valuation pass over ``loader``: ``update_scores`` (BSS) or, for SMV,
+    ``update_values`` with `valuation_forward`."""
+    if isinstance(sampler, SMVSampler):
+        return sampler.update_values(model, loader, forward=valuation_forward, progress=False)
+    return sampler.update_scores(model, loader, progress=False)
+
+
+def set_valuation(sampler: AnySampler, values: Tensor) -> Tensor:
+    """Give ``sampler`` a valuation: ``set_scores`` (BSS) or ``set_values`` (SMV)."""
+    if isinstance(sampler, SMVSampler):
+        return sampler.set_values(values)
+    return sampler.set_scores(values)
+
+
+def make_any_sampler(
     kind: str,
     dataset: ToyAV,
     *,
@@ -116,8 +191,9 @@ def make_sampler(
     num_replicas: int | None = None,
     rank: int | None = None,
     global_order: bool = False,
-) -> BSSSampler:
-    """The BSS sampler of ``kind`` (``"learned"`` or ``"heuristic"``) with small-run settings.
+) -> AnySampler:
+    """The sampler of ``kind`` (``"learned"``, ``"heuristic"`` or ``"smv"``, over
+    `make_train_set`'s set) with small-run settings.
 
     Sharding as ``DistributedSampler``: by the process group unless ``num_replicas``/``rank``
     are given; ``global_order=True`` yields the whole order on every rank (for Lightning's and
@@ -129,16 +205,43 @@ def make_sampler(
         "rank": rank,
         "global_order": global_order,
     }
+    if kind == "smv":
+        return SMVSampler(dataset, num_modalities=2, update_every=2, **shard)
+    return make_sampler(kind, dataset, **shard)
+
+
+def make_sampler(
+    kind: str,
+    dataset: ToyAV,
+    *,
+    seed: int = 0,
+    num_replicas: int | None = None,
+    rank: int | None = None,
+    global_order: bool = False,
+) -> BSSSampler:
+    """The BSS sampler of ``kind`` (``"learned"`` or ``"heuristic"``) with small-run settings,
+    sharded as in `make_any_sampler`."""
+    shard: dict[str, Any] = {
+        "seed": seed,
+        "num_replicas": num_replicas,
+        "rank": rank,
+        "global_order": global_order,
+    }
     if kind == "learned":
         return LearnedBalanceSampler(dataset, update_every=2, **shard)
     if kind == "heuristic":
         return HeuristicCurriculumSampler(dataset, lambda0=0.25, t_grow=3, **shard)
-    raise ValueError(f"kind must be 'learned' or 'heuristic', got {kind!r}")
+    raise ValueError(
+        f"kind must be 'learned' or 'heuristic' (make_any_sampler also builds 'smv'), got {kind!r}"
+    )
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The flags every recipe takes: sampler kind, run length, sizes, seed and output folder."""
-    parser.add_argument("--sampler", choices=("learned", "heuristic"), default="learned")
+def add_common_args(
+    parser: argparse.ArgumentParser, kinds: Sequence[str] = KINDS[:2]
+) -> argparse.ArgumentParser:
+    """The flags every recipe takes: sampler kind (of ``kinds``: the BSS samplers by default),
+    run length, sizes, seed and output folder."""
+    parser.add_argument("--sampler", choices=kinds, default="learned")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -161,10 +264,12 @@ def save_record(out: Path, rank: int, epochs: Sequence[Mapping[str, Any]]) -> Pa
     return path
 
 
-def epoch_record(epoch: int, sampler: ScoredSampler, indices: Sequence[int]) -> dict[str, Any]:
-    """What one rank saw in one epoch: the sampler's scores and length, and the consumed indices."""
-    scores = sampler.scores
-    if scores is None:
+def epoch_record(epoch: int, sampler: OrderedSampler, indices: Sequence[int]) -> dict[str, Any]:
+    """What one rank saw in one epoch: the sampler's valuation (scores, or SMV's contributions)
+    and length, and the consumed indices."""
+    name = "contributions" if isinstance(sampler, SMVSampler) else "scores"
+    scores = getattr(sampler, name, None)
+    if not isinstance(scores, Tensor):
         raise RuntimeError("the sampler has no scores yet")
     return {
         "epoch": epoch,

@@ -16,7 +16,9 @@ What it shows:
   registers it for checkpointing: ``save_state`` stores the sampler (scores, moving average,
   epoch) and the batches this process has taken in the epoch; after ``load_state`` the loop
   re-enters at the checkpoint's epoch (``loader.epoch``) and the loader skips what was trained;
-* ``loader.set_epoch(epoch)`` each epoch (a resumed epoch keeps its place).
+* ``loader.set_epoch(epoch)`` each epoch (a resumed epoch keeps its place);
+* ``--sampler smv``: `SMVSampler` over the toy's stream ids, valued by ``update_values``
+  (its epochs hold the copies the valuation calls for; the prepared loader follows them).
 
 Each rank writes ``record-rank{r}.json`` (per epoch: scores, length, consumed indices) to ``--out``.
 """
@@ -30,13 +32,15 @@ from pathlib import Path
 import torch
 import torch.distributed.nn.functional  # before Accelerator(): see the teardown
 from _toy import (
-    ToyAV,
+    KINDS,
     ToyAVModel,
     add_common_args,
     epoch_record,
-    make_sampler,
+    make_any_sampler,
+    make_train_set,
     save_record,
     training_loss,
+    update,
 )
 from accelerate import Accelerator  # type: ignore[import-untyped]
 from torch.utils.data import DataLoader
@@ -50,7 +54,8 @@ def main() -> None:
         argparse.ArgumentParser(
             description=__doc__.splitlines()[0],
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+        ),
+        kinds=KINDS,
     )
     parser.add_argument(
         "--checkpoint-at", type=int, default=None, help="save_state after this many optimiser steps"
@@ -66,10 +71,10 @@ def main() -> None:
 
     accelerator = Accelerator(cpu=True)
     torch.manual_seed(args.seed)
-    dataset = ToyAV(args.num_samples, seed=args.seed)
+    dataset = make_train_set(args.sampler, args.num_samples, seed=args.seed)
     model = ToyAVModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
-    sampler = make_sampler(args.sampler, dataset, seed=args.seed, global_order=True)
+    sampler = make_any_sampler(args.sampler, dataset, seed=args.seed, global_order=True)
     model, optimizer = accelerator.prepare(model, optimizer)
     loader = prepare_loader(
         accelerator, DataLoader(dataset, batch_size=args.batch_size, sampler=sampler)
@@ -86,7 +91,7 @@ def main() -> None:
 
     for epoch in range(loader.epoch, args.epochs):  # resumed: the checkpoint's epoch
         if sampler.needs_update(epoch):  # before epoch 0, then every E epochs; once per epoch
-            sampler.update_scores(accelerator.unwrap_model(model), scoring, progress=False)
+            update(sampler, accelerator.unwrap_model(model), scoring)  # update_scores/_values
         loader.set_epoch(epoch)
         if not record or record[-1]["epoch"] != epoch:
             record.append(epoch_record(epoch, sampler, []))

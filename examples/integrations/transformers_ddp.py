@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -123,7 +124,7 @@ def train(args: argparse.Namespace, out: Path, resume: Path | None) -> None:
         report_to="none",
         disable_tqdm=True,
         use_cpu=True,
-        ddp_backend="gloo",
+        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,  # torchrun's, or 1 process
         ddp_find_unused_parameters=False,
         seed=args.seed,
     )

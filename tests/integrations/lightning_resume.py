@@ -2,7 +2,8 @@
 
     python lightning_resume.py --sampler learned --out DIR [--stop-at STEP] [--resume CKPT]
 
-`BalanceSamplingCallback` keeps the BSS sampler of ``_toy.make_sampler`` in step; the loader is
+`BalanceSamplingCallback` keeps the sampler of ``_toy.make_any_sampler`` in step (SMV's with its
+valuation forward, ``_toy.valuation_forward``); the loader is
 a torchdata ``StatefulDataLoader`` with 2 workers (``--loader plain``: a torch ``DataLoader``).
 ``ModelCheckpoint`` saves ``DIR/checkpoints/step=S.ckpt`` after every step, and every training
 step appends ``{"epoch", "step", "indices"}`` to ``DIR/steps.jsonl``. ``--stop-at S`` ends the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -27,9 +29,17 @@ from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "integrations"))
-from _toy import BSSSampler, ToyAV, ToyAVModel, make_sampler, training_loss
+from _toy import (
+    KINDS,
+    AnySampler,
+    ToyAVModel,
+    make_any_sampler,
+    make_train_set,
+    training_loss,
+    valuation_forward,
+)
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, SMVSampler
 from bss_sampler.integrations.lightning import (
     BalanceSamplingCallback,
     trainer_settings,
@@ -44,8 +54,8 @@ class Module(L.LightningModule):
         super().__init__()
         self.model, self.steps = ToyAVModel(), steps
 
-    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, list[Tensor]]:
-        return self.model(a, v)
+    def forward(self, a: Tensor, v: Tensor, mask: Tensor | None = None) -> Any:
+        return self.model(a, v, mask)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         record = {
@@ -64,12 +74,12 @@ class Module(L.LightningModule):
 class Data(L.LightningDataModule):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__()
-        self.args, self.train_set = args, ToyAV(args.num_samples)
-        self.sampler: BSSSampler | None = None
+        self.args, self.train_set = args, make_train_set(args.sampler, args.num_samples)
+        self.sampler: AnySampler | None = None
 
     def setup(self, stage: str) -> None:
         if self.sampler is None:
-            self.sampler = make_sampler(self.args.sampler, self.train_set)
+            self.sampler = make_any_sampler(self.args.sampler, self.train_set)
 
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:
         loader = StatefulDataLoader if self.args.loader == "stateful" else DataLoader
@@ -82,7 +92,9 @@ class Data(L.LightningDataModule):
 
 
 class Stop(L.Callback):
-    """``os._exit(STOPPED)`` before the step after ``stop_at`` (whose checkpoint is written)."""
+    """``os._exit(STOPPED)`` before the step after ``stop_at`` (whose checkpoint is written),
+    its DataLoader workers SIGKILLed first, as a kill of the process tree would (orphaned, they
+    would take up to their 5 s status check to notice)."""
 
     def __init__(self, stop_at: int) -> None:
         self.stop_at = stop_at
@@ -91,12 +103,15 @@ class Stop(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step == self.stop_at:
+            for worker in multiprocessing.active_children():
+                worker.kill()
+                worker.join()
             os._exit(STOPPED)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sampler", choices=("learned", "heuristic"), default="learned")
+    parser.add_argument("--sampler", choices=KINDS, default="learned")
     parser.add_argument("--loader", choices=("stateful", "plain"), default="stateful")
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--num-samples", type=int, default=40)
@@ -110,14 +125,17 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    kind = LearnedBalanceSampler if args.sampler == "learned" else HeuristicCurriculumSampler
+    kind = {"learned": LearnedBalanceSampler, "heuristic": HeuristicCurriculumSampler}.get(
+        args.sampler, SMVSampler
+    )
     checkpoints = ModelCheckpoint(
         dirpath=args.out / "checkpoints",
         filename="{step}",
         every_n_train_steps=1,
         save_top_k=-1,
     )
-    callbacks: list[L.Callback] = [BalanceSamplingCallback(), checkpoints]
+    forward = valuation_forward if args.sampler == "smv" else None  # SMV's pass needs its own
+    callbacks: list[L.Callback] = [BalanceSamplingCallback(forward=forward), checkpoints]
     if args.stop_at is not None:
         callbacks.append(Stop(args.stop_at))
     trainer = L.Trainer(

@@ -52,18 +52,21 @@ def interleave(shards: Sequence[Sequence[int]], chunk: int = 1) -> list[int]:
     return merged
 
 
-def check_shards(order: Sequence[int], shards: Sequence[Sequence[int]], *, chunk: int = 1) -> None:
+def check_shards(
+    order: Sequence[int], shards: Sequence[Sequence[int]], *, chunk: int = 1, distinct: bool = True
+) -> None:
     """Assert that the ranks' ``shards`` are exactly the global ``order`` split round-robin.
 
-    The merged shards must start with ``order`` (every sample of the epoch exactly once, in the
+    The merged shards must start with ``order`` (every item of the epoch exactly once, in the
     epoch's order) and may only continue with the padding that makes the shares equal, which
-    repeats the order's beginning.
+    repeats the order's beginning. ``distinct``: the order holds each item once (BSS; SMV's
+    stream repeats the id of a sample copied twice with the same modality).
 
     Raises:
         AssertionError: with the first mismatch.
     """
     merged = interleave(shards, chunk)
-    if len(set(order)) != len(order):
+    if distinct and len(set(order)) != len(order):
         raise AssertionError("the epoch's order repeats samples")
     head, padding = merged[: len(order)], merged[len(order) :]
     if head != list(order):

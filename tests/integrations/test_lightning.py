@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -16,11 +17,19 @@ from torch.utils.data import DataLoader
 pytest.importorskip("lightning", reason="the `lightning` extra is not installed")
 
 import lightning as L
-from _toy import ToyAV, ToyAVModel, make_sampler, training_loss
+from _toy import (
+    ToyAV,
+    ToyAVModel,
+    make_any_sampler,
+    make_sampler,
+    make_train_set,
+    training_loss,
+    valuation_forward,
+)
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler
+from bss_sampler import HeuristicCurriculumSampler, LearnedBalanceSampler, SMVSampler
 from bss_sampler.integrations.lightning import (
     BalanceSamplingCallback,
     check_trainer,
@@ -28,6 +37,7 @@ from bss_sampler.integrations.lightning import (
 )
 from bss_sampler.scoring import default_forward
 
+from ..test_sampler_contract import _another_rng
 from .oracles import load_records, reference_order, verify_run
 
 QUIET = {
@@ -44,8 +54,8 @@ class Module(L.LightningModule):
         super().__init__()
         self.model = ToyAVModel()
 
-    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, list[Tensor]]:
-        return self.model(a, v)
+    def forward(self, a: Tensor, v: Tensor, mask: Tensor | None = None) -> object:
+        return self.model(a, v, mask)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return training_loss(self.model, batch)
@@ -57,12 +67,12 @@ class Module(L.LightningModule):
 class Data(L.LightningDataModule):
     def __init__(self, kind: str, num_workers: int = 0) -> None:
         super().__init__()
-        self.kind, self.train_set, self.num_workers = kind, ToyAV(32), num_workers
-        self.sampler: LearnedBalanceSampler | HeuristicCurriculumSampler | None = None
+        self.kind, self.train_set, self.num_workers = kind, make_train_set(kind, 32), num_workers
+        self.sampler: LearnedBalanceSampler | HeuristicCurriculumSampler | SMVSampler | None = None
 
     def setup(self, stage: str) -> None:
         if self.sampler is None:
-            self.sampler = make_sampler(self.kind, self.train_set)
+            self.sampler = make_any_sampler(self.kind, self.train_set)
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return DataLoader(
@@ -169,6 +179,69 @@ def test_callback_scores_on_schedule_logs_and_resumes_from_its_checkpoint(tmp_pa
     assert torch.equal(again.epochs[0]["scores"], recorder.epochs[2]["scores"])
 
 
+def _fit_one_epoch(kind: str, callback: BalanceSamplingCallback) -> L.Trainer:
+    torch.manual_seed(0)
+    trainer = L.Trainer(
+        **trainer_settings(SMVSampler if kind == "smv" else LearnedBalanceSampler),
+        **QUIET,
+        max_epochs=1,
+        callbacks=[callback],
+    )
+    trainer.fit(Module(), datamodule=Data(kind))
+    return trainer
+
+
+def test_the_scoring_settings_reach_the_samplers_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 26 item 4: BalanceSamplingCallback(alpha=0.5) raised TypeError, while the sampler's
+    # errors tell users to pass alpha to update_scores, which this callback calls for them.
+    calls: list[dict[str, object]] = []
+    original = LearnedBalanceSampler.update_scores
+
+    @functools.wraps(original)
+    def spy(self: LearnedBalanceSampler, model: object, loader: object, **settings: object):
+        calls.append(settings)
+        return original(self, model, loader, **settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LearnedBalanceSampler, "update_scores", spy)
+    callback = BalanceSamplingCallback(alpha=0.5, criteria=("loss",), train_mode=True)
+    _fit_one_epoch("learned", callback)
+    assert calls == [{"alpha": 0.5, "criteria": ("loss",), "train_mode": True, "progress": False}]
+    with pytest.raises(TypeError, match=r"got \['alpha'\] both as arguments and in settings"):
+        BalanceSamplingCallback(alpha=0.5, settings={"alpha": 0.2})
+    with pytest.raises(
+        TypeError,
+        match=r"BalanceSamplingCallback\(temperature=2\): LearnedBalanceSampler.update_scores "
+        r"takes no 'temperature' \(its settings: alpha, criteria, forward, train_mode\)",
+    ):
+        _fit_one_epoch("learned", BalanceSamplingCallback(settings={"temperature": 2}))
+
+
+def test_smv_through_the_callback_values_logs_its_report_and_refuses_bss_settings() -> None:
+    # Issue 26 item 4: SMVSampler was refused by every integration.
+    with pytest.raises(
+        TypeError,
+        match=r"BalanceSamplingCallback\(alpha=0.5\): SMVSampler.update_values takes no "
+        r"'alpha' \(its settings: forward\)",
+    ):
+        _fit_one_epoch("smv", BalanceSamplingCallback(alpha=0.5, forward=valuation_forward))
+    with pytest.raises(
+        TypeError,
+        match=r"SMVSampler.update_values needs forward=...: pass "
+        r"BalanceSamplingCallback\(forward=...\)",
+    ):
+        _fit_one_epoch("smv", BalanceSamplingCallback())
+    callback = BalanceSamplingCallback(forward=valuation_forward, modality_names=("a", "v"))
+    trainer = _fit_one_epoch("smv", callback)
+    sampler = trainer.datamodule.sampler  # type: ignore[attr-defined]
+    report = sampler.last_report
+    assert report is not None and len(sampler) > 32  # valued: the epoch holds copies
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert logged["bss/report/a_mean_contribution"] == pytest.approx(report.mean_contribution[0])
+    assert logged["bss/report/v_no_contribution"] == pytest.approx(report.no_contribution[1])
+    assert logged["bss/report/fused_accuracy"] == pytest.approx(report.fused_accuracy)
+    assert not any(key.startswith("bss/score_") for key in logged)  # SMV has no scores
+
+
 def _ddp_trainer(**settings: object) -> L.Trainer:
     """A 2-process DDP Trainer, not started: its settings and world size are what is checked."""
     return L.Trainer(**QUIET, devices=2, strategy="ddp", max_epochs=4, **settings)
@@ -199,6 +272,13 @@ def test_settings_are_checked_with_the_setting_and_value_named() -> None:
         match=r"reload_dataloaders_every_n_epochs=0\): .* from 4 to 16 samples per process",
     ):
         check_trainer(once, make_sampler("heuristic", dataset, num_replicas=2, rank=0))
+    smv = make_any_sampler("smv", make_train_set("smv", 32), num_replicas=2, rank=0)
+    with pytest.raises(
+        ValueError,
+        match=r"this SMVSampler's epochs vary in length .* reload_dataloaders_every_n_epochs=1",
+    ):
+        check_trainer(once, smv)  # all 32 samples per epoch before any valuation, then copies
+    check_trainer(_ddp_trainer(**trainer_settings(SMVSampler)), smv)
 
 
 class StatefulData(Data):
@@ -294,6 +374,26 @@ def test_a_checkpoint_on_an_epochs_last_batch_warns_that_lightning_skips_the_nex
     assert sorted(resumed[2]) == sorted(full[2])
 
 
+@pytest.mark.parametrize("data", [Data, StatefulData], ids=["plain", "stateful"])
+def test_a_resume_inside_an_epoch_into_another_order_is_refused(
+    tmp_path: Path, data: type[Data], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 26 item 2: the checkpoint held the sampler at its epoch's start, so a torch whose
+    # random numbers give epoch 1 another order was never noticed. It now holds the position
+    # and the callback's restore checks the order, before Lightning restores any loader.
+    _fit_every_step(data("learned"), tmp_path)
+    state = torch.load(tmp_path / "step=6.ckpt", weights_only=False)["callbacks"]
+    saved = next(v["sampler"] for k, v in state.items() if "BalanceSamplingCallback" in k)
+    assert saved["epoch"] == 1 and saved["yielded"] == 16  # 2 batches of 8 into epoch 1
+    _another_rng(monkeypatch)
+    with pytest.raises(
+        ValueError,
+        match=r"saved 16 indices into epoch 1 .* differs .* Through this integration: resume "
+        r"from a checkpoint taken at an epoch's end",
+    ):
+        _fit_every_step(data("learned"), tmp_path / "resumed", tmp_path / "step=6.ckpt")
+
+
 def test_lightnings_wrapper_reshuffles_the_order_it_is_given() -> None:
     # What Trainer(use_distributed_sampler=True) does to a global sampler on 2 processes: Lightning
     # 2.6 wraps it in DistributedSamplerWrapper with shuffle=True for training loaders, which
@@ -346,18 +446,20 @@ def test_ddp_recipe_growing_curriculum_and_resume_from_epoch_checkpoint(
 RESUME = Path(__file__).with_name("lightning_resume.py")
 STOPPED = 3  # lightning_resume.STOPPED: the exit status of a run ended by --stop-at
 EPOCH_LENGTHS = {"learned": [40] * 4, "heuristic": [10, 24, 33, 40]}  # N=40; see _toy.make_sampler
+SMV_RUN = ["--num-samples", "16", "--epochs", "3", "--batch-size", "8"]  # SMV's epochs: 16 + copies
 
 
-def _mid_epoch_stops(kind: str, batch_size: int = 6) -> list[int]:
-    """The steps after which a fit of ``kind`` is inside an epoch (not on its last batch: there
-    Lightning skips the next epoch, which the callback warns about), the issue's case first:
-    epoch 2 after 2 of its batches, more than its 2 workers had prefetched."""
+def _mid_epoch_stops(lengths: list[int], batch_size: int = 6) -> list[int]:
+    """The steps after which a fit whose epochs hold ``lengths`` samples is inside an epoch (not
+    on its last batch: there Lightning skips the next epoch, which the callback warns about),
+    the issue's case first: epoch 2 after 2 of its batches, more than its 2 workers had
+    prefetched."""
     stops, start = [], 0
-    for length in EPOCH_LENGTHS[kind]:
+    for length in lengths:
         batches = -(-length // batch_size)
         stops += [start + k for k in range(1, batches)]
         start += batches
-    first = sum(-(-n // batch_size) for n in EPOCH_LENGTHS[kind][:2]) + 2
+    first = sum(-(-n // batch_size) for n in lengths[:2]) + 2
     return [first] + [s for s in stops if s != first]
 
 
@@ -371,21 +473,27 @@ def _trained_per_epoch(*outs: Path) -> dict[int, list[int]]:
     return epochs
 
 
-@pytest.mark.parametrize("kind", ["learned", "heuristic"])
-def test_a_fit_killed_twice_at_random_steps_resumes_exactly_in_new_processes(
+@pytest.mark.parametrize("kind", ["learned", "heuristic", "smv"])
+def test_a_fit_killed_at_random_steps_resumes_exactly_in_new_processes(
     kind: str, tmp_path: Path, run_recipe: Callable[..., object]
 ) -> None:
     # Trainer.fit with the callback and a StatefulDataLoader(num_workers=2), a checkpoint after
     # every step, ended by os._exit after a step inside an epoch; a new process resumes from
     # that step's checkpoint (ckpt_path) and is itself ended at a later step and resumed. The
-    # steps: the issue's case and one drawn at random. Every epoch trains the uninterrupted
-    # run's indices in its order.
-    stops = _mid_epoch_stops(kind)
-    stops = sorted([stops[0], random.choice(stops[1:])])
-    common = [str(RESUME), "--sampler", kind]
+    # steps: the BSS samplers, the issue's case and one drawn at random; SMV (its valuation
+    # pass through the callback, its epochs' lengths following each valuation), one drawn at
+    # random. Every epoch trains the uninterrupted run's indices (SMV: stream ids) in its order.
+    common = [str(RESUME), "--sampler", kind, *(SMV_RUN if kind == "smv" else [])]
     run_recipe([*common, "--out", str(tmp_path / "full")])
     want = _trained_per_epoch(tmp_path / "full")
-    assert [len(want[epoch]) for epoch in sorted(want)] == EPOCH_LENGTHS[kind]
+    lengths = [len(want[epoch]) for epoch in sorted(want)]
+    if kind == "smv":
+        assert lengths[0] > 16  # copies from the first valuation
+        stops = [random.choice(_mid_epoch_stops(lengths, batch_size=8))]
+    else:
+        assert lengths == EPOCH_LENGTHS[kind]
+        stops = _mid_epoch_stops(lengths)
+        stops = sorted([stops[0], random.choice(stops[1:])])
     outs, resume = [], []
     for stop in [*stops, None]:
         outs.append(tmp_path / f"until-{stop}")
