@@ -23,7 +23,7 @@ By default (:class:`ClipSpec`'s defaults) RGB is ImageNet-normalised, depth scal
 clipped to +-20 pixels and divided by 20, and a clip shorter than ``K`` repeats its last frame.
 ``--preset official`` sets the released loader's choices (``examples.common.released``):
 ``colour="bgr"`` (OpenCV's BGR order under the RGB statistics, depth from OpenCV's first
-channel), ``flow="raw"`` (every stored flow frame as stored, ``K' = test_frames - 1``,
+channel), ``flow="raw"`` (every stored flow frame as stored, ``K' = max(T, test_frames - 1)``,
 whatever the window, cropped at the stored resolution without resizing), ``depth="unit"``
 (``[0, 1]``) and ``pad="zeros"`` (the released 80-frame container: the clip followed by black
 frames, the training window drawn within it).
@@ -90,8 +90,8 @@ class ClipSpec:
       from the first channel of the decoded frame: red (``rgb``) or, as OpenCV decodes it,
       blue (``bgr``); a grey depth video has the same value in each.
     * ``flow``: ``window`` (the window's frames, vectors rescaled to the resized frame,
-      clipped to +-``flow_clip`` pixels, divided by ``flow_clip``) or ``raw`` (the first
-      ``test_frames - 1`` stored frames, padded as ``pad`` says, values as stored, cropped
+      clipped to +-``flow_clip`` pixels, divided by ``flow_clip``) or ``raw`` (every stored
+      frame, padded as ``pad`` says to ``test_frames - 1`` when fewer, values as stored, cropped
       as stored: the released loader never resizes flow, so it must be stored at
       ``frame_size``; flow stored smaller than that is resized to it, with a warning, since the
       released crop would leave the array).
@@ -267,7 +267,9 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
         spec = self.spec
         size = (spec.frame_size, spec.frame_size)
         if spec.flow == "raw":
-            raw = _take(flow, range(spec.test_frames - 1), spec.pad)
+            # every stored frame (the released model's comment: 80), padded to test_frames - 1
+            frames = max(flow.shape[1], spec.test_frames - 1)
+            raw = _take(flow, range(frames), spec.pad)
             if min(raw.shape[2:]) >= spec.frame_size:
                 return raw  # cropped as stored, as the released loader does
             warnings.warn(

@@ -146,6 +146,21 @@ def test_official_flow_is_cropped_as_stored_and_resized_only_when_too_small(root
         assert NVGestureDataset(root, "test", spec=big)[0]["flow"].shape == (2, 11, 48, 48)
 
 
+def test_official_flow_feeds_every_stored_frame(root: Path, tmp_path: Path) -> None:
+    """Flow files of the released data hold as many frames as the clip (the released model's
+    comment: ``of: (2, 2, 80, 224, 224)``): every one is fed, none cut to ``test_frames - 1``."""
+    import shutil
+
+    copy = tmp_path / "nv"
+    shutil.copytree(root, copy)
+    stored = np.random.default_rng(0).normal(size=(48, 64, 2, 12)).astype(np.float32)
+    for split in ("train", "test"):
+        np.save(flow_path(copy, split, 0), stored)
+    expected = torch.from_numpy(stored).permute(2, 3, 0, 1)[:, :, 2:34, 2:34]
+    assert torch.equal(NVGestureDataset(copy, "test", spec=OFFICIAL)[0]["flow"], expected)
+    assert NVGestureDataset(copy, "train", spec=OFFICIAL)[0]["flow"].shape == (2, 12, 32, 32)
+
+
 def test_official_depth_is_opencvs_first_channel(root: Path, tmp_path: Path) -> None:
     """The released loader keeps ``frame[..., 0]`` of OpenCV's BGR decoding: blue."""
     import shutil
