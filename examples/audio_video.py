@@ -45,7 +45,12 @@ from examples.common.checkpoint import load_training_state, save_checkpoint, sav
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
-from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss
+from examples.common.models import (
+    ConcatClassifier,
+    LateFusionClassifier,
+    joint_loss,
+    xavier_heads,
+)
 from examples.common.plots import plot_run
 from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.released import resolve_preset
@@ -222,12 +227,28 @@ def load_data(
     )
 
 
-def build_model(num_classes: int, width: int, method: str) -> nn.Module:
+def build_model(num_classes: int, width: int, method: str, head_init: str = "default") -> nn.Module:
     """Audio and visual ResNet18 encoders, concat head and one linear head per modality, as
-    ``--method`` trains them (`METHODS`)."""
+    ``--method`` trains them (`METHODS`); ``head_init="xavier"`` (``--preset official``): the
+    heads initialised as the released scripts do (`xavier_heads`)."""
     encoders = {"audio": AudioEncoder(width), "visual": VisualEncoder(width)}
     dims = {k: e.out_features for k, e in encoders.items()}
-    return METHODS[method](LateFusionClassifier(encoders, dims, num_classes))
+    model = LateFusionClassifier(encoders, dims, num_classes)
+    return METHODS[method](xavier_heads(model) if head_init == "xavier" else model)
+
+
+def output_classes(num_classes: int, head_classes: int | None) -> int:
+    """The heads' width: the dataset's classes, or ``head_classes`` (``--preset official``: the
+    released model's fixed ``n_classes``, e.g. VGGSound's 310 for 309 classes), which must hold
+    every class id."""
+    if head_classes is None:
+        return num_classes
+    if head_classes < num_classes:
+        raise ValueError(
+            f"the released model has {head_classes} outputs (--preset official), the dataset "
+            f"{num_classes} classes: run without --preset official"
+        )
+    return head_classes
 
 
 def training_step(
@@ -300,7 +321,8 @@ def train(
 
     # -- model and optimiser (same initial weights for every sampler at a seed) --------------------
     seed_everything(args.seed)
-    model = build_model(train_set.num_classes, args.width, args.method).to(device)
+    classes = output_classes(train_set.num_classes, args.head_classes)
+    model = build_model(classes, args.width, args.method, args.head_init).to(device)
     train_model: nn.Module = model
     if distributed:
         train_model = DistributedDataParallel(

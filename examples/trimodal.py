@@ -49,7 +49,7 @@ from examples.common.checkpoint import load_training_state, save_checkpoint, sav
 from examples.common.cli import DefaultsHelpFormatter, add_common_args, check_common_args
 from examples.common.evaluation import evaluate, split_batch
 from examples.common.iprm import IPRMClassifier, iprm_loss
-from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss
+from examples.common.models import ConcatClassifier, LateFusionClassifier, joint_loss, xavier_heads
 from examples.common.plots import plot_run
 from examples.common.records import format_row, report_columns, write_history, write_json
 from examples.common.released import resolve_preset
@@ -161,6 +161,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "test, as the published NVGesture numbers)",
     )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --val-fraction")
+    parser.add_argument(
+        "--score-batch-size",
+        type=int,
+        help="batch size of the scoring pass (default: the evaluation batch size; 1 with "
+        "--preset official, as the released scripts score: in train mode, BatchNorm then "
+        "normalises each clip by its own statistics)",
+    )
     add_common_args(
         parser,
         methods=METHODS,
@@ -172,6 +179,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**DEMO_SETTINGS)
     args = parser.parse_args(argv)
     check_common_args(parser, args)
+    if args.score_batch_size is not None and args.score_batch_size < 1:
+        parser.error(f"--score-batch-size must be >= 1, got {args.score_batch_size}")
     check_root(parser, args)
     fill_weight_flags(
         parser,
@@ -201,7 +210,8 @@ def load_data(
 def build_model(args: argparse.Namespace) -> LateFusionClassifier:
     """One I3D per modality (RGB weights adapted for depth), concat head, three linear heads;
     ``args.model_options`` (``--preset official``) gives each encoder the released model's
-    pooling and, for depth, its unloaded first convolution."""
+    pooling and, for depth, its unloaded first convolution; ``args.head_init="xavier"`` the
+    released heads' initialisation (`xavier_heads`)."""
     specs = {"rgb": args.i3d_rgb, "flow": args.i3d_flow, "depth": args.i3d_depth or args.i3d_rgb}
     weights = {
         k: None if v is None else resolve_weights(v, names=I3D_WEIGHTS[k]) for k, v in specs.items()
@@ -221,7 +231,8 @@ def build_model(args: argparse.Namespace) -> LateFusionClassifier:
         for name, channels in MODALITIES.items()
     }
     dims = {k: e.out_features for k, e in encoders.items()}
-    return LateFusionClassifier(encoders, dims, NUM_CLASSES)
+    model = LateFusionClassifier(encoders, dims, NUM_CLASSES)
+    return xavier_heads(model) if getattr(args, "head_init", "default") == "xavier" else model
 
 
 def training_step(
@@ -285,7 +296,7 @@ def train(
     }
     score_loader = DataLoader(  # unshuffled; under torchrun each rank scores its share
         score_set,
-        batch_size=eval_batch,
+        batch_size=args.score_batch_size or eval_batch,
         sampler=DistributedSampler(score_set, world_size, rank, shuffle=False)
         if distributed
         else None,

@@ -26,6 +26,7 @@ __all__ = [
     "TRANSFORMS",
     "AudioConvention",
     "AudioSpec",
+    "fills",
     "load_spectrogram",
     "load_waveform",
     "log_spectrogram",
@@ -47,6 +48,11 @@ class AudioSpec:
     ``transform="log-stft"``: centred STFT frames, ``frames = 1 + samples // hop``;
     ``"log-psd-zscore"`` (PMR): uncentred frames of ``n_fft`` samples every ``hop``,
     ``frames = 1 + (samples - n_fft) // hop``.
+
+    ``repeats``: at most that many copies of the clip are tiled (``np.tile(wave,
+    repeats)[:samples]``, the released CREMA-D loader's 20), so a clip shorter than
+    ``seconds / repeats`` gives fewer samples and fewer frames than :attr:`shape` (which such
+    clips cannot be batched with); ``None``: as many as the length needs.
     """
 
     sample_rate: int = 22_050
@@ -54,8 +60,11 @@ class AudioSpec:
     n_fft: int = 512
     hop: int = 353
     transform: str = "log-stft"
+    repeats: int | None = None
 
     def __post_init__(self) -> None:
+        if self.repeats is not None and self.repeats < 1:
+            raise ValueError(f"repeats must be None or >= 1, got {self.repeats}")
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
         if self.sample_rate <= 0 or self.seconds <= 0:
@@ -161,17 +170,32 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return np.asarray(out[:length], dtype=wave.dtype)
 
 
-def tile(wave: np.ndarray, num_samples: int) -> np.ndarray:
-    """Repeat the clip end to end and cut it to exactly ``num_samples`` (``np.tile``)."""
+def tile(wave: np.ndarray, num_samples: int, repeats: int | None = None) -> np.ndarray:
+    """Repeat the clip end to end and cut it to ``num_samples`` (``np.tile``); with
+    ``repeats``, at most that many copies (fewer samples when the clip is short)."""
     if len(wave) == 0:
         raise ValueError("cannot tile an empty waveform")
-    return np.tile(wave, math.ceil(num_samples / len(wave)))[:num_samples]
+    copies = math.ceil(num_samples / len(wave))
+    return np.tile(wave, copies if repeats is None else min(copies, repeats))[:num_samples]
+
+
+def fills(path: str | Path, spec: AudioSpec) -> bool:
+    """Whether the clip at ``path`` fills ``spec``'s length after at most ``spec.repeats``
+    copies (read from the file's header), i.e. its spectrogram has the full :attr:`shape`."""
+    import soundfile
+
+    if spec.repeats is None:
+        return True
+    info = soundfile.info(str(path))
+    resampled = math.ceil(int(info.frames) * spec.sample_rate / int(info.samplerate))
+    return resampled * spec.repeats >= spec.num_samples
 
 
 def load_waveform(path: str | Path, spec: AudioSpec) -> np.ndarray:
-    """Read, resample to ``spec.sample_rate``, tile to ``spec.seconds``, clip to [-1, 1]."""
+    """Read, resample to ``spec.sample_rate``, tile to ``spec.seconds`` (at most
+    ``spec.repeats`` copies), clip to [-1, 1]."""
     wave, rate = read_audio(path)
-    tiled = tile(resample(wave, rate, spec.sample_rate), spec.num_samples)
+    tiled = tile(resample(wave, rate, spec.sample_rate), spec.num_samples, spec.repeats)
     return np.clip(tiled, -1.0, 1.0, out=tiled)
 
 

@@ -8,8 +8,10 @@ item is then the same whatever the worker count, and a resumed run sees the same
 
 Every csv is read as ``utf-8-sig``: a byte-order mark (spreadsheet exports) is dropped, not
 glued to the first clip id. ``--preset official`` passes the released loaders' choices
-(``examples.common.released``): VGGSound's ``clip_ids="released"`` and ``min_frames=4``,
-Kinetics-Sounds' ``frame_augment="frame"``.
+(``examples.common.released``): every dataset's ``frame_choice="listdir"`` (the first frames
+of the unsorted folder listing), CREMA-D's ``audio_repeats=20``, VGGSound's
+``clip_ids="released"`` and ``min_frames=4``, Kinetics-Sounds' ``frame_augment="frame"`` and
+``class_order="first_seen"``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import csv
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from examples.av.audio import AudioSpec, load_spectrogram
+from examples.av.audio import AudioSpec, fills, load_spectrogram
 from examples.av.spectrograms import CACHE_DIR, SpectrogramCache, open_cache
-from examples.common.frames import choose_frames, list_frames, load_frames
+from examples.common.frames import choose_frames, list_frames, load_frames, released_frames
 
 __all__ = [
+    "CLASS_ORDERS",
     "CLIP_IDS",
     "CREMAD_CLASSES",
     "FRAME_AUGMENTS",
+    "FRAME_CHOICES",
     "AVClipDataset",
     "Clip",
     "FrameSpec",
@@ -47,6 +51,15 @@ CREMAD_CLASSES = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
 
 #: ``frame_augment``: one crop and flip per clip (ours), or one per frame (the released loaders).
 FRAME_AUGMENTS = ("clip", "frame")
+
+#: ``frame_choice``: ``sorted`` (ours: the sorted listing, evenly spaced frames at test time, a
+#: seeded draw in temporal order when training) or ``listdir`` (the released loaders: the first
+#: ``count`` entries of ``os.listdir``, in the file system's order, in every split).
+FRAME_CHOICES = ("sorted", "listdir")
+
+#: Kinetics-Sounds' ``class_order``: class ids by ``sorted`` class name (ours), or in the order
+#: the classes are ``first_seen`` among the training clips found on disk (the released loader).
+CLASS_ORDERS = ("sorted", "first_seen")
 
 #: VGGSound's ``clip_ids``: how the third csv field names a clip. ``written``: the field without
 #: surrounding whitespace; ``released``: the field without its first character, as the released
@@ -93,8 +106,10 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
         seed: int = 0,
         spectrograms: SpectrogramCache | None = None,
         frame_augment: str = "clip",
+        frame_choice: str = "sorted",
     ) -> None:
-        if spectrograms is not None and spectrograms.spec != audio:
+        full = replace(audio, repeats=None)  # a full-length cache serves clips that fill it
+        if spectrograms is not None and spectrograms.spec not in (audio, full):
             raise ValueError(
                 f"spectrograms: the cache was made with {spectrograms.spec}, "
                 f"the dataset reads audio as {audio}"
@@ -103,11 +118,14 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
             raise ValueError(
                 f"frame_augment must be one of {FRAME_AUGMENTS}, got {frame_augment!r}"
             )
+        if frame_choice not in FRAME_CHOICES:
+            raise ValueError(f"frame_choice must be one of {FRAME_CHOICES}, got {frame_choice!r}")
         self.clips = list(clips)
         self.num_classes = num_classes
         self.audio, self.frames, self.train, self.seed = audio, frames, train, seed
         self.spectrograms = spectrograms
         self.frame_augment = frame_augment
+        self.frame_choice = frame_choice
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -128,6 +146,7 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
             seed=self.seed if seed is None else seed,
             spectrograms=self.spectrograms,
             frame_augment=self.frame_augment,
+            frame_choice=self.frame_choice,
         )
         out.epoch = self.epoch
         return out
@@ -148,9 +167,12 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         clip = self.clips[index]
         gen = self._generator(index)
-        paths = list_frames(clip.frames)
-        chosen = [paths[i] for i in choose_frames(len(paths), self.frames.count, gen)]
-        audio = None if self.spectrograms is None else self.spectrograms.load(clip.wav)
+        if self.frame_choice == "listdir":
+            chosen = released_frames(clip.frames, self.frames.count)
+        else:
+            paths = list_frames(clip.frames)
+            chosen = [paths[i] for i in choose_frames(len(paths), self.frames.count, gen)]
+        audio = self._cached(clip.wav)
         return {
             "audio": load_spectrogram(clip.wav, self.audio) if audio is None else audio,
             "visual": load_frames(
@@ -159,6 +181,15 @@ class AVClipDataset(Dataset[dict[str, Tensor]]):
             "target": torch.tensor(clip.target),
             "index": torch.tensor(index),
         }
+
+    def _cached(self, wav: Path) -> Tensor | None:
+        """The cached spectrogram of ``wav``, if any and if it is this dataset's value (a
+        clip shorter than ``seconds / repeats`` under `AudioSpec.repeats` is not)."""
+        if self.spectrograms is None:
+            return None
+        if self.audio.repeats is not None and not fills(wav, self.audio):
+            return None
+        return self.spectrograms.load(wav)
 
 
 def _exists(clip: Clip) -> bool:
@@ -176,9 +207,15 @@ def _rows(path: Path) -> list[list[str]]:
         return [row for row in csv.reader(fh) if row]
 
 
-def cremad(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
+def cremad(
+    root: str | Path, split: str, *, audio_repeats: int | None = None, **kwargs: object
+) -> AVClipDataset:
     """CREMA-D: ``{split}.csv`` rows ``clip_id,LABEL`` (no header), ``AudioWAV/<clip>.wav``,
     ``Image-01-FPS/<clip>/*.jpg``; 6 classes in the order of :data:`CREMAD_CLASSES`.
+
+    ``audio_repeats``: at most that many copies of the clip are tiled (`AudioSpec.repeats`;
+    the released loader's ``np.tile(samples, 20)``): only a clip shorter than 1 s (20 s / 20)
+    changes, its spectrogram then shorter. ``None``: tiled to the full length.
 
     Spectrograms are read from ``Spectrograms/`` when it was written with the same
     `AudioSpec` (``examples/prepare.py cremad --spectrograms``); made with another spec, it is
@@ -191,11 +228,13 @@ def cremad(root: str | Path, split: str, **kwargs: object) -> AVClipDataset:
         for clip, label, *_ in _rows(root / f"{split}.csv")
         if label in ids
     ]
-    if "spectrograms" not in kwargs:
-        audio = kwargs.get("audio", AudioSpec())
-        if not isinstance(audio, AudioSpec):
-            raise TypeError(f"audio must be an AudioSpec, got {audio!r}")
-        kwargs["spectrograms"] = _cache(root / CACHE_DIR, audio, clips)
+    audio = kwargs.get("audio", AudioSpec())
+    if not isinstance(audio, AudioSpec):
+        raise TypeError(f"audio must be an AudioSpec, got {audio!r}")
+    if audio_repeats is not None:
+        kwargs["audio"] = audio = replace(audio, repeats=audio_repeats)
+    if "spectrograms" not in kwargs:  # a full-length cache serves clips that fill the length
+        kwargs["spectrograms"] = _cache(root / CACHE_DIR, replace(audio, repeats=None), clips)
     return _dataset(_keep(clips, 1), len(ids), split, kwargs)
 
 
@@ -213,27 +252,54 @@ def _cache(folder: Path, audio: AudioSpec, clips: list[Clip]) -> SpectrogramCach
 
 
 def kinetics_sounds(
-    root: str | Path, split: str, *, min_frames: int = 4, **kwargs: object
+    root: str | Path,
+    split: str,
+    *,
+    min_frames: int = 4,
+    class_order: str = "sorted",
+    **kwargs: object,
 ) -> AVClipDataset:
-    """Kinetics-Sounds: ``annotations/{split}.csv`` (header ``youtube_id,label``), frames
-    ``{split}_img/Image-01-FPS/<id>/``, audio ``{split}_wav/<id>.wav``.
+    """Kinetics-Sounds: ``annotations/{split}.csv`` with a header naming the columns
+    ``youtube_id`` and ``label`` (any others, in any order, are ignored: the released loader
+    reads them by name), frames ``{split}_img/Image-01-FPS/<id>/``, audio
+    ``{split}_wav/<id>.wav``.
 
-    Class ids are the sorted class names of the *training* csv (stable across splits).
-    ``min_frames=4`` drops clips with 3 or fewer frames, as the released code does.
+    Class ids come from the *training* csv (stable across splits): its ``sorted`` class names,
+    or (``class_order="first_seen"``, the released loader) the classes in the order they first
+    appear among the training clips found on disk. A clip of a class with no training clip is
+    skipped. ``min_frames=4`` drops clips with 3 or fewer frames, as the released code does.
     """
+    if class_order not in CLASS_ORDERS:
+        raise ValueError(f"class_order must be one of {CLASS_ORDERS}, got {class_order!r}")
     root = Path(root)
-    names = sorted({row[1] for row in _rows(root / "annotations" / "train.csv")[1:]})
+
+    def read(part: str) -> list[tuple[str, Clip]]:
+        """``(label, clip)`` of every row of ``part``'s csv, clips kept or not."""
+        rows = _named_rows(root / "annotations" / f"{part}.csv", ("youtube_id", "label"))
+        wav, img = root / f"{part}_wav", root / f"{part}_img" / "Image-01-FPS"
+        return [(label, Clip(wav / f"{vid}.wav", img / vid, -1)) for vid, label in rows]
+
+    train = read("train")
+    if class_order == "sorted":
+        names = sorted({label for label, _ in train})
+    else:
+        kept = {c.frames for c in _keep([c for _, c in train], min_frames)}
+        names = list(dict.fromkeys(label for label, c in train if c.frames in kept))
     ids = {name: i for i, name in enumerate(names)}
-    clips = [
-        Clip(
-            root / f"{split}_wav" / f"{vid}.wav",
-            root / f"{split}_img" / "Image-01-FPS" / vid,
-            ids[label],
-        )
-        for vid, label, *_ in _rows(root / "annotations" / f"{split}.csv")[1:]
-        if label in ids
-    ]
+    rows = train if split == "train" else read(split)
+    clips = [replace(c, target=ids[label]) for label, c in rows if label in ids]
     return _dataset(_keep(clips, min_frames), len(ids), split, kwargs)
+
+
+def _named_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The ``columns`` of every data row of a csv file whose first row names its columns."""
+    rows = _rows(path)
+    header = [name.strip() for name in rows[0]] if rows else []
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(f"{path}: the header {header} lacks the column(s) {missing}")
+    at = [header.index(c) for c in columns]
+    return [tuple(row[i] for i in at) for row in rows[1:] if len(row) > max(at)]
 
 
 def vggsound(
@@ -249,8 +315,9 @@ def vggsound(
 
     ``clip_ids`` says how the third field names a clip (:data:`CLIP_IDS`): the released loader
     drops its first character, so ``auto`` reads a csv of that shape (a space or any other
-    character before each id) as well as one with bare ids. Labels are matched with surrounding
-    whitespace removed; rows whose label is not in the encoding are skipped. Clips with fewer
+    character before each id) as well as one with bare ids. Labels are looked up as written
+    (the released loader's ``class_class[item[1]]``), else with surrounding whitespace removed;
+    rows whose label is not in the encoding are skipped. Clips with fewer
     than ``min_frames`` frames are skipped (the released loader keeps more than 3:
     ``min_frames=4``). Raises when no listed clip is found, naming how the ids were read.
     """
@@ -259,7 +326,11 @@ def vggsound(
     root = Path(root)
     csv_path = root / f"{split}.csv"
     ids: dict[str, int] = json.loads((root / "label_encoding.json").read_text(encoding="utf-8-sig"))
-    rows = [(r[1].strip(), r[2]) for r in _rows(csv_path) if len(r) >= 3 and r[1].strip() in ids]
+
+    def label(field: str) -> str:  # as written (the released loader's key), else stripped
+        return field if field in ids else field.strip()
+
+    rows = [(label(r[1]), r[2]) for r in _rows(csv_path) if len(r) >= 3 and label(r[1]) in ids]
 
     def read(how: str) -> list[Clip]:
         names = [vid.strip() if how == "written" else vid[1:] for _, vid in rows]

@@ -74,7 +74,8 @@ def _meta(spec: AudioSpec, dtype: str) -> dict[str, Any]:
         "format": _FORMAT,
         "pipeline": PIPELINE_VERSION,
         "dtype": dtype,
-        "spec": asdict(spec),
+        # ``repeats`` only when set: a cache of the full-length spec reads as before it existed
+        "spec": {k: v for k, v in asdict(spec).items() if k != "repeats" or v is not None},
         "shape": list(spec.shape[1:]),
     }
 

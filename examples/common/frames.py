@@ -3,13 +3,16 @@ train/test transforms (RandomResizedCrop + flip / Resize, ImageNet normalisation
 
 Frame choice is explicit: the folder listing is *sorted*; at test time the ``k`` frames are
 evenly spaced (deterministic), at training time ``k`` distinct frames are drawn from the given
-generator and kept in temporal order. (The community loaders compute a random choice and then
-read the first entries of an unsorted listing; this module does what they meant.)
+generator and kept in temporal order. The released loaders (CREMA-D, Kinetics-Sounds,
+VGGSound) compute a random choice and then read the first ``k`` entries of ``os.listdir``,
+in the file system's order, in training and testing alike: :func:`released_frames` gives those
+(``--preset official``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ __all__ = [
     "list_frames",
     "load_frames",
     "random_resized_crop",
+    "released_frames",
 ]
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -34,6 +38,16 @@ _EXTENSIONS = (".jpg", ".jpeg", ".png")
 def list_frames(folder: str | Path) -> list[Path]:
     """The image files of ``folder``, sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in _EXTENSIONS)
+
+
+def released_frames(folder: str | Path, k: int) -> list[Path]:
+    """The first ``k`` image files of ``folder`` in ``os.listdir``'s order (unsorted: the file
+    system's), the frames the released loaders read whatever their random choice; fewer than
+    ``k`` are repeated cyclically (the released loaders raise there)."""
+    names = [n for n in os.listdir(folder) if Path(n).suffix.lower() in _EXTENSIONS]
+    if not names:
+        raise ValueError(f"no frame (jpg, jpeg, png) in {folder}")
+    return [Path(folder) / names[i % len(names)] for i in range(k)]
 
 
 def choose_frames(num_available: int, k: int, generator: torch.Generator | None) -> list[int]:

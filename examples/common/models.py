@@ -24,6 +24,7 @@ __all__ = [
     "encoder_inputs",
     "joint_loss",
     "mlp_encoder",
+    "xavier_heads",
 ]
 
 
@@ -59,6 +60,17 @@ class LateFusionClassifier(nn.Module):
         features = encode(self.encoders, inputs, mask)
         unimodal = [self.heads[k](f) for k, f in zip(self.encoders, features)]
         return self.fusion_head(torch.cat(features, dim=1)), unimodal
+
+
+def xavier_heads(model: LateFusionClassifier) -> LateFusionClassifier:
+    """Re-initialise the unimodal and fused heads as the released audio-video and NVGesture
+    scripts do (``net.apply(weight_init)``: ``xavier_normal_`` weights, zero biases, where
+    ``nn.Linear`` defaults to Kaiming-uniform weights and biases). Returns ``model``."""
+    for head in [*model.heads.values(), model.fusion_head]:
+        assert isinstance(head, nn.Linear)
+        nn.init.xavier_normal_(head.weight)
+        nn.init.zeros_(head.bias)
+    return model
 
 
 class ConcatClassifier(nn.Module):

@@ -12,12 +12,17 @@ the last incomplete batch; those choices live here and apply to the example scri
   for CREMA-D, 0.5 for the others. The training loss keeps the released scale (the unweighted
   sum is twice Eq. 5 at ``alpha = 0.5``, which matters to SGD).
 * ``drop_last=True`` on the training loader.
-* the scoring pass sees the training augmentations.
+* the scoring pass sees the training augmentations; NVGesture's scores one clip at a time
+  (``score_batch_size=1``: in train mode BatchNorm then uses each clip's own statistics).
+* the audio-video and NVGesture heads start as the released ``weight_init`` sets them
+  (``head_init="xavier"``: Xavier-normal weights, zero biases).
 * Twitter2015's learned script scores in eval mode (every other script: train mode).
 * what the loaders feed and what the models are (``data`` and ``model`` of :class:`ReleasedScript`,
   set as ``args.data_options`` and ``args.model_options``): VGGSound's clip ids read without
-  their first character and clips of more than 3 frames; Kinetics-Sounds' crop and flip drawn
-  per frame; NVGesture's BGR colour, raw flow (every stored frame), depth in [0, 1], zero-padded
+  their first character and clips of more than 3 frames; every audio-video loader's frames
+  (the first entries of the unsorted folder listing); CREMA-D's 20 copies of a clip at most;
+  Kinetics-Sounds' crop and flip drawn per frame and its class ids in first-seen order;
+  NVGesture's BGR colour, raw flow (every stored frame), depth in [0, 1], zero-padded
   short clips, the I3D pooling ``AvgPool3d((8, 7, 7))`` and the depth I3D's first convolution
   left at random initialisation. ``docs/presets.md`` measures each. Twitter2015's and
   Sarcasm's released inputs and models (text cleaning, image statistics, augmentation, heads)
@@ -49,6 +54,15 @@ class ReleasedScript:
     loss_weights: tuple[float, float] = (1.0, 1.0)
     #: Whether the learning-based script scores in train mode.
     learned_train_mode: bool = True
+    #: How the heads start: ``default`` (``nn.Linear``'s) or ``xavier`` (the released
+    #: ``weight_init``: ``xavier_normal_`` weights, zero biases; `models.xavier_heads`).
+    head_init: str = "default"
+    #: The scoring pass's batch size, where the released scripts fix one (``None``: the
+    #: evaluation batch size); a script with ``--score-batch-size`` takes it as its default.
+    score_batch_size: int | None = None
+    #: The released model's number of outputs, where it is fixed in the model rather than read
+    #: from the data (``None``: the dataset's classes); a class id beyond it is refused.
+    head_classes: int | None = None
     #: What the released loader does differently: keyword arguments of the dataset's loader
     #: (``examples.av.datasets.vggsound`` / ``kinetics_sounds``; NVGesture: fields of
     #: ``examples.gesture.data.ClipSpec``).
@@ -67,18 +81,37 @@ class ReleasedScript:
 #: ``--dataset`` -> its released scripts. A dataset not listed (the quickstart's) gets the
 #: convention of five of the six scripts: ``ReleasedScript()``.
 RELEASED: dict[str, ReleasedScript] = {
-    "cremad": ReleasedScript(loss_weights=(0.1, 0.9)),
-    # A crop and a flip drawn for each of the 3 frames (ours: one per clip).
-    "ks": ReleasedScript(data={"frame_augment": "frame"}),
+    # Every audio-video loader reads the first frames of the unsorted ``os.listdir`` (ours: the
+    # sorted listing, evenly spaced at test time, a seeded draw when training).
+    # CREMA-D tiles at most 20 copies of a clip (``np.tile(samples, 20)``; ours: to 20 s).
+    "cremad": ReleasedScript(
+        loss_weights=(0.1, 0.9),
+        head_init="xavier",
+        data={"frame_choice": "listdir", "audio_repeats": 20},
+    ),
+    # A crop and a flip drawn for each of the 3 frames (ours: one per clip); class ids in the
+    # order the classes first appear among the training clips found (ours: sorted names).
+    "ks": ReleasedScript(
+        head_init="xavier",
+        head_classes=31,  # KS/models/basic_model.py: n_classes = 31
+        data={"frame_augment": "frame", "frame_choice": "listdir", "class_order": "first_seen"},
+    ),
     # Clip ids read as ``item[2][1:]``, clips with more than 3 frames (ours: auto-detected ids,
     # 1 frame or more).
-    "vggsound": ReleasedScript(data={"clip_ids": "released", "min_frames": 4}),
+    "vggsound": ReleasedScript(
+        head_init="xavier",
+        head_classes=310,  # VGGSound/models/basic_model.py: n_classes = 310 (309 classes)
+        data={"clip_ids": "released", "min_frames": 4, "frame_choice": "listdir"},
+    ),
     "twitter2015": ReleasedScript(learned_train_mode=False),
     "sarcasm": ReleasedScript(),
     # OpenCV's BGR frames under RGB statistics, raw flow (every stored frame), depth in [0, 1],
     # black frames after a short clip; I3D pooled by AvgPool3d((8, 7, 7)) (the first 8 of 10
     # temporal cells of an 80-frame clip), the depth I3D's first convolution never loaded.
+    # Scored one clip at a time (batch_size=1, train mode), heads initialised by weight_init.
     "nvgesture": ReleasedScript(
+        head_init="xavier",
+        score_batch_size=1,
         data={"colour": "bgr", "flow": "raw", "depth": "unit", "pad": "zeros"},
         model={
             "rgb": {"pool": "released"},
@@ -102,8 +135,9 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
     ``official``: the released script of ``args.dataset`` (see the module docstring). Flags
     already set are kept, so resolving twice changes nothing.
 
-    Sets ``data_options`` and ``model_options`` (when unset): the released script's ``data``
-    and ``model`` under ``official``, empty (our loaders and models) under ``paper``.
+    Sets ``head_classes``, ``head_init``, ``data_options`` and ``model_options`` (when
+    unset): the released script's under ``official``; ``None``, ``default`` and empty (our
+    heads, loaders and models) under ``paper``.
     """
     out = argparse.Namespace(**vars(args))
     official = out.preset == "official"
@@ -118,6 +152,12 @@ def resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
         out.drop_last = official
     if getattr(out, "score_augmented", False) is None:
         out.score_augmented = official
+    if getattr(out, "score_batch_size", False) is None:  # the scripts with the flag
+        out.score_batch_size = script.score_batch_size if official else None
+    if getattr(out, "head_classes", None) is None:
+        out.head_classes = script.head_classes if official else None
+    if getattr(out, "head_init", None) is None:
+        out.head_init = script.head_init if official else "default"
     if getattr(out, "data_options", None) is None:
         out.data_options = dict(script.data) if official else {}
     if getattr(out, "model_options", None) is None:

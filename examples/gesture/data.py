@@ -22,13 +22,16 @@ By default (:class:`ClipSpec`'s defaults) RGB is ImageNet-normalised, depth scal
 ``[-1, 1]``, flow taken over the window (``K' = K``), its vectors rescaled to the resized frame,
 clipped to +-20 pixels and divided by 20, and a clip shorter than ``K`` repeats its last frame.
 ``--preset official`` sets the released loader's choices (``examples.common.released``):
-``colour="bgr"`` (OpenCV's BGR order under the RGB statistics), ``flow="raw"`` (every stored
-flow frame as stored, ``K' = test_frames - 1``, whatever the window), ``depth="unit"``
-(``[0, 1]``) and ``pad="zeros"`` (black frames after a short clip).
+``colour="bgr"`` (OpenCV's BGR order under the RGB statistics, depth from OpenCV's first
+channel), ``flow="raw"`` (every stored flow frame as stored, ``K' = max(T, test_frames - 1)``,
+whatever the window, cropped at the stored resolution without resizing), ``depth="unit"``
+(``[0, 1]``) and ``pad="zeros"`` (the released 80-frame container: the clip followed by black
+frames, the training window drawn within it).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +86,22 @@ class ClipSpec:
     modality is fed (:data:`CHOICES`; the second choice of each is the released loader's).
 
     * ``colour``: ``rgb`` (frames converted from OpenCV's BGR) or ``bgr`` (kept as decoded);
-      either is normalised with the RGB ImageNet statistics in channel order.
+      either is normalised with the RGB ImageNet statistics in channel order. Depth is read
+      from the first channel of the decoded frame: red (``rgb``) or, as OpenCV decodes it,
+      blue (``bgr``); a grey depth video has the same value in each.
     * ``flow``: ``window`` (the window's frames, vectors rescaled to the resized frame,
-      clipped to +-``flow_clip`` pixels, divided by ``flow_clip``) or ``raw`` (the first
-      ``test_frames - 1`` stored frames, padded as ``pad`` says, values as stored).
+      clipped to +-``flow_clip`` pixels, divided by ``flow_clip``) or ``raw`` (every stored
+      frame, padded as ``pad`` says to ``test_frames - 1`` when fewer, values as stored, cropped
+      as stored: the released loader never resizes flow, so it must be stored at
+      ``frame_size``; flow stored smaller than that is resized to it, with a warning, since the
+      released crop would leave the array).
     * ``depth``: ``signed`` (``[-1, 1]``) or ``unit`` (``[0, 1]``).
-    * ``pad``: a clip shorter than the window repeats its last frame (``repeat``) or is
-      followed by black frames (``zeros``: pixel value 0, then normalised).
+    * ``pad``: a clip shorter than the window repeats its last frame (``repeat``), the window
+      drawn within the clip; or (``zeros``, the released loader) the clip is put in a
+      container of ``test_frames`` frames, black after its end (pixel value 0, then
+      normalised), the training window drawn anywhere within the container (start in
+      ``[0, test_frames - train_frames]`` whatever the clip's length) and frames past
+      ``test_frames`` never read.
     """
 
     train_frames: int = 64
@@ -223,11 +235,13 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
         clip, spec = self.clips[index], self.spec
         gen = item_generator(self.seed, self.epoch, index) if self.train else None
         rgb = self._video(clip, "sk_color", clip.color)
-        depth = self._video(clip, "sk_depth", clip.depth)[:1]
-        flow = torch.from_numpy(np.load(flow_path(self.root, self.split, clip.position)))
-        flow = flow.permute(2, 3, 0, 1)  # (H, W, 2, T) -> (2, T, H, W)
+        channel = 2 if spec.colour == "bgr" else 0  # OpenCV's first channel is blue
+        depth = self._video(clip, "sk_depth", clip.depth)[channel : channel + 1]
+        stored = flow_path(self.root, self.split, clip.position)
+        flow = torch.from_numpy(np.load(stored)).permute(2, 3, 0, 1)  # (H, W, 2, T) -> (2, T, H, W)
         count = spec.train_frames if self.train else spec.test_frames
-        window = _window(rgb.shape[1], count, gen)
+        span = spec.test_frames if spec.pad == "zeros" else rgb.shape[1]  # released container
+        window = _window(span, count, gen)
         size = (spec.frame_size, spec.frame_size)
         rgb = _take(rgb, window, spec.pad)
         if spec.colour == "bgr":
@@ -236,7 +250,7 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
         depth = resize_clip(_take(depth, window, spec.pad), size)
         modalities = {
             "rgb": (rgb - IMAGENET_MEAN.unsqueeze(1)) / IMAGENET_STD.unsqueeze(1),
-            "flow": self._flow(flow, window),
+            "flow": self._flow(flow, window, stored),
             "depth": depth / 255.0 if spec.depth == "unit" else depth / 127.5 - 1.0,
         }
         top = left = (spec.frame_size - spec.crop) // 2
@@ -247,12 +261,24 @@ class NVGestureDataset(Dataset[dict[str, Tensor]]):
         item = {k: v[:, :, rows, cols].contiguous() for k, v in modalities.items()}
         return {**item, "target": torch.tensor(clip.label), "index": torch.tensor(index)}
 
-    def _flow(self, flow: Tensor, window: list[int]) -> Tensor:
-        """``(2, T, H, W)`` stored flow as fed (see :class:`ClipSpec`'s ``flow``), resized."""
+    def _flow(self, flow: Tensor, window: list[int], stored: Path) -> Tensor:
+        """``(2, T, H, W)`` stored flow as fed (see :class:`ClipSpec`'s ``flow``): resized to
+        ``frame_size`` (``raw``: only when stored smaller), ready for the crop."""
         spec = self.spec
         size = (spec.frame_size, spec.frame_size)
         if spec.flow == "raw":
-            return resize_clip(_take(flow, range(spec.test_frames - 1), spec.pad), size)
+            # every stored frame (the released model's comment: 80), padded to test_frames - 1
+            frames = max(flow.shape[1], spec.test_frames - 1)
+            raw = _take(flow, range(frames), spec.pad)
+            if min(raw.shape[2:]) >= spec.frame_size:
+                return raw  # cropped as stored, as the released loader does
+            warnings.warn(
+                f"{stored.parent}: flow stored at {tuple(raw.shape[2:])}, smaller than frame_size "
+                f"{spec.frame_size}: the released loader crops flow as stored (it must be "
+                f"written at {spec.frame_size}x{spec.frame_size}); resized to it here",
+                stacklevel=2,
+            )
+            return resize_clip(raw, size)
         scale = torch.tensor([spec.frame_size / flow.shape[3], spec.frame_size / flow.shape[2]])
         flow = resize_clip(_take(flow, window, spec.pad), size) * scale.view(2, 1, 1, 1)
         return flow.clamp(-spec.flow_clip, spec.flow_clip) / spec.flow_clip

@@ -4,8 +4,10 @@
 The reference reads an MJPG clip written with OpenCV's VideoWriter (``write_video``: frames
 panning across a photograph that matplotlib ships) as the released loader is documented to: OpenCV's BGR frames
 resized with ``cv2.resize`` to 256 (here 36) and normalised with the RGB ImageNet statistics in
-channel order, depth divided by 255, every stored flow frame with its raw values, black frames
-after a short clip, the centre crop; the model pools with ``nn.AvgPool3d((8, 7, 7))``.
+channel order, depth from OpenCV's first channel divided by 255, every stored flow frame with
+its raw values cropped as stored (never resized), black frames after a short clip in an
+80-frame (here 12) container, the centre crop (testing) or a window of the container
+(training); the model pools with ``nn.AvgPool3d((8, 7, 7))``.
 """
 
 from __future__ import annotations
@@ -84,9 +86,9 @@ def released_item(root: Path, frames: int, size: int, crop: int) -> dict[str, Te
         dep[t] = cv2.resize(depth[t], (size, size))[..., 0] / 255.0
     rgb = (rgb - MEAN) / STD  # RGB statistics on BGR channels
     stored = np.load(flow_path(root, "test", 0))  # (H, W, 2, T): every stored frame, raw
-    flow = np.zeros((frames - 1, size, size, 2), np.float32)
+    flow = np.zeros((frames - 1, *stored.shape[:2], 2), np.float32)  # never resized
     for t in range(min(frames - 1, stored.shape[-1])):
-        flow[t] = cv2.resize(stored[..., t], (size, size))
+        flow[t] = stored[..., t]
     a = (size - crop) // 2
     box = (slice(None), slice(a, a + crop), slice(a, a + crop))
     return {
@@ -112,6 +114,67 @@ def test_official_test_items_equal_the_released_loader(root: Path) -> None:
     assert torch.allclose(ours["rgb"][:, 9:], black.expand(3, 3, 32, 32))  # 3 padded frames
     assert ours["depth"][:, 9:].abs().max() == 0 and ours["flow"][:, 8:].abs().max() == 0
     assert float(ours["flow"].abs().max()) > 1.0  # raw pixels, not scaled to [-1, 1]
+
+
+def test_official_training_window_is_drawn_in_the_zero_padded_container(root: Path) -> None:
+    """The released loader draws the window start in [0, 80 - 64] over the 80-frame container
+    whatever the clip's length (a 9-frame clip here: 12-frame container, 4-frame window)."""
+    train = NVGestureDataset(root, "train", spec=OFFICIAL)
+    starts = set()
+    black = torch.from_numpy(-MEAN / STD).float().view(3, 1, 1)
+    for epoch in range(40):
+        train.set_epoch(epoch)
+        rgb = train[0]["rgb"]
+        is_black = [bool(torch.allclose(rgb[:, t], black.expand_as(rgb[:, t]))) for t in range(4)]
+        starts.add(9 - is_black.index(True) if any(is_black) else -1)
+    # windows ending in the black tail: starts 6, 7 and 8 of [0, 8] (never in ours)
+    assert {6, 7, 8} & starts
+    ours = NVGestureDataset(root, "train", spec=SPEC)
+    for epoch in range(40):
+        ours.set_epoch(epoch)
+        rgb = ours[0]["rgb"]
+        assert not torch.allclose(rgb[:, -1], black.expand_as(rgb[:, -1]))
+
+
+def test_official_flow_is_cropped_as_stored_and_resized_only_when_too_small(root: Path) -> None:
+    stored = torch.from_numpy(np.load(flow_path(root, "test", 0))).permute(2, 3, 0, 1)
+    item = NVGestureDataset(root, "test", spec=OFFICIAL)[0]
+    assert stored.shape[2:] == (48, 64)  # larger than frame_size 36: the released crop fits
+    assert torch.equal(item["flow"][:, :8], stored[:, :, 2:34, 2:34])
+    big = replace(OFFICIAL, frame_size=56, crop=48)  # stored smaller than 56: resized, warned
+    with pytest.warns(UserWarning, match=r"flow stored at \(48, 64\).*must be written at 56x56"):
+        assert NVGestureDataset(root, "test", spec=big)[0]["flow"].shape == (2, 11, 48, 48)
+
+
+def test_official_flow_feeds_every_stored_frame(root: Path, tmp_path: Path) -> None:
+    """Flow files of the released data hold as many frames as the clip (the released model's
+    comment: ``of: (2, 2, 80, 224, 224)``): every one is fed, none cut to ``test_frames - 1``."""
+    import shutil
+
+    copy = tmp_path / "nv"
+    shutil.copytree(root, copy)
+    stored = np.random.default_rng(0).normal(size=(48, 64, 2, 12)).astype(np.float32)
+    for split in ("train", "test"):
+        np.save(flow_path(copy, split, 0), stored)
+    expected = torch.from_numpy(stored).permute(2, 3, 0, 1)[:, :, 2:34, 2:34]
+    assert torch.equal(NVGestureDataset(copy, "test", spec=OFFICIAL)[0]["flow"], expected)
+    assert NVGestureDataset(copy, "train", spec=OFFICIAL)[0]["flow"].shape == (2, 12, 32, 32)
+
+
+def test_official_depth_is_opencvs_first_channel(root: Path, tmp_path: Path) -> None:
+    """The released loader keeps ``frame[..., 0]`` of OpenCV's BGR decoding: blue."""
+    import shutil
+
+    copy = tmp_path / "nv"
+    shutil.copytree(root, copy)
+    folder = copy / "Video_data/class_03/subject1_r0"
+    shutil.copy(folder / "sk_color.avi", folder / "sk_depth.avi")  # channels that differ
+    blue = np.stack([cv2.resize(f, (36, 36))[..., 0] for f in decode(folder / "sk_depth.avi")])
+    ref = torch.from_numpy(blue[START:STOP, 2:34, 2:34] / 255.0).float()
+    depth = NVGestureDataset(copy, "test", spec=OFFICIAL)[0]["depth"][0, :9]
+    assert (depth - ref).abs().max() < 1 / 255
+    red = NVGestureDataset(copy, "test", spec=SPEC)[0]["depth"][0, :9]
+    assert ((red + 1) / 2 - ref).abs().mean() > 0.01  # ours reads red: documented, grey depth
 
 
 def test_default_items_differ_where_documented(root: Path) -> None:
@@ -143,9 +206,13 @@ def test_official_preset_reaches_the_dataset_and_the_model(root: Path) -> None:
     assert train.spec == replace(SPEC, **RELEASED["nvgesture"].data) == evals["test"].spec
     model = trimodal.build_model(args)
     assert {k: e.pool for k, e in model.encoders.items()} == dict.fromkeys(MODALITIES, "released")
+    heads = [*model.heads.values(), model.fusion_head]  # the released weight_init: zero biases
+    assert all(h.bias.abs().max() == 0 for h in heads)
     default = trimodal.parse_args(argv)
     assert trimodal.load_data(default)[0].spec == SPEC
-    assert {e.pool for e in trimodal.build_model(default).encoders.values()} == {"mean"}
+    plain = trimodal.build_model(default)
+    assert {e.pool for e in plain.encoders.values()} == {"mean"}
+    assert plain.fusion_head.bias.abs().max() > 0
 
 
 # -- the released I3D ------------------------------------------------------------------------

@@ -110,9 +110,26 @@ def test_i3d_full_size_and_depth_from_rgb_weights(tmp_path: Path) -> None:
     assert depth(torch.randn(2, 1, 4, 16, 16)).shape == (2, depth.out_features)
 
 
-def test_official_preset_end_to_end(root: Path, tmp_path: Path) -> None:
+def test_official_preset_end_to_end(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The released inputs (BGR, raw flow of every stored frame, depth in [0, 1], black padding)
-    and I3D pooling run through training; the pooling window is cut to the small feature map."""
+    and I3D pooling run through training; the pooling window is cut to the small feature map;
+    the scoring pass takes one clip at a time, as the released scripts' (batch_size=1)."""
+    sizes: list[int] = []
+
+    class Recording(trimodal.DataLoader):  # type: ignore[misc,name-defined]
+        def __init__(self, dataset: object, batch_size: int = 1, **kwargs: object) -> None:
+            sizes.append(batch_size)
+            super().__init__(dataset, batch_size, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trimodal, "DataLoader", Recording)
     history = trimodal.main(["--root", str(root), "--out", str(tmp_path), *TINY,
-                             "--preset", "official", "--epochs", "1"])  # fmt: skip
+                             "--sampler", "heuristic", "--preset", "official", "--epochs", "1"])  # fmt: skip
     assert math.isfinite(history[0]["train_loss"]) and 0.0 <= history[0]["test_acc"] <= 1.0
+    assert sizes.count(1) == 1 and 2 in sizes  # the scoring loader; training and test
+    argv = ["--root", str(root)]
+    assert trimodal.parse_args([*argv, "--preset", "official"]).score_batch_size == 1
+    assert trimodal.parse_args(argv).score_batch_size is None  # the evaluation batch size
+    explicit = [*argv, "--preset", "official", "--score-batch-size", "4"]
+    assert trimodal.parse_args(explicit).score_batch_size == 4
