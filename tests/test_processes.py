@@ -71,6 +71,13 @@ def _running(marker: str) -> list[psutil.Process]:
     return found
 
 
+def _section(out: str, title: str) -> str:
+    """The lines of pytest's report section ``title``, up to the next section (the short test
+    summary after it repeats the errors' messages)."""
+    body = out.split(title, 1)[1].split("\n", 1)[1]
+    return body.split("\n=")[0]
+
+
 def test_a_leaked_process_fails_the_test_and_the_run_and_is_killed(tmp_path: Path) -> None:
     # sleep lengths no other process uses: how the leaked processes are found afterwards
     stamp = f"{random.SystemRandom().randint(10**6, 10**7)}"
@@ -85,7 +92,7 @@ def test_a_leaked_process_fails_the_test_and_the_run_and_is_killed(tmp_path: Pat
         assert "ERROR at teardown of test_leaks_an_orphan" in out
         assert f"sleep {marks['orphan']}" in out.split("test_leaks_an_orphan")[2]
         assert "test_waits_for_its_child left" not in out
-        summary = out.split("processes left behind")[1]
+        summary = _section(out, "processes left behind")
         assert f"sleep {marks['session']}" in summary
         assert marks["child"] not in summary and marks["orphan"] not in summary
         for mark in marks.values():
@@ -103,7 +110,7 @@ def test_a_leaked_process_alone_fails_a_run_whose_tests_pass(tmp_path: Path) -> 
         result = _session(tmp_path, code)  # started at import: no test to blame
         assert result.returncode == 1, result.stdout + result.stderr
         assert "1 passed" in result.stdout
-        assert f"sleep {mark}" in result.stdout.split("processes left behind")[1]
+        assert f"sleep {mark}" in _section(result.stdout, "processes left behind")
         assert not _running(mark)
     finally:
         for proc in _running(mark):
