@@ -164,7 +164,9 @@ def _spelled_call(message: str, opening: str) -> str:
 
 def _run_remedy(message: str, sampler: Any) -> torch.Tensor:
     """Evaluate the ``sampler.update_scores(model, loader, ...)`` call the message spells."""
-    call = _spelled_call(message, "sampler.update_scores(model, loader, ")[:-1] + ", progress=False)"
+    call = (
+        _spelled_call(message, "sampler.update_scores(model, loader, ")[:-1] + ", progress=False)"
+    )
     scope = {"sampler": sampler, "model": TinyModel(), "loader": _score_loader()}
     return eval(call, {}, scope)
 
