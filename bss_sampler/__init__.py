@@ -6,7 +6,9 @@
 * `SMVSampler`: SMV (Wei et al., CVPR 2024), the paper's data-level baseline, on the same core
   (its maths and valuation pass in `bss_sampler.smv`).
 * `BalanceReport`: what each scoring pass saw: per-modality accuracy, confidence and imbalance.
-* `ScoredSampler`: what integrations ask of a sampler (a runtime-checkable protocol).
+* `ScoredSampler`: what integrations ask of a sampler valued by ``update_scores`` (a
+  runtime-checkable protocol; `bss_sampler.protocol.ValuedSampler` for ``update_values``, as
+  `SMVSampler`).
 
 The rest stays importable from its module: the pure maths (`bss_sampler.functional`,
 `bss_sampler.ordering`, `bss_sampler.pacing`), the sampler core for new ordering methods

@@ -38,21 +38,31 @@ def _setting(key: str, value: Any) -> Any:
     return tuple(c for c in CRITERIA if c in parts) + tuple(sorted(set(parts) - set(CRITERIA)))
 
 
+def _where_settings_go(settings: Mapping[str, Any]) -> str:
+    """The calls that take scoring ``settings`` (values as `_setting` gives them): the scoring
+    pass, and the integrations that run it for their users."""
+    given = ", ".join(f"{key}={_setting(key, value)!r}" for key, value in settings.items())
+    trainer = ", ".join(f"bss_{key}={_setting(key, value)!r}" for key, value in settings.items())
+    return (
+        f"sampler.update_scores(model, loader, {given}); where an integration runs the pass, "
+        f"to the integration: BalanceSamplingCallback({given}) (Lightning), "
+        f"BalanceSamplingTrainer(..., {trainer}) (Hugging Face)"
+    )
+
+
 def refuse_scoring_settings(sampler: str, removed: Mapping[str, Any]) -> None:
     """Raise ``TypeError`` for keywords a sampler no longer takes, saying where each one went."""
     if not removed:
         return
     settings = {"alpha", "criteria", "train_mode"}
-    moved = ", ".join(
-        f"{key}={_setting(key, value)!r}" for key, value in removed.items() if key in settings
-    )
     unknown = sorted(set(removed) - settings)
     if unknown:
         raise TypeError(f"{sampler}() got unexpected keyword arguments {unknown}")
+    moved = ", ".join(f"{key}={_setting(key, value)!r}" for key, value in removed.items())
     raise TypeError(
         f"{sampler}() no longer takes the scoring settings {moved}: the sampler holds only its "
-        f"order. Pass them to each scoring pass, sampler.update_scores(model, loader, {moved}) "
-        f"(or to BalanceScorer(...) for online scoring); preset= still sets train_mode's default"
+        f"order (BalanceScorer(...) takes them for online scoring). Pass them to each scoring "
+        f"pass, {_where_settings_go(removed)}. preset= still sets train_mode's default"
     )
 
 
@@ -188,7 +198,7 @@ class BalanceSampler(PolicySampler):
             warnings.warn(
                 f"state_dict was saved by a sampler that scored with {given}; samplers no "
                 f"longer hold scoring settings: pass them to each pass, "
-                f"sampler.update_scores(model, loader, {given})",
+                f"{_where_settings_go(moved)}",
                 stacklevel=user_stacklevel(),
             )
 

@@ -616,6 +616,10 @@ class PolicySampler(Sampler[int]):
         expected = f"an integer tensor of shape ({size},)"
         if not isinstance(order, Tensor):
             raise self._policy_error("epoch_order", epoch, f"a {type(order).__name__}", expected)
+        if order.layout != torch.strided or order.is_meta:  # no values to read
+            got = f"a {str(order.layout).removeprefix('torch.')} tensor on device {order.device}"
+            dense = f"a dense integer tensor of shape ({size},) with its values"
+            raise self._policy_error("epoch_order", epoch, got, dense)
         if order.shape != (size,):
             got = f"shape {tuple(order.shape)}"
             raise self._policy_error("epoch_order", epoch, got, f"shape ({size},) (epoch_size)")

@@ -212,13 +212,16 @@ def copy_counts(
     0, 1 for 0.5 and 0.9, none for -0.1, 0.4, 1 and 1.5; ``"march2024"``
     (`MARCH_2024_THRESHOLDS`): none from 0.9 up. Each modality of a sample gets its own copies
     (a sample every coalition gets wrong gets 2 + 2). The thresholds are compared in the
-    contributions' dtype, so a float32 0.4 is exactly on the threshold 0.4.
+    contributions' dtype, so a float32 0.4 is exactly on the threshold 0.4 (integer or boolean
+    contributions in float64: cast to an integer, -0.1 and 0.4 would both be 0).
 
     >>> copy_counts(torch.tensor([[-0.1, 0.4], [0.9, 11 / 12]])).tolist()
     [[0, 0], [1, 1]]
     >>> copy_counts(torch.tensor([[-0.1, 0.4], [0.9, 11 / 12]]), "march2024").tolist()
     [[0, 0], [0, 0]]
     """
+    if not contributions.is_floating_point():
+        contributions = contributions.double()
     bounds = torch.tensor(smv_thresholds(thresholds), dtype=contributions.dtype)
     phi, bounds = contributions.unsqueeze(-1), bounds.to(contributions.device)
     above = (phi < bounds).sum(dim=-1)

@@ -5,6 +5,7 @@ here as the message spells it).
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from typing import Any
@@ -151,16 +152,46 @@ def _score_loader() -> DataLoader[Any]:
     return DataLoader(PairDataset(n=N), batch_size=8)
 
 
-def _run_remedy(message: str, sampler: Any) -> torch.Tensor:
-    """Evaluate the ``sampler.update_scores(model, loader, ...)`` call the message spells."""
-    start = message.index("sampler.update_scores(model, loader, ")
+def _spelled_call(message: str, opening: str) -> str:
+    """The call the message spells from ``opening`` to the bracket that closes it."""
+    start = message.index(opening)
     depth, end = 0, start
     while depth or end == start or message[end - 1] != ")":  # to the bracket closing the call
         depth += {"(": 1, ")": -1}.get(message[end], 0)
         end += 1
-    call = message[start : end - 1] + ", progress=False)"
+    return message[start:end]
+
+
+def _run_remedy(message: str, sampler: Any) -> torch.Tensor:
+    """Evaluate the ``sampler.update_scores(model, loader, ...)`` call the message spells."""
+    call = (
+        _spelled_call(message, "sampler.update_scores(model, loader, ")[:-1] + ", progress=False)"
+    )
     scope = {"sampler": sampler, "model": TinyModel(), "loader": _score_loader()}
     return eval(call, {}, scope)
+
+
+def _run_integration_remedies(message: str, cls: type) -> None:
+    """The integrations' calls the message spells work and score as its ``update_scores`` call:
+    Lightning's callback runs its pass with them, the ``Trainer`` takes its keywords."""
+    torch.manual_seed(0)
+    want = _run_remedy(message, make(cls, N))
+    lightning = pytest.importorskip("bss_sampler.integrations.lightning")
+    from bss_sampler.integrations._common import valuation_pass
+
+    callback = eval(_spelled_call(message, "BalanceSamplingCallback("), vars(lightning))
+    sampler = make(cls, N)
+    run = valuation_pass(sampler, callback.settings, owner="BalanceSamplingCallback")
+    torch.manual_seed(0)
+    assert torch.equal(run(TinyModel(), _score_loader()), want)
+    transformers = pytest.importorskip("bss_sampler.integrations.transformers")
+    keywords = _spelled_call(message, "BalanceSamplingTrainer(..., ")
+    given = eval("dict(" + keywords.removeprefix("BalanceSamplingTrainer(..., "), {})
+    signature = inspect.signature(transformers.BalanceSamplingTrainer.__init__)
+    signature.bind_partial(None, **given)  # each keyword is one of the Trainer's
+    assert {key.removeprefix("bss_") for key in given} == set(callback.settings) - {
+        key for key, value in callback.settings.items() if value is None
+    }
 
 
 @pytest.mark.parametrize("cls", BSS_SAMPLERS)
@@ -201,6 +232,23 @@ def test_the_update_scores_call_a_constructor_suggests_works(removed):
     with pytest.raises(TypeError) as error:
         LearnedBalanceSampler(range(N), **removed)
     _run_remedy(str(error.value), LearnedBalanceSampler(range(N)))
+
+
+@pytest.mark.parametrize("cls", BSS_SAMPLERS)
+@pytest.mark.parametrize(
+    "removed",
+    [{"alpha": 0.5}, {"criteria": ("loss",)}, {"criteria": "loss,similarity", "alpha": 0.3}],
+)
+def test_the_integration_calls_a_constructor_and_a_0_1_0_state_suggest_work(cls, removed):
+    # Issue 26 item 4: users of Lightning or the Trainer never call update_scores; the messages
+    # sent them there only.
+    with pytest.raises(TypeError) as error:
+        cls(range(N), **removed)
+    _run_integration_remedies(str(error.value), cls)
+    state = _as_written_by_0_1_0(scored(cls, N).state_dict(), **removed)
+    with pytest.warns(UserWarning, match=r"sampler\.update_scores\(model, loader, ") as caught:
+        make(cls, N).load_state_dict(state)
+    _run_integration_remedies(str(caught[0].message), cls)
 
 
 def test_criteria_spelled_as_a_checkpoint_writes_them_are_accepted():

@@ -87,6 +87,14 @@ BAD: dict[str, tuple[Order, str]] = {
         r"a ndarray for epoch 2, expected an integer tensor",
     ),
     "None": (lambda n: None, r"a NoneType for epoch 2, expected an integer tensor"),
+    "meta": (
+        lambda n: torch.arange(n, device="meta"),
+        r"a strided tensor on device meta for epoch 2, expected a dense integer tensor",
+    ),
+    "sparse": (
+        lambda n: torch.arange(n).to_sparse(),
+        r"a sparse_coo tensor on device cpu for epoch 2, expected a dense integer tensor",
+    ),
 }
 
 

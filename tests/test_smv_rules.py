@@ -60,6 +60,17 @@ def test_copy_counts_at_every_edge(rule, dtype):
     assert default == copy_counts(values.view(-1, 1), "released").flatten().tolist()
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_copy_counts_of_whole_number_contributions_follow_the_rule(dtype):
+    # The bounds were cast to the contributions' dtype: an integer tensor turned -0.1 and 0.4
+    # into 0, so a contribution of 0 sat "exactly on a bound" and got no copy instead of 2.
+    whole = torch.tensor([[-1, 0], [1, 2]]).to(dtype)
+    for rule in ("released", "march2024"):
+        expected = copy_counts(whole.double(), rule)
+        assert torch.equal(copy_counts(whole, rule), expected), (dtype, rule)
+    assert copy_counts(torch.tensor([[0, 1]], dtype=dtype)).tolist() == [[2, 0]]
+
+
 def _four_modality_value(target: float) -> torch.Tensor:
     """A coalition pattern of four modalities giving some modality the contribution ``target``."""
     patterns = torch.arange(2**15).unsqueeze(0) >> torch.arange(15).unsqueeze(1) & 1 == 1
