@@ -121,6 +121,16 @@ def _summary_clips(table: Path) -> set[str]:
         return {row["FileName"].strip() for row in reader if row["FileName"]}
 
 
+def _by_stem(folder: Path, suffix: str) -> dict[str, list[Path]]:
+    """The files of ``folder`` whose suffix is ``suffix`` in any case (``.flv``, ``.FLV``), by
+    stem; a stem listed with several files is ambiguous."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix.lower() == suffix and path.is_file():
+            found.setdefault(path.stem, []).append(path)
+    return found
+
+
 def prepare_cremad(
     source: str | Path,
     root: str | Path,
@@ -144,8 +154,8 @@ def prepare_cremad(
     videos_dir = source / "VideoFlash"
     if not videos_dir.is_dir():
         raise ValueError(f"SOURCE must hold CREMA-D's VideoFlash/*.flv: {videos_dir} is no folder")
-    videos = {p.stem: p for p in sorted(videos_dir.glob("*.flv"))}
-    wavs = {p.stem: p for p in sorted((source / "AudioWAV").glob("*.wav"))}
+    videos = _by_stem(videos_dir, ".flv")
+    wavs = _by_stem(source / "AudioWAV", ".wav")
     table = source / "processedResults" / "summaryTable.csv"
     listed = _summary_clips(table) if table.is_file() else set()
     tasks, unlisted, named = [], [], []
@@ -156,11 +166,16 @@ def prepare_cremad(
             unlisted.append(_bad(clip, str(err)))
             continue
         named.append(clip)
-        if clip not in videos:
+        twice = [found for found in (videos.get(clip, []), wavs.get(clip, [])) if len(found) > 1]
+        if twice:
+            names = ", ".join(p.name for p in twice[0])
+            unlisted.append(_bad(clip, f"{len(twice[0])} files differ only in case: {names}"))
+        elif clip not in videos:
             unlisted.append(_bad(clip, f"no VideoFlash/{clip}.flv in the release"))
-            continue
-        frames, wav = root / "Image-01-FPS" / clip, root / "AudioWAV" / f"{clip}.wav"
-        tasks.append(ClipTask(clip, videos[clip], frames, wav, wavs.get(clip)))
+        else:
+            frames, wav = root / "Image-01-FPS" / clip, root / "AudioWAV" / f"{clip}.wav"
+            wav_source = wavs[clip][0] if clip in wavs else None
+            tasks.append(ClipTask(clip, videos[clip][0], frames, wav, wav_source))
     if not named:
         raise ValueError(f"SOURCE holds no CREMA-D clip: no .flv in {videos_dir}")
 

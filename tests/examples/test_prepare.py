@@ -202,6 +202,31 @@ def test_damaged_files_are_named_and_fail(
     assert not any(p.name.startswith("1011") for p in (tmp_path / "Image-01-FPS").iterdir())
 
 
+def test_extensions_in_upper_case_are_the_release_files(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``.FLV``/``.WAV`` (archives made on Windows) are found; the release's wav is used, not
+    the flv's track in its place; two files differing only in case are named, not guessed."""
+    source = tmp_path / "release"
+    (source / "VideoFlash").mkdir(parents=True)
+    (source / "AudioWAV").mkdir()
+    for clip in (clip_name("NEU", 0), clip_name("HAP", 0), clip_name("SAD", 0)):
+        shutil.copyfile(
+            release / "VideoFlash" / f"{clip}.flv", source / "VideoFlash" / f"{clip}.FLV"
+        )
+        shutil.copyfile(release / "AudioWAV" / f"{clip}.wav", source / "AudioWAV" / f"{clip}.WAV")
+    sad = source / "AudioWAV" / f"{clip_name('SAD', 0)}"
+    shutil.copyfile(sad.with_suffix(".WAV"), sad.with_suffix(".wav"))
+    assert run("cremad", source, tmp_path / "root", "--skip-bad") == 0
+    captured = capsys.readouterr()
+    assert "3 clips: 2 written, 0 already done, 1 could not be read" in captured.out
+    assert f"skipped {clip_name('SAD', 0)}: 2 files differ only in case" in captured.err
+    for clip in (clip_name("NEU", 0), clip_name("HAP", 0)):
+        wav = (tmp_path / "root" / "AudioWAV" / f"{clip}.wav").read_bytes()
+        assert wav == (source / "AudioWAV" / f"{clip}.WAV").read_bytes()
+        assert len(list((tmp_path / "root" / "Image-01-FPS" / clip).iterdir())) == 3
+
+
 def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> None:
     from examples.av.audio import AudioSpec, load_spectrogram
 
