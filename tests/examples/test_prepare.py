@@ -200,6 +200,9 @@ def test_damaged_files_are_named_and_fail(
     assert [s["clip"] for s in manifest["skipped"]] == [f"101{i}_DFA_ANG_XX" for i in range(3)]
     assert manifest["prepared"] == 12
     assert not any(p.name.startswith("1011") for p in (tmp_path / "Image-01-FPS").iterdir())
+    # The skipped clips stay in train.csv; the loader leaves them out and says so.
+    with pytest.warns(UserWarning, match=r"train.csv: 3 of its 15 clips have no wav or no frame"):
+        assert len(cremad(tmp_path, "train")) == 12
 
 
 def test_extensions_in_upper_case_are_the_release_files(
@@ -283,7 +286,8 @@ def test_vggsound_without_audio_track_is_named(
     assert encoding == {"dog barking": 0, "engine accelerating, revving, vroom": 1, "rain": 2}
     test = vggsound(tmp_path / "root", "test")
     assert sorted(test.targets) == [0, 1, 2]
-    assert len(vggsound(tmp_path / "root", "train")) == 2  # the silent clip is left out
+    with pytest.warns(UserWarning, match=f"1 of its 3 clips .* left out .e.g. {silent.stem}"):
+        assert len(vggsound(tmp_path / "root", "train")) == 2  # the silent clip is left out
     released = vggsound(tmp_path / "root", "test", clip_ids="released", min_frames=4)
     assert [c.wav for c in released.clips] == [c.wav for c in test.clips]  # --preset official
 
