@@ -71,39 +71,70 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
         fps = int(rate) if rate else 0
         if fps < 1:
             raise ValueError(f"frame rate must be >= 1 fps, got {rate}")
-        declared = _declared_seconds(container, stream)
+        declared, of_all = _declared_seconds(container, stream)
         count = written = 0
         first: float | None = None  # the first and the last frame's presentation time
         last: float | None = None
-        for frame in container.decode(stream):
-            if count % fps == 0:
-                frame.to_image().save(folder / f"{count:05d}.jpg", "JPEG", quality=JPEG_QUALITY)
-                written += 1
-            if frame.time is not None:
-                first = frame.time if first is None else first
-                last = frame.time
-            count += 1
+        packets = _Span()  # the time every stream's packets cover
+        for packet in container.demux():  # every stream: the container's duration spans them
+            packets.add(packet)
+            if packet.stream.index != stream.index:
+                continue
+            for frame in packet.decode():
+                if count % fps == 0:
+                    image = frame.to_image()
+                    image.save(folder / f"{count:05d}.jpg", "JPEG", quality=JPEG_QUALITY)
+                    written += 1
+                if frame.time is not None:
+                    first = frame.time if first is None else first
+                    last = frame.time
+                count += 1
     if count == 0:
         raise ValueError("the video stream holds no frame")
     # The span the frames cover: from their timestamps (plus one frame period), right whatever
-    # frame rate the stream claims; from the count when they carry none.
+    # frame rate the stream claims; from the count when they carry none. Against the
+    # container's duration (a file whose streams declare none: FLV, Matroska, WebM), the span
+    # of all streams: a valid file's audio may outlast its video.
     period = 1 / float(rate)
     decoded = count * period if first is None or last is None else last - first + period
+    if of_all:
+        decoded = max(decoded, packets.seconds)
     if declared is not None and decoded < declared - TRUNCATION_TOLERANCE_S:
         raise ValueError(
-            f"truncated: its {count} frames last {decoded:.2f} s, the container declares "
-            f"{declared:.2f} s"
+            f"truncated: its {count} frames {'and its other streams ' if of_all else ''}last "
+            f"{decoded:.2f} s, the container declares {declared:.2f} s"
         )
     return written
 
 
-def _declared_seconds(container: Any, stream: Any) -> float | None:
-    """The video stream's duration in seconds, else the container's, else None."""
+def _declared_seconds(container: Any, stream: Any) -> tuple[float | None, bool]:
+    """The video stream's duration in seconds, else the container's (which spans all its
+    streams: the flag says so), else None."""
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
+        return float(stream.duration * stream.time_base), False
     if container.duration is not None:
-        return float(container.duration) / 1_000_000  # AV_TIME_BASE
-    return None
+        return float(container.duration) / 1_000_000, True  # AV_TIME_BASE
+    return None, False
+
+
+class _Span:
+    """The seconds from the earliest packet start to the latest packet end seen."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.end: float | None = None
+
+    def add(self, packet: Any) -> None:
+        if packet.pts is None or packet.time_base is None:
+            return
+        start = float(packet.pts * packet.time_base)
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        self.start = start if self.start is None else min(self.start, start)
+        self.end = end if self.end is None else max(self.end, end)
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.start is None or self.end is None else self.end - self.start
 
 
 def extract_audio(video: str | Path, wav: str | Path) -> int:

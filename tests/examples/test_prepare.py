@@ -230,6 +230,26 @@ def test_extensions_in_upper_case_are_the_release_files(
         assert len(list((tmp_path / "root" / "Image-01-FPS" / clip).iterdir())) == 3
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".flv"])
+def test_audio_outlasting_the_video_is_no_truncation(tmp_path: Path, suffix: str) -> None:
+    """Matroska, WebM and FLV streams declare no duration of their own; the container's spans
+    the audio too, which may outlast the video in a whole file. A cut file is still caught."""
+    from examples.av.media import extract_frames
+
+    whole = write_clip(tmp_path / f"whole{suffix}", indexed_frames(20), 10,
+                       audio=sine(440.0, 8_000, 4.0), rate=8_000)  # fmt: skip
+    (tmp_path / "a").mkdir()
+    assert extract_frames(whole, tmp_path / "a") == 2  # 2 s of video, 4 s of audio
+    assert frame_index(tmp_path / "a" / "00010.jpg") == 10
+    longer = write_clip(tmp_path / f"long{suffix}", indexed_frames(60), 10,
+                        audio=sine(440.0, 8_000, 6.0), rate=8_000)  # fmt: skip
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(longer.read_bytes()[: longer.stat().st_size // 3])
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match="truncated: its .* the container declares 6"):
+        extract_frames(cut, tmp_path / "b")
+
+
 def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> None:
     from examples.av.audio import AudioSpec, load_spectrogram
 
