@@ -63,6 +63,7 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
     ``count % int(fps) == 0``; returns how many were written."""
     av = require("av")
     folder = Path(folder)
+    _not_empty(video)
     with av.open(str(video)) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
@@ -105,6 +106,13 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
             f"{decoded:.2f} s, the container declares {declared:.2f} s"
         )
     return written
+
+
+def _not_empty(path: str | Path) -> None:
+    """Raise when ``path`` is a file of 0 bytes (a failed download), which decoders report
+    only as invalid data."""
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes)")
 
 
 def _declared_seconds(container: Any, stream: Any) -> tuple[float | None, bool]:
@@ -162,9 +170,10 @@ def check_wav(path: str | Path) -> int:
     """Decode ``path`` entirely; returns its samples per channel, or raises if it cannot be
     read, holds no sample or is shorter than its header declares (a truncated file)."""
     soundfile = require("soundfile")
+    _not_empty(path)
     data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
     if len(data) == 0:
-        raise ValueError("the wav file holds no sample")
+        raise ValueError(f"{path} holds no sample (its header is all there is)")
     try:  # the header's own count, for the PCM wavs that the standard library parses
         with wave.open(str(path), "rb") as fh:
             declared = fh.getnframes()

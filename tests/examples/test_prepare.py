@@ -72,12 +72,18 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def damaged(release: Path, tmp_path: Path) -> Path:
-    """The release plus a truncated flv, a garbage flv and a truncated wav."""
+    """The release plus a truncated flv, a garbage flv, a truncated wav, an empty flv and a
+    wav of 0 samples."""
+    import soundfile
+
     source = tmp_path / "damaged"
     shutil.copytree(release, source)
     flv = (source / "VideoFlash" / f"{clip_name('NEU', 0)}.flv").read_bytes()
     (source / "VideoFlash" / "1010_DFA_ANG_XX.flv").write_bytes(flv[: len(flv) // 2])
     (source / "VideoFlash" / "1011_DFA_ANG_XX.flv").write_bytes(b"\x00garbage" * 300)
+    (source / "VideoFlash" / "1013_DFA_ANG_XX.flv").write_bytes(b"")
+    (source / "VideoFlash" / "1014_DFA_ANG_XX.flv").write_bytes(flv)
+    soundfile.write(source / "AudioWAV" / "1014_DFA_ANG_XX.wav", np.zeros(0), 16_000)
     write_clip(source / "VideoFlash" / "1012_DFA_ANG_XX.flv", indexed_frames(60), 30)
     wav = (source / "AudioWAV" / f"{clip_name('NEU', 0)}.wav").read_bytes()
     (source / "AudioWAV" / "1012_DFA_ANG_XX.wav").write_bytes(wav[: len(wav) // 2])
@@ -189,19 +195,27 @@ def test_damaged_files_are_named_and_fail(
         "cannot read 1012_DFA_ANG_XX: ValueError: truncated:" in err
         and "samples its header declares" in err
     )
-    assert "3 clips could not be read (above); no list was written" in err
+    assert (
+        f"cannot read 1013_DFA_ANG_XX: ValueError: {damaged}/VideoFlash/1013_DFA_ANG_XX.flv is empty (0 bytes)"
+        in err
+    )
+    assert (
+        f"cannot read 1014_DFA_ANG_XX: ValueError: {damaged}/AudioWAV/1014_DFA_ANG_XX.wav holds no sample"
+        in err
+    )
+    assert "5 clips could not be read (above); no list was written" in err
     assert not (tmp_path / "train.csv").exists() and not (tmp_path / "prepare.json").exists()
 
     assert run("cremad", damaged, tmp_path, "--skip-bad") == 0
     out = capsys.readouterr()
-    assert "15 clips: 0 written, 12 already done, 3 could not be read" in out.out
+    assert "17 clips: 0 written, 12 already done, 5 could not be read" in out.out
     assert "skipped 1011_DFA_ANG_XX: InvalidDataError" in out.err
     manifest = json.loads((tmp_path / "prepare.json").read_text())
-    assert [s["clip"] for s in manifest["skipped"]] == [f"101{i}_DFA_ANG_XX" for i in range(3)]
+    assert [s["clip"] for s in manifest["skipped"]] == [f"101{i}_DFA_ANG_XX" for i in range(5)]
     assert manifest["prepared"] == 12
     assert not any(p.name.startswith("1011") for p in (tmp_path / "Image-01-FPS").iterdir())
     # The skipped clips stay in train.csv; the loader leaves them out and says so.
-    with pytest.warns(UserWarning, match=r"train.csv: 3 of its 15 clips have no wav or no frame"):
+    with pytest.warns(UserWarning, match=r"train.csv: 5 of its 17 clips have no wav or no frame"):
         assert len(cremad(tmp_path, "train")) == 12
 
 
