@@ -123,10 +123,11 @@ def _summary_clips(table: Path) -> set[str]:
 
 def _by_stem(folder: Path, suffix: str) -> dict[str, list[Path]]:
     """The files of ``folder`` whose suffix is ``suffix`` in any case (``.flv``, ``.FLV``), by
-    stem; a stem listed with several files is ambiguous."""
+    stem; a stem listed with several files is ambiguous. Hidden files (``._<clip>.flv``, the
+    metadata macOS leaves in archives) are no clips."""
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.suffix.lower() == suffix and path.is_file():
+        if path.suffix.lower() == suffix and not path.name.startswith(".") and path.is_file():
             found.setdefault(path.stem, []).append(path)
     return found
 

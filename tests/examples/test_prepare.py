@@ -223,7 +223,8 @@ def test_extensions_in_upper_case_are_the_release_files(
     release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``.FLV``/``.WAV`` (archives made on Windows) are found; the release's wav is used, not
-    the flv's track in its place; two files differing only in case are named, not guessed."""
+    the flv's track in its place; two files differing only in case are named, not guessed; a
+    hidden file (macOS's ``._<name>``) is no clip."""
     source = tmp_path / "release"
     (source / "VideoFlash").mkdir(parents=True)
     (source / "AudioWAV").mkdir()
@@ -232,6 +233,7 @@ def test_extensions_in_upper_case_are_the_release_files(
             release / "VideoFlash" / f"{clip}.flv", source / "VideoFlash" / f"{clip}.FLV"
         )
         shutil.copyfile(release / "AudioWAV" / f"{clip}.wav", source / "AudioWAV" / f"{clip}.WAV")
+    (source / "VideoFlash" / f"._{clip_name('NEU', 0)}.flv").write_bytes(b"\x00\x05\x16\x07")
     sad = source / "AudioWAV" / f"{clip_name('SAD', 0)}"
     shutil.copyfile(sad.with_suffix(".WAV"), sad.with_suffix(".wav"))
     assert run("cremad", source, tmp_path / "root", "--skip-bad") == 0
