@@ -26,7 +26,8 @@ __all__ = ["JPEG_QUALITY", "TRUNCATION_TOLERANCE_S", "check_wav", "extract_audio
 #: JPEG quality of the extracted frames: OpenCV's ``imencode`` default, as the community wrote.
 JPEG_QUALITY = 95
 #: A video whose frames end more than this many seconds before the duration its container
-#: declares is reported as truncated (it would lose at least one 1-fps frame).
+#: declares is reported as truncated (it would lose at least one 1-fps frame); one with a gap
+#: longer than this (plus a frame period) between two frames, as damaged.
 TRUNCATION_TOLERANCE_S = 1.0
 
 
@@ -77,6 +78,7 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
         first: float | None = None  # the first and the last frame's presentation time
         last: float | None = None
         packets = _Span()  # the time every stream's packets cover
+        gap = (0.0, 0.0)  # the longest time between two consecutive frames
         for packet in container.demux():  # every stream: the container's duration spans them
             packets.add(packet)
             if packet.stream.index != stream.index:
@@ -88,6 +90,8 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
                     written += 1
                 if frame.time is not None:
                     first = frame.time if first is None else first
+                    if last is not None and frame.time - last > gap[1] - gap[0]:
+                        gap = (last, frame.time)
                     last = frame.time
                 count += 1
     if count == 0:
@@ -100,6 +104,11 @@ def extract_frames(video: str | Path, folder: str | Path) -> int:
     decoded = count * period if first is None or last is None else last - first + period
     if of_all:
         decoded = max(decoded, packets.seconds)
+    if gap[1] - gap[0] > TRUNCATION_TOLERANCE_S + period:
+        raise ValueError(
+            f"damaged: no frame decodes between {gap[0]:.2f} s and {gap[1]:.2f} s "
+            f"({count} frames decoded)"
+        )
     if declared is not None and decoded < declared - TRUNCATION_TOLERANCE_S:
         raise ValueError(
             f"truncated: its {count} frames {'and its other streams ' if of_all else ''}last "

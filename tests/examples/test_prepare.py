@@ -266,6 +266,21 @@ def test_audio_outlasting_the_video_is_no_truncation(tmp_path: Path, suffix: str
         extract_frames(cut, tmp_path / "b")
 
 
+def test_a_video_damaged_in_the_middle_is_named(release: Path, tmp_path: Path) -> None:
+    """Garbage over most of an FLV: FFmpeg resyncs on the last packets, so the frames reach the
+    declared end, but nothing decodes in between (the community extraction keeps 1 frame)."""
+    from examples.av.media import extract_frames
+
+    data = bytearray((release / "VideoFlash" / f"{clip_name('NEU', 0)}.flv").read_bytes())
+    start, stop = len(data) // 10, len(data) * 8 // 10
+    data[start:stop] = np.random.default_rng(0).integers(0, 256, stop - start, np.uint8).tobytes()
+    damaged = tmp_path / "damaged.flv"
+    damaged.write_bytes(bytes(data))
+    (tmp_path / "frames").mkdir()
+    with pytest.raises(ValueError, match=r"damaged: no frame decodes between 0\.\d+ s and 2\."):
+        extract_frames(damaged, tmp_path / "frames")
+
+
 def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> None:
     from examples.av.audio import AudioSpec, load_spectrogram
 
