@@ -198,6 +198,12 @@ def prepare_cremad(
             f"split: seeded stratified split ({test_fraction:g} of each emotion for test, "
             f"seed {seed}); not the community's 6,698/744 split: pass --split-from DIR for that"
         )
+        if not test:
+            note += (
+                f"; WARNING: test.csv is empty: {test_fraction:g} of each emotion's "
+                f"{len(named) // len(set(map(cremad_label, named)))} clips or so rounds to 0 "
+                "(raise --test-fraction)"
+            )
 
     def write_lists() -> dict[str, int]:
         for split, clips in splits.items():

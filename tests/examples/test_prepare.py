@@ -135,6 +135,9 @@ def test_seeded_stratified_split(
     assert run("cremad", release, tmp_path / "b", "--test-fraction", "0.5", "--seed", "3") == 0
     assert (tmp_path / "b" / "test.csv").read_bytes() == (tmp_path / "a" / "test.csv").read_bytes()
     assert run("cremad", release, tmp_path / "c", "--test-fraction", "0.5", "--seed", "4") == 0
+    capsys.readouterr()
+    assert run("cremad", release, tmp_path / "d") == 0  # 0.1 of 4 clips per emotion: none
+    assert "WARNING: test.csv is empty: 0.1 of each emotion's 4 clips" in capsys.readouterr().out
     assert (tmp_path / "c" / "test.csv").read_bytes() != (tmp_path / "a" / "test.csv").read_bytes()
 
 
