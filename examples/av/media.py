@@ -29,6 +29,9 @@ JPEG_QUALITY = 95
 #: declares is reported as truncated (it would lose at least one 1-fps frame); one with a gap
 #: longer than this (plus a frame period) between two frames, as damaged.
 TRUNCATION_TOLERANCE_S = 1.0
+#: The data size a wav written to a pipe declares (its length unknown when the header went
+#: out): ``0xFFFFFFFF``, what FFmpeg and SoX write there; libsndfile then reads to the end.
+_UNKNOWN_SIZE = 0xFFFFFFFF
 
 
 def require(name: str) -> Any:
@@ -182,10 +185,12 @@ def check_wav(path: str | Path) -> int:
     _not_empty(path)
     data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
     if len(data) == 0:
-        raise ValueError(f"{path} holds no sample (its header is all there is)")
+        raise ValueError(f"{path} holds no sample, as its header reads")
     try:  # the header's own count, for the PCM wavs that the standard library parses
         with wave.open(str(path), "rb") as fh:
             declared = fh.getnframes()
+            if declared >= _UNKNOWN_SIZE // (fh.getsampwidth() * fh.getnchannels()):
+                declared = None  # a wav written to a stream: its size was unknown
     except (wave.Error, EOFError):
         declared = None
     if declared is not None and declared > len(data):

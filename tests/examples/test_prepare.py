@@ -284,6 +284,25 @@ def test_a_video_damaged_in_the_middle_is_named(release: Path, tmp_path: Path) -
         extract_frames(damaged, tmp_path / "frames")
 
 
+def test_a_streamed_wav_of_unknown_size_is_whole(tmp_path: Path) -> None:
+    """A wav written to a pipe declares the data size 0xFFFFFFFF (unknown), not 2**31 samples;
+    a header declaring more samples than the file holds is still a truncated file."""
+    import struct
+
+    from examples.av.media import check_wav
+
+    write_sine_wav(tmp_path / "a.wav", 440.0, rate=8_000, seconds=0.5)
+    data = bytearray((tmp_path / "a.wav").read_bytes())
+    size = data.index(b"data") + 4
+    data[4:8] = data[size : size + 4] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "streamed.wav").write_bytes(bytes(data))
+    assert check_wav(tmp_path / "streamed.wav") == 4_000
+    data[size : size + 4] = struct.pack("<I", 10_000)  # 5,000 samples of 2 bytes
+    (tmp_path / "short.wav").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="truncated: 4000 of the 5000 samples"):
+        check_wav(tmp_path / "short.wav")
+
+
 def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> None:
     from examples.av.audio import AudioSpec, load_spectrogram
 
