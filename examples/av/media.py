@@ -186,6 +186,7 @@ def check_wav(path: str | Path) -> int:
     data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
     if len(data) == 0:
         raise ValueError(f"{path} holds no sample, as its header reads")
+    declared: int | None
     try:  # the header's own count, for the PCM wavs that the standard library parses
         with wave.open(str(path), "rb") as fh:
             declared = fh.getnframes()
