@@ -196,9 +196,20 @@ def _exists(clip: Clip) -> bool:
     return clip.wav.is_file() and clip.frames.is_dir()
 
 
-def _keep(clips: list[Clip], min_frames: int) -> list[Clip]:
-    """Clips whose wav exists and whose folder has at least ``min_frames`` frames."""
-    return [c for c in clips if _exists(c) and len(list_frames(c.frames)) >= min_frames]
+def _keep(clips: list[Clip], min_frames: int, listed: Path | None = None) -> list[Clip]:
+    """Clips whose wav exists and whose folder has at least ``min_frames`` frames. With
+    ``listed`` (the csv the clips come from), warn about the clips whose wav or frame folder
+    is missing (a clip ``prepare.py --skip-bad`` skipped, or one not prepared yet)."""
+    there = [c for c in clips if _exists(c)]
+    if listed is not None and len(there) < len(clips):
+        absent = next(c for c in clips if not _exists(c))
+        warnings.warn(
+            f"{listed}: {len(clips) - len(there)} of its {len(clips)} clips have no wav or no "
+            f"frame folder and are left out (e.g. {absent.wav.stem}: {absent.wav} or "
+            f"{absent.frames}); prepare.py --skip-bad lists the clips it skipped in prepare.json",
+            stacklevel=3,
+        )
+    return [c for c in there if len(list_frames(c.frames)) >= min_frames]
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -235,7 +246,7 @@ def cremad(
         kwargs["audio"] = audio = replace(audio, repeats=audio_repeats)
     if "spectrograms" not in kwargs:  # a full-length cache serves clips that fill the length
         kwargs["spectrograms"] = _cache(root / CACHE_DIR, replace(audio, repeats=None), clips)
-    return _dataset(_keep(clips, 1), len(ids), split, kwargs)
+    return _dataset(_keep(clips, 1, root / f"{split}.csv"), len(ids), split, kwargs)
 
 
 def _cache(folder: Path, audio: AudioSpec, clips: list[Clip]) -> SpectrogramCache | None:
@@ -288,7 +299,8 @@ def kinetics_sounds(
     ids = {name: i for i, name in enumerate(names)}
     rows = train if split == "train" else read(split)
     clips = [replace(c, target=ids[label]) for label, c in rows if label in ids]
-    return _dataset(_keep(clips, min_frames), len(ids), split, kwargs)
+    listed = root / "annotations" / f"{split}.csv"
+    return _dataset(_keep(clips, min_frames, listed), len(ids), split, kwargs)
 
 
 def _named_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -361,7 +373,7 @@ def vggsound(
                 else ""
             )
         )
-    return _dataset(_keep(clips, min_frames), max(ids.values()) + 1, split, kwargs)
+    return _dataset(_keep(clips, min_frames, csv_path), max(ids.values()) + 1, split, kwargs)
 
 
 def _dataset(

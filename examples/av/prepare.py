@@ -121,6 +121,17 @@ def _summary_clips(table: Path) -> set[str]:
         return {row["FileName"].strip() for row in reader if row["FileName"]}
 
 
+def _by_stem(folder: Path, suffix: str) -> dict[str, list[Path]]:
+    """The files of ``folder`` whose suffix is ``suffix`` in any case (``.flv``, ``.FLV``), by
+    stem; a stem listed with several files is ambiguous. Hidden files (``._<clip>.flv``, the
+    metadata macOS leaves in archives) are no clips."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix.lower() == suffix and not path.name.startswith(".") and path.is_file():
+            found.setdefault(path.stem, []).append(path)
+    return found
+
+
 def prepare_cremad(
     source: str | Path,
     root: str | Path,
@@ -144,8 +155,8 @@ def prepare_cremad(
     videos_dir = source / "VideoFlash"
     if not videos_dir.is_dir():
         raise ValueError(f"SOURCE must hold CREMA-D's VideoFlash/*.flv: {videos_dir} is no folder")
-    videos = {p.stem: p for p in sorted(videos_dir.glob("*.flv"))}
-    wavs = {p.stem: p for p in sorted((source / "AudioWAV").glob("*.wav"))}
+    videos = _by_stem(videos_dir, ".flv")
+    wavs = _by_stem(source / "AudioWAV", ".wav")
     table = source / "processedResults" / "summaryTable.csv"
     listed = _summary_clips(table) if table.is_file() else set()
     tasks, unlisted, named = [], [], []
@@ -156,11 +167,16 @@ def prepare_cremad(
             unlisted.append(_bad(clip, str(err)))
             continue
         named.append(clip)
-        if clip not in videos:
+        twice = [found for found in (videos.get(clip, []), wavs.get(clip, [])) if len(found) > 1]
+        if twice:
+            names = ", ".join(p.name for p in twice[0])
+            unlisted.append(_bad(clip, f"{len(twice[0])} files differ only in case: {names}"))
+        elif clip not in videos:
             unlisted.append(_bad(clip, f"no VideoFlash/{clip}.flv in the release"))
-            continue
-        frames, wav = root / "Image-01-FPS" / clip, root / "AudioWAV" / f"{clip}.wav"
-        tasks.append(ClipTask(clip, videos[clip], frames, wav, wavs.get(clip)))
+        else:
+            frames, wav = root / "Image-01-FPS" / clip, root / "AudioWAV" / f"{clip}.wav"
+            wav_source = wavs[clip][0] if clip in wavs else None
+            tasks.append(ClipTask(clip, videos[clip][0], frames, wav, wav_source))
     if not named:
         raise ValueError(f"SOURCE holds no CREMA-D clip: no .flv in {videos_dir}")
 
@@ -182,6 +198,12 @@ def prepare_cremad(
             f"split: seeded stratified split ({test_fraction:g} of each emotion for test, "
             f"seed {seed}); not the community's 6,698/744 split: pass --split-from DIR for that"
         )
+        if not test:
+            note += (
+                f"; WARNING: test.csv is empty: {test_fraction:g} of each emotion's "
+                f"{len(named) // len(set(map(cremad_label, named)))} clips or so rounds to 0 "
+                "(raise --test-fraction)"
+            )
 
     def write_lists() -> dict[str, int]:
         for split, clips in splits.items():

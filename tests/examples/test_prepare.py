@@ -72,12 +72,18 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def damaged(release: Path, tmp_path: Path) -> Path:
-    """The release plus a truncated flv, a garbage flv and a truncated wav."""
+    """The release plus a truncated flv, a garbage flv, a truncated wav, an empty flv and a
+    wav of 0 samples."""
+    import soundfile
+
     source = tmp_path / "damaged"
     shutil.copytree(release, source)
     flv = (source / "VideoFlash" / f"{clip_name('NEU', 0)}.flv").read_bytes()
     (source / "VideoFlash" / "1010_DFA_ANG_XX.flv").write_bytes(flv[: len(flv) // 2])
     (source / "VideoFlash" / "1011_DFA_ANG_XX.flv").write_bytes(b"\x00garbage" * 300)
+    (source / "VideoFlash" / "1013_DFA_ANG_XX.flv").write_bytes(b"")
+    (source / "VideoFlash" / "1014_DFA_ANG_XX.flv").write_bytes(flv)
+    soundfile.write(source / "AudioWAV" / "1014_DFA_ANG_XX.wav", np.zeros(0), 16_000)
     write_clip(source / "VideoFlash" / "1012_DFA_ANG_XX.flv", indexed_frames(60), 30)
     wav = (source / "AudioWAV" / f"{clip_name('NEU', 0)}.wav").read_bytes()
     (source / "AudioWAV" / "1012_DFA_ANG_XX.wav").write_bytes(wav[: len(wav) // 2])
@@ -129,6 +135,9 @@ def test_seeded_stratified_split(
     assert run("cremad", release, tmp_path / "b", "--test-fraction", "0.5", "--seed", "3") == 0
     assert (tmp_path / "b" / "test.csv").read_bytes() == (tmp_path / "a" / "test.csv").read_bytes()
     assert run("cremad", release, tmp_path / "c", "--test-fraction", "0.5", "--seed", "4") == 0
+    capsys.readouterr()
+    assert run("cremad", release, tmp_path / "d") == 0  # 0.1 of 4 clips per emotion: none
+    assert "WARNING: test.csv is empty: 0.1 of each emotion's 4 clips" in capsys.readouterr().out
     assert (tmp_path / "c" / "test.csv").read_bytes() != (tmp_path / "a" / "test.csv").read_bytes()
 
 
@@ -189,17 +198,109 @@ def test_damaged_files_are_named_and_fail(
         "cannot read 1012_DFA_ANG_XX: ValueError: truncated:" in err
         and "samples its header declares" in err
     )
-    assert "3 clips could not be read (above); no list was written" in err
+    assert (
+        f"cannot read 1013_DFA_ANG_XX: ValueError: {damaged}/VideoFlash/1013_DFA_ANG_XX.flv is empty (0 bytes)"
+        in err
+    )
+    assert (
+        f"cannot read 1014_DFA_ANG_XX: ValueError: {damaged}/AudioWAV/1014_DFA_ANG_XX.wav holds no sample"
+        in err
+    )
+    assert "5 clips could not be read (above); no list was written" in err
     assert not (tmp_path / "train.csv").exists() and not (tmp_path / "prepare.json").exists()
 
     assert run("cremad", damaged, tmp_path, "--skip-bad") == 0
     out = capsys.readouterr()
-    assert "15 clips: 0 written, 12 already done, 3 could not be read" in out.out
+    assert "17 clips: 0 written, 12 already done, 5 could not be read" in out.out
     assert "skipped 1011_DFA_ANG_XX: InvalidDataError" in out.err
     manifest = json.loads((tmp_path / "prepare.json").read_text())
-    assert [s["clip"] for s in manifest["skipped"]] == [f"101{i}_DFA_ANG_XX" for i in range(3)]
+    assert [s["clip"] for s in manifest["skipped"]] == [f"101{i}_DFA_ANG_XX" for i in range(5)]
     assert manifest["prepared"] == 12
     assert not any(p.name.startswith("1011") for p in (tmp_path / "Image-01-FPS").iterdir())
+    # The skipped clips stay in train.csv; the loader leaves them out and says so.
+    with pytest.warns(UserWarning, match=r"train.csv: 5 of its 17 clips have no wav or no frame"):
+        assert len(cremad(tmp_path, "train")) == 12
+
+
+def test_extensions_in_upper_case_are_the_release_files(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``.FLV``/``.WAV`` (archives made on Windows) are found; the release's wav is used, not
+    the flv's track in its place; two files differing only in case are named, not guessed; a
+    hidden file (macOS's ``._<name>``) is no clip."""
+    source = tmp_path / "release"
+    (source / "VideoFlash").mkdir(parents=True)
+    (source / "AudioWAV").mkdir()
+    for clip in (clip_name("NEU", 0), clip_name("HAP", 0), clip_name("SAD", 0)):
+        shutil.copyfile(
+            release / "VideoFlash" / f"{clip}.flv", source / "VideoFlash" / f"{clip}.FLV"
+        )
+        shutil.copyfile(release / "AudioWAV" / f"{clip}.wav", source / "AudioWAV" / f"{clip}.WAV")
+    (source / "VideoFlash" / f"._{clip_name('NEU', 0)}.flv").write_bytes(b"\x00\x05\x16\x07")
+    sad = source / "AudioWAV" / f"{clip_name('SAD', 0)}"
+    shutil.copyfile(sad.with_suffix(".WAV"), sad.with_suffix(".wav"))
+    assert run("cremad", source, tmp_path / "root", "--skip-bad") == 0
+    captured = capsys.readouterr()
+    assert "3 clips: 2 written, 0 already done, 1 could not be read" in captured.out
+    assert f"skipped {clip_name('SAD', 0)}: 2 files differ only in case" in captured.err
+    for clip in (clip_name("NEU", 0), clip_name("HAP", 0)):
+        wav = (tmp_path / "root" / "AudioWAV" / f"{clip}.wav").read_bytes()
+        assert wav == (source / "AudioWAV" / f"{clip}.WAV").read_bytes()
+        assert len(list((tmp_path / "root" / "Image-01-FPS" / clip).iterdir())) == 3
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".flv"])
+def test_audio_outlasting_the_video_is_no_truncation(tmp_path: Path, suffix: str) -> None:
+    """Matroska, WebM and FLV streams declare no duration of their own; the container's spans
+    the audio too, which may outlast the video in a whole file. A cut file is still caught."""
+    from examples.av.media import extract_frames
+
+    whole = write_clip(tmp_path / f"whole{suffix}", indexed_frames(20), 10,
+                       audio=sine(440.0, 8_000, 4.0), rate=8_000)  # fmt: skip
+    (tmp_path / "a").mkdir()
+    assert extract_frames(whole, tmp_path / "a") == 2  # 2 s of video, 4 s of audio
+    assert frame_index(tmp_path / "a" / "00010.jpg") == 10
+    longer = write_clip(tmp_path / f"long{suffix}", indexed_frames(60), 10,
+                        audio=sine(440.0, 8_000, 6.0), rate=8_000)  # fmt: skip
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(longer.read_bytes()[: longer.stat().st_size // 3])
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match="truncated: its .* the container declares 6"):
+        extract_frames(cut, tmp_path / "b")
+
+
+def test_a_video_damaged_in_the_middle_is_named(release: Path, tmp_path: Path) -> None:
+    """Garbage over most of an FLV: FFmpeg resyncs on the last packets, so the frames reach the
+    declared end, but nothing decodes in between (the community extraction keeps 1 frame)."""
+    from examples.av.media import extract_frames
+
+    data = bytearray((release / "VideoFlash" / f"{clip_name('NEU', 0)}.flv").read_bytes())
+    start, stop = len(data) // 10, len(data) * 8 // 10
+    data[start:stop] = np.random.default_rng(0).integers(0, 256, stop - start, np.uint8).tobytes()
+    damaged = tmp_path / "damaged.flv"
+    damaged.write_bytes(bytes(data))
+    (tmp_path / "frames").mkdir()
+    with pytest.raises(ValueError, match=r"damaged: no frame decodes between 0\.\d+ s and 2\."):
+        extract_frames(damaged, tmp_path / "frames")
+
+
+def test_a_streamed_wav_of_unknown_size_is_whole(tmp_path: Path) -> None:
+    """A wav written to a pipe declares the data size 0xFFFFFFFF (unknown), not 2**31 samples;
+    a header declaring more samples than the file holds is still a truncated file."""
+    import struct
+
+    from examples.av.media import check_wav
+
+    write_sine_wav(tmp_path / "a.wav", 440.0, rate=8_000, seconds=0.5)
+    data = bytearray((tmp_path / "a.wav").read_bytes())
+    size = data.index(b"data") + 4
+    data[4:8] = data[size : size + 4] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "streamed.wav").write_bytes(bytes(data))
+    assert check_wav(tmp_path / "streamed.wav") == 4_000
+    data[size : size + 4] = struct.pack("<I", 10_000)  # 5,000 samples of 2 bytes
+    (tmp_path / "short.wav").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="truncated: 4000 of the 5000 samples"):
+        check_wav(tmp_path / "short.wav")
 
 
 def test_prepared_cremad_trains_and_resumes(release: Path, tmp_path: Path) -> None:
@@ -258,7 +359,8 @@ def test_vggsound_without_audio_track_is_named(
     assert encoding == {"dog barking": 0, "engine accelerating, revving, vroom": 1, "rain": 2}
     test = vggsound(tmp_path / "root", "test")
     assert sorted(test.targets) == [0, 1, 2]
-    assert len(vggsound(tmp_path / "root", "train")) == 2  # the silent clip is left out
+    with pytest.warns(UserWarning, match=f"1 of its 3 clips .* left out .e.g. {silent.stem}"):
+        assert len(vggsound(tmp_path / "root", "train")) == 2  # the silent clip is left out
     released = vggsound(tmp_path / "root", "test", clip_ids="released", min_frames=4)
     assert [c.wav for c in released.clips] == [c.wav for c in test.clips]  # --preset official
 

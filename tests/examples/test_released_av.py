@@ -127,7 +127,8 @@ def test_kinetics_sounds_reads_the_public_columns_and_the_released_class_ids(
     first_seen = ["playing drums", "bowling", "chopping wood"]
     official = kinetics_sounds(root, "test", **SMALL, **RELEASED["ks"].data)
     assert official.targets == [first_seen.index(n) for _, n in rows["test"]]
-    train = kinetics_sounds(root, "train", **SMALL, **RELEASED["ks"].data)
+    with pytest.warns(UserWarning, match=r"train.csv: 1 of its 4 clips .* \(e.g. gone"):
+        train = kinetics_sounds(root, "train", **SMALL, **RELEASED["ks"].data)
     assert train.targets == [0, 1, 2]
     write_csv(root / "annotations" / "test.csv", [["youtube_id", "labels"], ["t1", "bowling"]])
     with pytest.raises(
