@@ -153,11 +153,15 @@ def _name(column: str) -> str:
     return column.split(" ")[-1].strip()
 
 
-def _column(header: Sequence[str], name: str) -> list[int]:
+def _column(header: Sequence[str], name: str, path: Path) -> list[int]:
     """Positions of the columns called ``name`` (ignoring a ``#<n> `` prefix)."""
     found = [i for i, h in enumerate(header) if _name(h) == name]
     if not found:
-        raise ValueError(f"column {name!r} not found in header {list(header)}")
+        raise ValueError(
+            f"{path} line 1: column {name!r} not found in the header {list(header)}; expected a "
+            "header naming the columns Label, ImageID and String (e.g. 'index  #1 Label  "
+            "#2 ImageID  #3 String  #3 String', tab-separated)"
+        )
     return found
 
 
@@ -191,13 +195,15 @@ def _ends_inside_quotes(text: str) -> bool:
     return quoted
 
 
-def _tsv_rows(path: Path, quoted: bool) -> list[list[str]]:
-    """The tab-separated rows of ``path`` (UTF-8, a byte-order mark skipped, empty lines
-    dropped). ``quoted``: pandas' ``read_csv(sep='\\t')`` convention, as the released code reads
-    the files: a field that *starts* with ``"`` is quoted (tabs and line breaks inside it
-    belong to it, ``""`` is one quote, the quotes are removed, what follows the closing quote
-    is kept); a file that ends inside a quoted field raises, as pandas does. Else no quoting:
-    every character is text."""
+def _tsv_rows(path: Path, quoted: bool) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of the tab-separated rows of ``path`` (UTF-8, a byte-order mark
+    skipped, empty lines dropped; the number is the line a row starts on).
+
+    ``quoted``: pandas' ``read_csv(sep='\\t')`` convention, as the released code reads the
+    files: a field that *starts* with ``"`` is quoted (tabs and line breaks inside it belong to
+    it, ``""`` is one quote, the quotes are removed, what follows the closing quote is kept); a
+    file that ends inside a quoted field raises, as pandas does. Else no quoting: every
+    character is text."""
     text = path.read_bytes().decode("utf-8-sig")  # line breaks untranslated: csv splits them
     if quoted and _ends_inside_quotes(text):
         raise ValueError(
@@ -209,7 +215,12 @@ def _tsv_rows(path: Path, quoted: bool) -> list[list[str]]:
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
     else:
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    return [row for row in reader if row]
+    rows, last = [], 0
+    for row in reader:
+        if row:
+            rows.append((last + 1, row))
+        last = reader.line_num
+    return rows
 
 
 def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
@@ -221,11 +232,11 @@ def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> li
     if not rows:
         raise ValueError(f"{path} is empty")
     body = rows[1:]
-    header = _twitter_header(rows[0], body)
-    label, image = _column(header, "Label")[0], _column(header, "ImageID")[0]
-    text_cols = _column(header, "String")
+    header = _twitter_header(rows[0][1], [row for _, row in body])
+    label, image = _column(header, "Label", path)[0], _column(header, "ImageID", path)[0]
+    text_cols = _column(header, "String", path)
     records = []
-    for n, row in enumerate(body, start=2):
+    for n, row in body:
         if len(row) != len(header):
             raise ValueError(
                 f"{path} line {n}: {len(row)} tab-separated fields, expected {len(header)} "
@@ -234,25 +245,58 @@ def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> li
         try:
             value = int(row[label])
         except ValueError:
+            value = -1
+        if not 0 <= value < DATASETS["twitter2015"].num_classes:
             raise ValueError(
-                f"{path} line {n}: label {row[label]!r} (column {label + 1}) is not an integer"
-            ) from None
+                f"{path} line {n}: label {row[label]!r} (column {label + 1}), expected 0, 1 or 2 "
+                "(negative, neutral, positive)"
+            )
         target = row[text_cols[1]] if len(text_cols) > 1 else ""
         records.append(
             Record(root / "twitter2015_images" / row[image], row[text_cols[0]], value, target)
         )
+    if not records:
+        raise ValueError(f"{path} holds a header and no row")
     return records
+
+
+def _sarcasm_label(value: object) -> int:
+    """An entry's label: an integer, or a string or a bool of one (``int()``, as the released
+    code); -1 for anything else, which the caller refuses."""
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return -1
 
 
 def read_sarcasm(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
     """The entries of ``root/annotations/<file>`` (a Sarcasm ``.json`` list; ``quoted`` is
-    Twitter2015's and has no effect here)."""
+    Twitter2015's and has no effect here). A byte-order mark is skipped; an entry that is not
+    ``{"image": str, "text": str, "label": 0 or 1}`` is refused, naming its position."""
     root = Path(root)
-    entries: list[dict[str, Any]] = json.loads((root / "annotations" / file).read_text("utf-8"))
-    return [
-        Record(root / "images" / Path(e["image"]).name, str(e["text"]), int(e["label"]))
-        for e in entries
-    ]
+    path = root / "annotations" / file
+    shape = 'a JSON list of {"image": path, "text": str, "label": 0 or 1}'
+    try:
+        entries = json.loads(path.read_text("utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}: not JSON ({err}); expected {shape} (the public release's text/*.txt "
+            "lines, Python lists, must be converted to it)"
+        ) from None
+    if not isinstance(entries, list) or not entries:
+        got = f"an empty {type(entries).__name__}" if not entries else type(entries).__name__
+        raise ValueError(f"{path}: {got}, expected {shape}")
+    records = []
+    for n, e in enumerate(entries):
+        ok = isinstance(e, dict) and isinstance(e.get("image"), str) and e["image"]
+        if not (ok and isinstance(e.get("text"), str) and "label" in e):
+            raise ValueError(f"{path} entry {n}: {e!r:.200}, expected {shape}")
+        label = _sarcasm_label(e["label"])
+        if label not in (0, 1):
+            raise ValueError(f"{path} entry {n}: label {e['label']!r}, expected 0 or 1")
+        records.append(Record(root / "images" / Path(e["image"]).name, e["text"], label))
+    return records
 
 
 _READERS: dict[str, Callable[..., list[Record]]] = {
@@ -274,11 +318,7 @@ def read_split(
     file = spec.splits[split]
     if split in spec.optional and not (Path(root) / "annotations" / file).is_file():
         return None
-    records = _READERS[dataset](root, file, quoted=official)
-    for r in records:
-        if not 0 <= r.label < spec.num_classes:
-            raise ValueError(f"{dataset} label must lie in [0, {spec.num_classes - 1}], got {r}")
-    return records
+    return _READERS[dataset](root, file, quoted=official)
 
 
 class ImageTextDataset(Dataset[dict[str, Tensor]]):
@@ -305,6 +345,12 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
         spec = DATASETS[dataset]
         pipe = PIPELINES[dataset, official]
         self.records = list(records)
+        missing = [r.image for r in self.records if not r.image.is_file()]
+        if missing:  # refused now, not at the first epoch that reads one
+            raise FileNotFoundError(
+                f"{dataset}: {len(missing)} of {len(self.records)} images not found, "
+                f"e.g. {missing[0]}"
+            )
         self.num_classes = spec.num_classes
         size = image_size or spec.image_size
         self.augment = train and spec.augment
