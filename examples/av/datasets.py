@@ -203,8 +203,19 @@ def _keep(clips: list[Clip], min_frames: int) -> list[Clip]:
 
 def _rows(path: Path) -> list[list[str]]:
     """The non-empty rows of a csv file, a leading byte-order mark dropped."""
+    return [row for _, row in _numbered_rows(path)]
+
+
+def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line the row starts on, fields)`` of the non-empty rows of a csv file."""
+    out, last = [], 0
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        return [row for row in csv.reader(fh) if row]
+        reader = csv.reader(fh)
+        for row in reader:
+            if row:
+                out.append((last + 1, row))
+            last = reader.line_num
+    return out
 
 
 def cremad(
@@ -330,7 +341,9 @@ def vggsound(
     def label(field: str) -> str:  # as written (the released loader's key), else stripped
         return field if field in ids else field.strip()
 
-    rows = [(label(r[1]), r[2]) for r in _rows(csv_path) if len(r) >= 3 and label(r[1]) in ids]
+    numbered = [(n, r) for n, r in _numbered_rows(csv_path) if len(r) >= 3]
+    rows = [(label(r[1]), r[2]) for _, r in numbered if label(r[1]) in ids]
+    _check_labels(csv_path, root, numbered, ids, found=bool(rows))
 
     def read(how: str) -> list[Clip]:
         names = [vid.strip() if how == "written" else vid[1:] for _, vid in rows]
@@ -362,6 +375,37 @@ def vggsound(
             )
         )
     return _dataset(_keep(clips, min_frames), max(ids.values()) + 1, split, kwargs)
+
+
+def _check_labels(
+    path: Path, root: Path, rows: list[tuple[int, list[str]]], ids: dict[str, int], found: bool
+) -> None:
+    """Refuse a VGGSound csv row whose label is not in ``label_encoding.json`` while its clip
+    is on disk (the released loader raises ``KeyError`` there; a header row, whose clip is
+    absent, passes), and a csv of which no row has a known label (another layout)."""
+    for n, row in rows:
+        if row[1] in ids or row[1].strip() in ids:
+            continue
+        vid = row[2]
+        if any(_exists(Clip(root / "AudioWAV" / f"{v}.wav", root / "Image-01-FPS" / v, -1))
+               for v in (vid.strip(), vid[1:])):  # fmt: skip
+            raise ValueError(
+                f"{path} line {n}: label {row[1]!r} (field 2) is not a key of "
+                f"{root / 'label_encoding.json'}, yet clip {vid.strip()!r} is on disk"
+            )
+    if not rows:
+        raise ValueError(
+            f"{path}: no row of 3 or more comma-separated fields; expected rows "
+            "'<any>,<label name>,<clip id>'"
+        )
+    if not found:
+        n, row = rows[0]
+        raise ValueError(
+            f"{path}: no row has a label of {root / 'label_encoding.json'} in its second field "
+            f"(e.g. line {n}: {row[1]!r}); expected rows '<any>,<label name>,<clip id>' (the "
+            "public vggsound.csv, 'youtube_id,start,label,split', goes through "
+            "examples/prepare.py vggsound)"
+        )
 
 
 def _dataset(

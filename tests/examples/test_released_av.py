@@ -252,3 +252,26 @@ def test_vggsound_official_test_item_equals_the_released_loader(tmp_path: Path) 
     ) / IMAGENET_STD
     assert item["visual"].shape == (1, 3, 384, 384)
     assert float((item["visual"][0] - frame).abs().max()) < 1.1 / 255 / 0.225  # PIL rounds
+
+
+def test_vggsound_rows_of_unknown_labels_are_refused_not_dropped(tmp_path: Path) -> None:
+    """A row whose label is not in label_encoding.json while its clip is on disk is refused
+    naming the line (the released loader's KeyError; before: the clip silently dropped); a
+    header row passes; a csv of another layout (the public vggsound.csv) names the layout
+    instead of "missing wav or frames?"."""
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0, "horn, car horn": 1}))
+    for vid in ("clip_a", "clip_b"):
+        write_clip(tmp_path / "AudioWAV" / f"{vid}.wav", tmp_path / "Image-01-FPS" / vid)
+    header = ["index", "label", "id"]
+    write_csv(
+        tmp_path / "test.csv",
+        [header, ["0", "rain", " clip_a"], ["1", "horn, car horn", " clip_b"]],
+    )
+    for opts in ({}, RELEASED["vggsound"].data):
+        assert vggsound(tmp_path, "test", **SMALL, **{**opts, "min_frames": 1}).targets == [0, 1]
+    write_csv(tmp_path / "test.csv", [header, ["0", "rain", " clip_a"], ["1", "horn", " clip_b"]])
+    with pytest.raises(ValueError, match="test.csv line 3: label 'horn' .* is not a key of"):
+        vggsound(tmp_path, "test", **SMALL)
+    write_csv(tmp_path / "test.csv", [["clip_a", "12", "rain", "test"]])
+    with pytest.raises(ValueError, match="no row has a label of .* \\(e.g. line 1: '12'\\)"):
+        vggsound(tmp_path, "test", **SMALL)
