@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,6 +258,14 @@ def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> li
         )
     if not records:
         raise ValueError(f"{path} holds a header and no row")
+    unfilled = [r for r in records if "$T$" in r.text and not r.target]
+    if unfilled:  # ours would read the placeholder as the word "t"
+        warnings.warn(
+            f"{path}: {len(unfilled)} of {len(records)} tweets hold the $T$ placeholder with no "
+            f"aspect target to put back (no second String column, or an empty one), e.g. "
+            f"{unfilled[0].text!r}: their $T$ is read as the word 't'",
+            stacklevel=2,
+        )
     return records
 
 

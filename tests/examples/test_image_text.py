@@ -192,6 +192,10 @@ def test_twitter2015_bad_files_name_the_file_and_line(tmp_path: Path, official: 
         path.write_bytes(text.encode())
         with pytest.raises(ValueError, match=f"{path} {message}"):
             read_split("twitter2015", tmp_path, "train", official=official)
+    # a $T$ with no target to put back is read as "t": said, not silent
+    path.write_text("\n".join(["Label\tImageID\tString", "1\ta.jpg\t$T$ wins", "0\tb.jpg\tno"]))
+    with pytest.warns(UserWarning, match="1 of 2 tweets hold the \\$T\\$ placeholder with no"):
+        read_split("twitter2015", tmp_path, "train", official=official)
 
 
 @pytest.mark.parametrize("dataset", ["twitter2015", "sarcasm"])
