@@ -170,11 +170,12 @@ def _twitter_header(header: list[str], body: list[list[str]]) -> list[str]:
     """The header, with the label column TomBERT's public ``test.tsv`` leaves unnamed put back.
 
     That file's header names 4 columns (``index``, ``#1 ImageID``, ``#2 String``, ``#2 String``)
-    over rows of 5 fields: index, label, image id, text, target.
+    over rows of 5 fields: index, label, image id, text, target. Recognised when most rows have
+    5 fields, so that a malformed row is then refused naming its line.
     """
     names = [_name(h) for h in header]
     tombert = ["index", "ImageID", "String", "String"]
-    if names == tombert and body and all(len(row) == len(header) + 1 for row in body):
+    if names == tombert and 2 * sum(len(row) == len(header) + 1 for row in body) > len(body):
         return [header[0], "Label", *header[1:]]
     return header
 

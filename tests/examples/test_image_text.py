@@ -192,6 +192,11 @@ def test_twitter2015_bad_files_name_the_file_and_line(tmp_path: Path, official: 
         path.write_bytes(text.encode())
         with pytest.raises(ValueError, match=f"{path} {message}"):
             read_split("twitter2015", tmp_path, "train", official=official)
+    # TomBERT's test.tsv (4 names over 5 fields) with one short row: that row is named
+    tombert = "index\t#1 ImageID\t#2 String\t#2 String"
+    path.write_text("\n".join([tombert, good, good, "2\t1\tb.jpg\tno target"]))
+    with pytest.raises(ValueError, match=f"{path} line 4: 4 tab-separated fields, expected 5"):
+        read_split("twitter2015", tmp_path, "train", official=official)
     # a $T$ with no target to put back is read as "t": said, not silent
     path.write_text("\n".join(["Label\tImageID\tString", "1\ta.jpg\t$T$ wins", "0\tb.jpg\tno"]))
     with pytest.warns(UserWarning, match="1 of 2 tweets hold the \\$T\\$ placeholder with no"):
