@@ -246,7 +246,7 @@ def cremad(
         kwargs["audio"] = audio = replace(audio, repeats=audio_repeats)
     if "spectrograms" not in kwargs:  # a full-length cache serves clips that fill the length
         kwargs["spectrograms"] = _cache(root / CACHE_DIR, replace(audio, repeats=None), clips)
-    return _dataset(_keep(clips, 1), len(ids), split, kwargs)
+    return _dataset(clips, 1, len(ids), split, kwargs)
 
 
 def _cache(folder: Path, audio: AudioSpec, clips: list[Clip]) -> SpectrogramCache | None:
@@ -299,7 +299,7 @@ def kinetics_sounds(
     ids = {name: i for i, name in enumerate(names)}
     rows = train if split == "train" else read(split)
     clips = [replace(c, target=ids[label]) for label, c in rows if label in ids]
-    return _dataset(_keep(clips, min_frames), len(ids), split, kwargs)
+    return _dataset(clips, min_frames, len(ids), split, kwargs)
 
 
 def _named_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -374,7 +374,7 @@ def vggsound(
                 else ""
             )
         )
-    return _dataset(_keep(clips, min_frames), max(ids.values()) + 1, split, kwargs)
+    return _dataset(clips, min_frames, max(ids.values()) + 1, split, kwargs)
 
 
 def _check_labels(
@@ -409,9 +409,19 @@ def _check_labels(
 
 
 def _dataset(
-    clips: list[Clip], num_classes: int, split: str, kwargs: dict[str, Any]
+    listed: list[Clip], min_frames: int, num_classes: int, split: str, kwargs: dict[str, Any]
 ) -> AVClipDataset:
+    """The dataset of the ``listed`` clips that :func:`_keep` keeps; none raises, saying why."""
+    clips = _keep(listed, min_frames)
     if not clips:
-        raise ValueError(f"no usable clip in split {split!r} (missing wav or frames?)")
+        found = [c for c in listed if _exists(c)]
+        why = (
+            f"{len(found)} have their wav and frame folder, none with {min_frames} frames or more"
+            if found
+            else f"none has its wav and frame folder (e.g. {listed[0].wav}, {listed[0].frames})"
+            if listed
+            else "the csv lists none"
+        )
+        raise ValueError(f"no usable clip in split {split!r}: of {len(listed)} listed, {why}")
     opts: dict[str, Any] = {"audio": AudioSpec(), "frames": FrameSpec(), "train": split == "train"}
     return AVClipDataset(clips, num_classes, **{**opts, **kwargs})

@@ -275,3 +275,13 @@ def test_vggsound_rows_of_unknown_labels_are_refused_not_dropped(tmp_path: Path)
     write_csv(tmp_path / "test.csv", [["clip_a", "12", "rain", "test"]])
     with pytest.raises(ValueError, match="no row has a label of .* \\(e.g. line 1: '12'\\)"):
         vggsound(tmp_path, "test", **SMALL)
+
+
+def test_no_usable_clip_says_why(tmp_path: Path) -> None:
+    """Clips on disk with too few frames for ``min_frames`` are told apart from missing files
+    (before: "missing wav or frames?" for both)."""
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0}))
+    write_clip(tmp_path / "AudioWAV" / "clip_a.wav", tmp_path / "Image-01-FPS" / "clip_a")
+    write_csv(tmp_path / "test.csv", [["0", "rain", " clip_a"], ["1", "rain", " clip_b"]])
+    with pytest.raises(ValueError, match="of 2 listed, 1 have their wav and frame folder, none "):
+        vggsound(tmp_path, "test", **SMALL, min_frames=99)
