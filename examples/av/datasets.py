@@ -303,14 +303,20 @@ def kinetics_sounds(
 
 
 def _named_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The ``columns`` of every data row of a csv file whose first row names its columns."""
-    rows = _rows(path)
-    header = [name.strip() for name in rows[0]] if rows else []
+    """The ``columns`` of every data row of a csv file whose first row names its columns (a row
+    too short to hold them is refused, naming its line)."""
+    rows = _numbered_rows(path)
+    header = [name.strip() for name in rows[0][1]] if rows else []
     missing = [c for c in columns if c not in header]
     if missing:
         raise ValueError(f"{path}: the header {header} lacks the column(s) {missing}")
     at = [header.index(c) for c in columns]
-    return [tuple(row[i] for i in at) for row in rows[1:] if len(row) > max(at)]
+    for n, row in rows[1:]:
+        if len(row) <= max(at):
+            raise ValueError(
+                f"{path} line {n}: {len(row)} fields, expected the header's {len(header)} {header}"
+            )
+    return [tuple(row[i] for i in at) for _, row in rows[1:]]
 
 
 def vggsound(

@@ -134,6 +134,12 @@ def test_kinetics_sounds_reads_the_public_columns_and_the_released_class_ids(
         ValueError, match=r"test.csv: the header .* lacks the column\(s\) \['label'"
     ):
         kinetics_sounds(root, "test", **SMALL)
+    # a row too short for the columns (before: silently dropped) names its line
+    write_csv(
+        root / "annotations" / "test.csv", [["label", "youtube_id"], ["bowling", "t1"], ["x"]]
+    )
+    with pytest.raises(ValueError, match="test.csv line 3: 1 fields, expected the header's 2"):
+        kinetics_sounds(root, "test", **SMALL)
 
 
 # -- CREMA-D: 20 copies of a clip at most -----------------------------------------------------
