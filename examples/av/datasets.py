@@ -234,9 +234,14 @@ def cremad(
     """
     root = Path(root)
     ids = {name: i for i, name in enumerate(CREMAD_CLASSES)}
+    path = root / f"{split}.csv"
+    rows = _numbered_rows(path)
+    for n, row in rows:
+        if len(row) < 2:
+            raise ValueError(f"{path} line {n}: {row}, expected 'clip_id,LABEL'")
     clips = [
         Clip(root / "AudioWAV" / f"{clip}.wav", root / "Image-01-FPS" / clip, ids[label])
-        for clip, label, *_ in _rows(root / f"{split}.csv")
+        for _, (clip, label, *_) in rows
         if label in ids
     ]
     audio = kwargs.get("audio", AudioSpec())

@@ -291,3 +291,12 @@ def test_no_usable_clip_says_why(tmp_path: Path) -> None:
     write_csv(tmp_path / "test.csv", [["0", "rain", " clip_a"], ["1", "rain", " clip_b"]])
     with pytest.raises(ValueError, match="of 2 listed, 1 have their wav and frame folder, none "):
         vggsound(tmp_path, "test", **SMALL, min_frames=99)
+
+
+def test_cremad_row_of_one_field_names_its_line(cremad_root: Path) -> None:
+    """Before: "not enough values to unpack (expected at least 2, got 1)", no file named."""
+    write_csv(cremad_root / "test.csv", [["test_0", "NEU"], ["test_1"]])
+    with pytest.raises(
+        ValueError, match="test.csv line 2: \\['test_1'\\], expected 'clip_id,LABEL'"
+    ):
+        cremad(cremad_root, "test", **SMALL, spectrograms=None)
