@@ -339,7 +339,8 @@ def vggsound(
     drops its first character, so ``auto`` reads a csv of that shape (a space or any other
     character before each id) as well as one with bare ids. Labels are looked up as written
     (the released loader's ``class_class[item[1]]``), else with surrounding whitespace removed;
-    rows whose label is not in the encoding are skipped. Clips with fewer
+    a row whose label is not in the encoding is skipped when its clip is absent (a header
+    row), refused when it is on disk (the released loader's ``KeyError``). Clips with fewer
     than ``min_frames`` frames are skipped (the released loader keeps more than 3:
     ``min_frames=4``). Raises when no listed clip is found, naming how the ids were read.
     """
