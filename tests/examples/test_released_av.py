@@ -300,3 +300,16 @@ def test_cremad_row_of_one_field_names_its_line(cremad_root: Path) -> None:
         ValueError, match="test.csv line 2: \\['test_1'\\], expected 'clip_id,LABEL'"
     ):
         cremad(cremad_root, "test", **SMALL, spectrograms=None)
+
+
+def test_vggsound_csv_of_mixed_id_shapes_warns(tmp_path: Path) -> None:
+    """Ids with a leading apostrophe (a spreadsheet's) beside bare ones: ``auto`` reads the
+    larger group, the clips of the other are said to be left out (before: silently)."""
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0}))
+    for vid in ("clip_a", "clip_b", "clip_c"):
+        write_clip(tmp_path / "AudioWAV" / f"{vid}.wav", tmp_path / "Image-01-FPS" / vid)
+    rows = [["0", "rain", "'clip_a"], ["1", "rain", "'clip_b"], ["2", "rain", "clip_c"]]
+    write_csv(tmp_path / "test.csv", rows)
+    with pytest.warns(UserWarning, match="1 clips of .* only when .* read as 'written' .*'clip_c'"):
+        data = vggsound(tmp_path, "test", **SMALL)
+    assert [c.frames.name for c in data.clips] == ["clip_a", "clip_b"]
