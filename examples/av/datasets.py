@@ -17,6 +17,7 @@ of the unsorted folder listing), CREMA-D's ``audio_repeats=20``, VGGSound's
 from __future__ import annotations
 
 import csv
+import io
 import json
 import warnings
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from torch.utils.data import Dataset
 from examples.av.audio import AudioSpec, fills, load_spectrogram
 from examples.av.spectrograms import CACHE_DIR, SpectrogramCache, open_cache
 from examples.common.frames import choose_frames, list_frames, load_frames, released_frames
+from examples.common.textfiles import read_utf8
 
 __all__ = [
     "CLASS_ORDERS",
@@ -209,12 +211,11 @@ def _rows(path: Path) -> list[list[str]]:
 def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
     """``(line the row starts on, fields)`` of the non-empty rows of a csv file."""
     out, last = [], 0
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        for row in reader:
-            if row:
-                out.append((last + 1, row))
-            last = reader.line_num
+    reader = csv.reader(io.StringIO(read_utf8(path), newline=""))
+    for row in reader:
+        if row:
+            out.append((last + 1, row))
+        last = reader.line_num
     return out
 
 
@@ -348,7 +349,7 @@ def vggsound(
         raise ValueError(f"clip_ids must be one of {CLIP_IDS}, got {clip_ids!r}")
     root = Path(root)
     csv_path = root / f"{split}.csv"
-    ids: dict[str, int] = json.loads((root / "label_encoding.json").read_text(encoding="utf-8-sig"))
+    ids: dict[str, int] = json.loads(read_utf8(root / "label_encoding.json"))
 
     def label(field: str) -> str:  # as written (the released loader's key), else stripped
         return field if field in ids else field.strip()

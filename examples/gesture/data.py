@@ -42,6 +42,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from examples.common.frames import IMAGENET_MEAN, IMAGENET_STD
+from examples.common.textfiles import read_utf8
 from examples.vision.transforms import item_generator, resize_clip
 from examples.vision.video import read_frames
 
@@ -165,7 +166,7 @@ def read_list(root: str | Path, split: str) -> list[NVClip]:
     skipped; a line that does not parse is refused naming the file and the line)."""
     path = list_path(root, split)
     clips = []
-    for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines()):
+    for i, line in enumerate(read_utf8(path).splitlines()):
         if line.strip():
             try:
                 clips.append(parse_line(line, i))

@@ -42,6 +42,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from examples.common.textfiles import read_utf8
 from examples.imtext.text import clean_text, pre_caption, released_twitter_text
 from examples.vision.randaugment import ReleasedRandAugment
 from examples.vision.transforms import CLIP, IMAGENET, EvalImage, Stats, TrainImage, item_generator
@@ -206,7 +207,7 @@ def _tsv_rows(path: Path, quoted: bool) -> list[tuple[int, list[str]]]:
     it, ``""`` is one quote, the quotes are removed, what follows the closing quote is kept); a
     file that ends inside a quoted field raises, as pandas does. Else no quoting: every
     character is text."""
-    text = path.read_bytes().decode("utf-8-sig")  # line breaks untranslated: csv splits them
+    text = read_utf8(path)
     if quoted and _ends_inside_quotes(text):
         raise ValueError(
             f'{path}: a field opened with a quote character (") is never closed; pandas, which '
@@ -288,7 +289,7 @@ def read_sarcasm(root: str | Path, file: str, *, quoted: bool = False) -> list[R
     path = root / "annotations" / file
     shape = 'a JSON list of {"image": path, "text": str, "label": 0 or 1}'
     try:
-        entries = json.loads(path.read_text("utf-8-sig"))
+        entries = json.loads(read_utf8(path))
     except json.JSONDecodeError as err:
         raise ValueError(
             f"{path}: not JSON ({err}); expected {shape} (the public release's text/*.txt "

@@ -197,6 +197,9 @@ def test_twitter2015_bad_files_name_the_file_and_line(tmp_path: Path, official: 
     path.write_text("\n".join([tombert, good, good, "2\t1\tb.jpg\tno target"]))
     with pytest.raises(ValueError, match=f"{path} line 4: 4 tab-separated fields, expected 5"):
         read_split("twitter2015", tmp_path, "train", official=official)
+    path.write_bytes("\n".join([header, good.replace("rocks", "café")]).encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{path}: line 2 is not UTF-8"):
+        read_split("twitter2015", tmp_path, "train", official=official)
     # a $T$ with no target to put back is read as "t": said, not silent
     path.write_text("\n".join(["Label\tImageID\tString", "1\ta.jpg\t$T$ wins", "0\tb.jpg\tno"]))
     with pytest.warns(UserWarning, match="1 of 2 tweets hold the \\$T\\$ placeholder with no"):

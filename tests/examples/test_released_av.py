@@ -313,3 +313,14 @@ def test_vggsound_csv_of_mixed_id_shapes_warns(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="1 clips of .* only when .* read as 'written' .*'clip_c'"):
         data = vggsound(tmp_path, "test", **SMALL)
     assert [c.frames.name for c in data.clips] == ["clip_a", "clip_b"]
+
+
+def test_csv_in_another_encoding_names_the_file_and_line(cremad_root: Path) -> None:
+    """A UTF-16 (spreadsheet "Unicode text") or Latin-1 export: before, a bare
+    UnicodeDecodeError with no file named."""
+    (cremad_root / "test.csv").write_bytes("test_0,NEU\ntest_1,ANG\n".encode("utf-16"))
+    with pytest.raises(ValueError, match="test.csv: line 1 is not UTF-8 \\(byte 0xff"):
+        cremad(cremad_root, "test", **SMALL, spectrograms=None)
+    (cremad_root / "test.csv").write_bytes("test_0,NEU\ncafé,ANG\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="test.csv: line 2 is not UTF-8 \\(byte 0xe9"):
+        cremad(cremad_root, "test", **SMALL, spectrograms=None)
