@@ -272,9 +272,9 @@ def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> li
 
 
 def _sarcasm_label(value: object) -> int:
-    """An entry's label: an integer, or a string or a bool of one (``int()``, as the released
-    code); -1 for anything else, which the caller refuses."""
-    if isinstance(value, bool | int):
+    """An entry's label: an integer, a whole float (``1.0``), or a string or a bool of one
+    (``int()``, as the released code); -1 for anything else, which the caller refuses."""
+    if isinstance(value, bool | int) or (isinstance(value, float) and value.is_integer()):
         return int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)

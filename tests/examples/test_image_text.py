@@ -233,14 +233,15 @@ def test_sarcasm_bad_files_name_the_file_and_entry(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "images" / "1.jpg")
     path = tmp_path / "annotations" / "train_data.json"
     good = {"image": "dataset_image/1.jpg", "text": "so fun #not", "label": "1"}
-    path.write_text("\ufeff" + json.dumps([good, {**good, "label": False}]), "utf-8")
+    path.write_text("\ufeff" + json.dumps([good, {**good, "label": False}, {**good, "label": 1.0}]))
     records = read_split("sarcasm", tmp_path, "train")
-    assert records is not None and [r.label for r in records] == [1, 0]
+    assert records is not None and [r.label for r in records] == [1, 0, 1]
     cases = {
         json.dumps([{**good, "text": None}]): "entry 0: .* expected a JSON list of",
         json.dumps([good, {"img": "1.jpg", "text": "t", "label": 0}]): "entry 1: ",
         json.dumps([{**good, "label": "sarcastic"}]): "entry 0: label 'sarcastic', expected 0 or 1",
         json.dumps([{**good, "label": 2}]): "entry 0: label 2, expected 0 or 1",
+        json.dumps([{**good, "label": 0.5}]): "entry 0: label 0.5, expected 0 or 1",
         json.dumps({"data": [good]}): "dict, expected a JSON list",
         "[]": "an empty list, expected",
         "['1', 'so fun', 1]": "not JSON .* must be converted",
