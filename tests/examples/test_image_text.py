@@ -233,7 +233,8 @@ def test_sarcasm_bad_files_name_the_file_and_entry(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "images" / "1.jpg")
     path = tmp_path / "annotations" / "train_data.json"
     good = {"image": "dataset_image/1.jpg", "text": "so fun #not", "label": "1"}
-    path.write_text("\ufeff" + json.dumps([good, {**good, "label": False}, {**good, "label": 1.0}]))
+    entries = [good, {**good, "label": False}, {**good, "label": 1.0}]
+    path.write_text("\ufeff" + json.dumps(entries), "utf-8")
     records = read_split("sarcasm", tmp_path, "train")
     assert records is not None and [r.label for r in records] == [1, 0, 1]
     cases = {
