@@ -17,6 +17,7 @@ of the unsorted folder listing), CREMA-D's ``audio_repeats=20``, VGGSound's
 from __future__ import annotations
 
 import csv
+import io
 import json
 import warnings
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from torch.utils.data import Dataset
 from examples.av.audio import AudioSpec, fills, load_spectrogram
 from examples.av.spectrograms import CACHE_DIR, SpectrogramCache, open_cache
 from examples.common.frames import choose_frames, list_frames, load_frames, released_frames
+from examples.common.textfiles import read_utf8
 
 __all__ = [
     "CLASS_ORDERS",
@@ -201,21 +203,31 @@ def _keep(clips: list[Clip], min_frames: int, listed: Path | None = None) -> lis
     ``listed`` (the csv the clips come from), warn about the clips whose wav or frame folder
     is missing (a clip ``prepare.py --skip-bad`` skipped, or one not prepared yet)."""
     there = [c for c in clips if _exists(c)]
-    if listed is not None and len(there) < len(clips):
+    if listed is not None and 0 < len(there) < len(clips):  # none there: the caller raises
         absent = next(c for c in clips if not _exists(c))
         warnings.warn(
             f"{listed}: {len(clips) - len(there)} of its {len(clips)} clips have no wav or no "
             f"frame folder and are left out (e.g. {absent.wav.stem}: {absent.wav} or "
             f"{absent.frames}); prepare.py --skip-bad lists the clips it skipped in prepare.json",
-            stacklevel=3,
+            stacklevel=4,
         )
     return [c for c in there if len(list_frames(c.frames)) >= min_frames]
 
 
 def _rows(path: Path) -> list[list[str]]:
     """The non-empty rows of a csv file, a leading byte-order mark dropped."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        return [row for row in csv.reader(fh) if row]
+    return [row for _, row in _numbered_rows(path)]
+
+
+def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line the row starts on, fields)`` of the non-empty rows of a csv file."""
+    out, last = [], 0
+    reader = csv.reader(io.StringIO(read_utf8(path), newline=""))
+    for row in reader:
+        if row:
+            out.append((last + 1, row))
+        last = reader.line_num
+    return out
 
 
 def cremad(
@@ -234,9 +246,14 @@ def cremad(
     """
     root = Path(root)
     ids = {name: i for i, name in enumerate(CREMAD_CLASSES)}
+    path = root / f"{split}.csv"
+    rows = _numbered_rows(path)
+    for n, row in rows:
+        if len(row) < 2:
+            raise ValueError(f"{path} line {n}: {row}, expected 'clip_id,LABEL'")
     clips = [
         Clip(root / "AudioWAV" / f"{clip}.wav", root / "Image-01-FPS" / clip, ids[label])
-        for clip, label, *_ in _rows(root / f"{split}.csv")
+        for _, (clip, label, *_) in rows
         if label in ids
     ]
     audio = kwargs.get("audio", AudioSpec())
@@ -246,7 +263,7 @@ def cremad(
         kwargs["audio"] = audio = replace(audio, repeats=audio_repeats)
     if "spectrograms" not in kwargs:  # a full-length cache serves clips that fill the length
         kwargs["spectrograms"] = _cache(root / CACHE_DIR, replace(audio, repeats=None), clips)
-    return _dataset(_keep(clips, 1, root / f"{split}.csv"), len(ids), split, kwargs)
+    return _dataset(clips, 1, len(ids), split, kwargs, root / f"{split}.csv")
 
 
 def _cache(folder: Path, audio: AudioSpec, clips: list[Clip]) -> SpectrogramCache | None:
@@ -300,18 +317,24 @@ def kinetics_sounds(
     rows = train if split == "train" else read(split)
     clips = [replace(c, target=ids[label]) for label, c in rows if label in ids]
     listed = root / "annotations" / f"{split}.csv"
-    return _dataset(_keep(clips, min_frames, listed), len(ids), split, kwargs)
+    return _dataset(clips, min_frames, len(ids), split, kwargs, listed)
 
 
 def _named_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The ``columns`` of every data row of a csv file whose first row names its columns."""
-    rows = _rows(path)
-    header = [name.strip() for name in rows[0]] if rows else []
+    """The ``columns`` of every data row of a csv file whose first row names its columns (a row
+    too short to hold them is refused, naming its line)."""
+    rows = _numbered_rows(path)
+    header = [name.strip() for name in rows[0][1]] if rows else []
     missing = [c for c in columns if c not in header]
     if missing:
         raise ValueError(f"{path}: the header {header} lacks the column(s) {missing}")
     at = [header.index(c) for c in columns]
-    return [tuple(row[i] for i in at) for row in rows[1:] if len(row) > max(at)]
+    for n, row in rows[1:]:
+        if len(row) <= max(at):
+            raise ValueError(
+                f"{path} line {n}: {len(row)} fields, expected the header's {len(header)} {header}"
+            )
+    return [tuple(row[i] for i in at) for _, row in rows[1:]]
 
 
 def vggsound(
@@ -329,7 +352,8 @@ def vggsound(
     drops its first character, so ``auto`` reads a csv of that shape (a space or any other
     character before each id) as well as one with bare ids. Labels are looked up as written
     (the released loader's ``class_class[item[1]]``), else with surrounding whitespace removed;
-    rows whose label is not in the encoding are skipped. Clips with fewer
+    a row whose label is not in the encoding is skipped when its clip is absent (a header
+    row), refused when it is on disk (the released loader's ``KeyError``). Clips with fewer
     than ``min_frames`` frames are skipped (the released loader keeps more than 3:
     ``min_frames=4``). Raises when no listed clip is found, naming how the ids were read.
     """
@@ -337,12 +361,14 @@ def vggsound(
         raise ValueError(f"clip_ids must be one of {CLIP_IDS}, got {clip_ids!r}")
     root = Path(root)
     csv_path = root / f"{split}.csv"
-    ids: dict[str, int] = json.loads((root / "label_encoding.json").read_text(encoding="utf-8-sig"))
+    ids: dict[str, int] = json.loads(read_utf8(root / "label_encoding.json"))
 
     def label(field: str) -> str:  # as written (the released loader's key), else stripped
         return field if field in ids else field.strip()
 
-    rows = [(label(r[1]), r[2]) for r in _rows(csv_path) if len(r) >= 3 and label(r[1]) in ids]
+    numbered = [(n, r) for n, r in _numbered_rows(csv_path) if len(r) >= 3]
+    rows = [(label(r[1]), r[2]) for _, r in numbered if label(r[1]) in ids]
+    _check_labels(csv_path, root, numbered, ids, found=bool(rows))
 
     def read(how: str) -> list[Clip]:
         names = [vid.strip() if how == "written" else vid[1:] for _, vid in rows]
@@ -373,13 +399,69 @@ def vggsound(
                 else ""
             )
         )
-    return _dataset(_keep(clips, min_frames, csv_path), max(ids.values()) + 1, split, kwargs)
+    other = "released" if how == "written" else "written"
+    lost = [n for n, (a, b) in enumerate(zip(clips, read(other))) if _exists(b) and not _exists(a)]
+    if lost:  # a csv of mixed shapes: some ids need the other reading
+        warnings.warn(
+            f"{len(lost)} clips of {csv_path} are found only when their ids are read as "
+            f"{other!r} (e.g. field {rows[lost[0]][1]!r}), not as {how!r} (clip_ids="
+            f"{clip_ids!r}): they are left out",
+            stacklevel=2,
+        )
+    return _dataset(clips, min_frames, max(ids.values()) + 1, split, kwargs, csv_path)
+
+
+def _check_labels(
+    path: Path, root: Path, rows: list[tuple[int, list[str]]], ids: dict[str, int], found: bool
+) -> None:
+    """Refuse a VGGSound csv row whose label is not in ``label_encoding.json`` while its clip
+    is on disk (the released loader raises ``KeyError`` there; a header row, whose clip is
+    absent, passes), and a csv of which no row has a known label (another layout)."""
+    for n, row in rows:
+        if row[1] in ids or row[1].strip() in ids:
+            continue
+        vid = row[2]
+        if any(_exists(Clip(root / "AudioWAV" / f"{v}.wav", root / "Image-01-FPS" / v, -1))
+               for v in (vid.strip(), vid[1:])):  # fmt: skip
+            raise ValueError(
+                f"{path} line {n}: label {row[1]!r} (field 2) is not a key of "
+                f"{root / 'label_encoding.json'}, yet clip {vid.strip()!r} is on disk"
+            )
+    if not rows:
+        raise ValueError(
+            f"{path}: no row of 3 or more comma-separated fields; expected rows "
+            "'<any>,<label name>,<clip id>'"
+        )
+    if not found:
+        n, row = rows[0]
+        raise ValueError(
+            f"{path}: no row has a label of {root / 'label_encoding.json'} in its second field "
+            f"(e.g. line {n}: {row[1]!r}); expected rows '<any>,<label name>,<clip id>' (the "
+            "public vggsound.csv, 'youtube_id,start,label,split', goes through "
+            "examples/prepare.py vggsound)"
+        )
 
 
 def _dataset(
-    clips: list[Clip], num_classes: int, split: str, kwargs: dict[str, Any]
+    listed: list[Clip],
+    min_frames: int,
+    num_classes: int,
+    split: str,
+    kwargs: dict[str, Any],
+    csv_path: Path,
 ) -> AVClipDataset:
+    """The dataset of the ``listed`` clips (from ``csv_path``) that :func:`_keep` keeps; none
+    raises, saying why."""
+    clips = _keep(listed, min_frames, csv_path)
     if not clips:
-        raise ValueError(f"no usable clip in split {split!r} (missing wav or frames?)")
+        found = [c for c in listed if _exists(c)]
+        why = (
+            f"{len(found)} have their wav and frame folder, none with {min_frames} frames or more"
+            if found
+            else f"none has its wav and frame folder (e.g. {listed[0].wav}, {listed[0].frames})"
+            if listed
+            else "the csv lists none"
+        )
+        raise ValueError(f"no usable clip in split {split!r}: of {len(listed)} listed, {why}")
     opts: dict[str, Any] = {"audio": AudioSpec(), "frames": FrameSpec(), "train": split == "train"}
     return AVClipDataset(clips, num_classes, **{**opts, **kwargs})

@@ -42,6 +42,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from examples.common.frames import IMAGENET_MEAN, IMAGENET_STD
+from examples.common.textfiles import read_utf8
 from examples.vision.transforms import item_generator, resize_clip
 from examples.vision.video import read_frames
 
@@ -138,27 +139,42 @@ def parse_line(line: str, position: int = 0) -> NVClip:
     >>> c.path, c.color, c.label
     ('./Video_data/class_02/s1_r0', (10, 90), 1)
     """
-    fields = dict(token.split(":", 1) for token in line.split())
+    shape = "path:<dir> depth:<name>:<start>:<end> color:<name>:<start>:<end> label:<1-25>"
+    tokens = line.split()
+    bad = [t for t in tokens if ":" not in t]
+    if bad:
+        raise ValueError(f"field {bad[0]!r} is not 'key:value'; expected {shape}: {line!r}")
+    fields = dict(token.split(":", 1) for token in tokens)
     missing = {"path", "color", "depth", "label"} - set(fields)
     if missing:
-        raise ValueError(f"list line lacks {sorted(missing)}: {line!r}")
+        raise ValueError(f"list line lacks {sorted(missing)}; expected {shape}: {line!r}")
 
-    def frames(value: str) -> tuple[int, int]:
-        _, start, stop = value.rsplit(":", 2)
-        return int(start), int(stop)
+    def frames(key: str) -> tuple[int, int]:
+        parts = fields[key].rsplit(":", 2)
+        if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
+            raise ValueError(f"{key}:{fields[key]!r} is not {key}:<name>:<start>:<end>: {line!r}")
+        return int(parts[1]), int(parts[2])
 
-    label = int(fields["label"])
+    label = int(fields["label"]) if fields["label"].isdigit() else -1
     if not 1 <= label <= NUM_CLASSES:
-        raise ValueError(f"label must lie in [1, {NUM_CLASSES}], got {label} in {line!r}")
-    return NVClip(
-        fields["path"], frames(fields["color"]), frames(fields["depth"]), label - 1, position
-    )
+        raise ValueError(f"label must lie in [1, {NUM_CLASSES}], got {fields['label']} in {line!r}")
+    return NVClip(fields["path"], frames("color"), frames("depth"), label - 1, position)
 
 
 def read_list(root: str | Path, split: str) -> list[NVClip]:
-    """The clips of ``split`` (``train`` or ``test``) in list order."""
-    lines = list_path(root, split).read_text().splitlines()
-    return [parse_line(line, i) for i, line in enumerate(lines) if line.strip()]
+    """The clips of ``split`` (``train`` or ``test``) in list order (a byte-order mark is
+    skipped; a line that does not parse is refused naming the file and the line)."""
+    path = list_path(root, split)
+    clips = []
+    for i, line in enumerate(read_utf8(path).splitlines()):
+        if line.strip():
+            try:
+                clips.append(parse_line(line, i))
+            except ValueError as err:
+                raise ValueError(f"{path} line {i + 1}: {err}") from None
+    if not clips:
+        raise ValueError(f"{path} lists no clip")
+    return clips
 
 
 def _window(available: int, count: int, gen: torch.Generator | None) -> list[int]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from examples.common.textfiles import read_utf8
 from examples.imtext.text import clean_text, pre_caption, released_twitter_text
 from examples.vision.randaugment import ReleasedRandAugment
 from examples.vision.transforms import CLIP, IMAGENET, EvalImage, Stats, TrainImage, item_generator
@@ -153,11 +155,15 @@ def _name(column: str) -> str:
     return column.split(" ")[-1].strip()
 
 
-def _column(header: Sequence[str], name: str) -> list[int]:
+def _column(header: Sequence[str], name: str, path: Path) -> list[int]:
     """Positions of the columns called ``name`` (ignoring a ``#<n> `` prefix)."""
     found = [i for i, h in enumerate(header) if _name(h) == name]
     if not found:
-        raise ValueError(f"column {name!r} not found in header {list(header)}")
+        raise ValueError(
+            f"{path} line 1: column {name!r} not found in the header {list(header)}; expected a "
+            "header naming the columns Label, ImageID and String (e.g. 'index  #1 Label  "
+            "#2 ImageID  #3 String  #3 String', tab-separated)"
+        )
     return found
 
 
@@ -165,11 +171,12 @@ def _twitter_header(header: list[str], body: list[list[str]]) -> list[str]:
     """The header, with the label column TomBERT's public ``test.tsv`` leaves unnamed put back.
 
     That file's header names 4 columns (``index``, ``#1 ImageID``, ``#2 String``, ``#2 String``)
-    over rows of 5 fields: index, label, image id, text, target.
+    over rows of 5 fields: index, label, image id, text, target. Recognised when most rows have
+    5 fields, so that a malformed row is then refused naming its line.
     """
     names = [_name(h) for h in header]
     tombert = ["index", "ImageID", "String", "String"]
-    if names == tombert and body and all(len(row) == len(header) + 1 for row in body):
+    if names == tombert and 2 * sum(len(row) == len(header) + 1 for row in body) > len(body):
         return [header[0], "Label", *header[1:]]
     return header
 
@@ -191,14 +198,16 @@ def _ends_inside_quotes(text: str) -> bool:
     return quoted
 
 
-def _tsv_rows(path: Path, quoted: bool) -> list[list[str]]:
-    """The tab-separated rows of ``path`` (UTF-8, a byte-order mark skipped, empty lines
-    dropped). ``quoted``: pandas' ``read_csv(sep='\\t')`` convention, as the released code reads
-    the files: a field that *starts* with ``"`` is quoted (tabs and line breaks inside it
-    belong to it, ``""`` is one quote, the quotes are removed, what follows the closing quote
-    is kept); a file that ends inside a quoted field raises, as pandas does. Else no quoting:
-    every character is text."""
-    text = path.read_bytes().decode("utf-8-sig")  # line breaks untranslated: csv splits them
+def _tsv_rows(path: Path, quoted: bool) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of the tab-separated rows of ``path`` (UTF-8, a byte-order mark
+    skipped, empty lines dropped; the number is the line a row starts on).
+
+    ``quoted``: pandas' ``read_csv(sep='\\t')`` convention, as the released code reads the
+    files: a field that *starts* with ``"`` is quoted (tabs and line breaks inside it belong to
+    it, ``""`` is one quote, the quotes are removed, what follows the closing quote is kept); a
+    file that ends inside a quoted field raises, as pandas does. Else no quoting: every
+    character is text."""
+    text = read_utf8(path)
     if quoted and _ends_inside_quotes(text):
         raise ValueError(
             f'{path}: a field opened with a quote character (") is never closed; pandas, which '
@@ -209,7 +218,12 @@ def _tsv_rows(path: Path, quoted: bool) -> list[list[str]]:
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
     else:
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    return [row for row in reader if row]
+    rows, last = [], 0
+    for row in reader:
+        if row:
+            rows.append((last + 1, row))
+        last = reader.line_num
+    return rows
 
 
 def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
@@ -221,11 +235,11 @@ def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> li
     if not rows:
         raise ValueError(f"{path} is empty")
     body = rows[1:]
-    header = _twitter_header(rows[0], body)
-    label, image = _column(header, "Label")[0], _column(header, "ImageID")[0]
-    text_cols = _column(header, "String")
+    header = _twitter_header(rows[0][1], [row for _, row in body])
+    label, image = _column(header, "Label", path)[0], _column(header, "ImageID", path)[0]
+    text_cols = _column(header, "String", path)
     records = []
-    for n, row in enumerate(body, start=2):
+    for n, row in body:
         if len(row) != len(header):
             raise ValueError(
                 f"{path} line {n}: {len(row)} tab-separated fields, expected {len(header)} "
@@ -234,25 +248,66 @@ def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> li
         try:
             value = int(row[label])
         except ValueError:
+            value = -1
+        if not 0 <= value < DATASETS["twitter2015"].num_classes:
             raise ValueError(
-                f"{path} line {n}: label {row[label]!r} (column {label + 1}) is not an integer"
-            ) from None
+                f"{path} line {n}: label {row[label]!r} (column {label + 1}), expected 0, 1 or 2 "
+                "(negative, neutral, positive)"
+            )
         target = row[text_cols[1]] if len(text_cols) > 1 else ""
         records.append(
             Record(root / "twitter2015_images" / row[image], row[text_cols[0]], value, target)
         )
+    if not records:
+        raise ValueError(f"{path} holds a header and no row")
+    unfilled = [r for r in records if "$T$" in r.text and not r.target]
+    if unfilled:  # ours would read the placeholder as the word "t"
+        warnings.warn(
+            f"{path}: {len(unfilled)} of {len(records)} tweets hold the $T$ placeholder with no "
+            f"aspect target to put back (no second String column, or an empty one), e.g. "
+            f"{unfilled[0].text!r}: their $T$ is read as the word 't'",
+            stacklevel=2,
+        )
     return records
+
+
+def _sarcasm_label(value: object) -> int:
+    """An entry's label: an integer, a whole float (``1.0``), or a string or a bool of one
+    (``int()``, as the released code); -1 for anything else, which the caller refuses."""
+    if isinstance(value, bool | int) or (isinstance(value, float) and value.is_integer()):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return -1
 
 
 def read_sarcasm(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
     """The entries of ``root/annotations/<file>`` (a Sarcasm ``.json`` list; ``quoted`` is
-    Twitter2015's and has no effect here)."""
+    Twitter2015's and has no effect here). A byte-order mark is skipped; an entry that is not
+    ``{"image": str, "text": str, "label": 0 or 1}`` is refused, naming its position."""
     root = Path(root)
-    entries: list[dict[str, Any]] = json.loads((root / "annotations" / file).read_text("utf-8"))
-    return [
-        Record(root / "images" / Path(e["image"]).name, str(e["text"]), int(e["label"]))
-        for e in entries
-    ]
+    path = root / "annotations" / file
+    shape = 'a JSON list of {"image": path, "text": str, "label": 0 or 1}'
+    try:
+        entries = json.loads(read_utf8(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}: not JSON ({err}); expected {shape} (the public release's text/*.txt "
+            "lines, Python lists, must be converted to it)"
+        ) from None
+    if not isinstance(entries, list) or not entries:
+        got = f"an empty {type(entries).__name__}" if not entries else type(entries).__name__
+        raise ValueError(f"{path}: {got}, expected {shape}")
+    records = []
+    for n, e in enumerate(entries):
+        ok = isinstance(e, dict) and isinstance(e.get("image"), str) and e["image"]
+        if not (ok and isinstance(e.get("text"), str) and "label" in e):
+            raise ValueError(f"{path} entry {n}: {e!r:.200}, expected {shape}")
+        label = _sarcasm_label(e["label"])
+        if label not in (0, 1):
+            raise ValueError(f"{path} entry {n}: label {e['label']!r}, expected 0 or 1")
+        records.append(Record(root / "images" / Path(e["image"]).name, e["text"], label))
+    return records
 
 
 _READERS: dict[str, Callable[..., list[Record]]] = {
@@ -274,11 +329,7 @@ def read_split(
     file = spec.splits[split]
     if split in spec.optional and not (Path(root) / "annotations" / file).is_file():
         return None
-    records = _READERS[dataset](root, file, quoted=official)
-    for r in records:
-        if not 0 <= r.label < spec.num_classes:
-            raise ValueError(f"{dataset} label must lie in [0, {spec.num_classes - 1}], got {r}")
-    return records
+    return _READERS[dataset](root, file, quoted=official)
 
 
 class ImageTextDataset(Dataset[dict[str, Tensor]]):
@@ -305,6 +356,12 @@ class ImageTextDataset(Dataset[dict[str, Tensor]]):
         spec = DATASETS[dataset]
         pipe = PIPELINES[dataset, official]
         self.records = list(records)
+        missing = [r.image for r in self.records if not r.image.is_file()]
+        if missing:  # refused now, not at the first epoch that reads one
+            raise FileNotFoundError(
+                f"{dataset}: {len(missing)} of {len(self.records)} images not found, "
+                f"e.g. {missing[0]}"
+            )
         self.num_classes = spec.num_classes
         size = image_size or spec.image_size
         self.augment = train and spec.augment

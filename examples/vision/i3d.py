@@ -14,6 +14,7 @@ network early (e.g. ``"Mixed_3c"``). Two knobs reproduce the released NVGesture 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,9 @@ ENDPOINTS = (
     "Mixed_5b",
     "Mixed_5c",
 )
+
+#: Input channels -> the stream's name in messages.
+_STREAMS = {3: "RGB", 2: "flow", 1: "depth"}
 
 _POOLS: dict[str, tuple[Triple, Triple]] = {
     "MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)),
@@ -228,8 +232,15 @@ class I3D(nn.Module):
         if weights is not None:
             load_local_weights(self, weights)
         self.load_state_dict(initial, strict=False)  # the released model's unloaded layers
-        if weights is not None and initial:
-            print(f"I3D({in_channels}): {', '.join(initial)} left at random initialisation")
+        if weights is not None and initial:  # as loud as an encoder at random weights
+            stream = _STREAMS.get(in_channels, f"{in_channels}-channel")
+            print(
+                f"WARNING: the {stream} I3D encoder's {', '.join(initial)} starts from RANDOM "
+                f"weights, the rest from {Path(weights).name} (the released model never loads "
+                "it)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         for name in self.endpoints:

@@ -23,6 +23,7 @@ import hashlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.error import URLError
 from urllib.parse import urlparse
 
 import torch
@@ -129,7 +130,15 @@ def fetch_url(url: str, *, progress: bool = True) -> Path:
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         print(f"downloading {url} to {target}", file=sys.stderr)
-        torch.hub.download_url_to_file(url, str(target), prefix, progress=progress)
+        try:
+            torch.hub.download_url_to_file(url, str(target), prefix, progress=progress)
+        except URLError as err:  # no network, unknown host, a file:// path that is not there
+            raise OSError(
+                f"weights URL {url!r} could not be downloaded ({err.reason}); without a network, "
+                f"fetch the file elsewhere and pass its local path, or put it at {target}"
+            ) from err
+        except RuntimeError as err:  # torch's "invalid hash value (expected ..., got ...)"
+            raise RuntimeError(f"weights URL {url!r}: {err}") from err
     elif prefix:
         digest = _sha256(target)
         if not digest.startswith(prefix):

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("transformers")
 
 from examples import image_text
-from examples.imtext.data import clean_text, read_split
+from examples.imtext.data import ImageTextDataset, clean_text, read_split
 from examples.imtext.demo_data import make_image_text_demo_data, make_tiny_bert
 from examples.vision.resnet import ResNet50
 from examples.vision.weights import adapt_input_channels, load_local_weights
@@ -167,8 +168,42 @@ def test_twitter2015_public_file_shapes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="test.tsv line 2: 5 tab-separated fields, expected 4"):
         read_split("twitter2015", tmp_path, "test")
     write_tsv(tmp_path, "test", "index\t#1 ImageID\t#2 String\t#2 String", ["0\tx\ta.jpg\tt\tT"])
-    with pytest.raises(ValueError, match="line 2: label 'x' \\(column 2\\) is not an integer"):
+    with pytest.raises(ValueError, match="line 2: label 'x' \\(column 2\\), expected 0, 1 or 2"):
         read_split("twitter2015", tmp_path, "test")
+
+
+@pytest.mark.parametrize("official", [False, True])
+def test_twitter2015_bad_files_name_the_file_and_line(tmp_path: Path, official: bool) -> None:
+    """Each refusal names the file, the line a row starts on (blank lines and CRLF counted) and
+    what was expected; before: a wrong line, a label out of range or a missing column without the
+    file, and a header-only file read as 0 pairs."""
+    header = "index\t#1 Label\t#2 ImageID\t#3 String\t#3 String"
+    good = "0\t1\ta.jpg\t$T$ rocks\tT"
+    (tmp_path / "annotations").mkdir()
+    path = tmp_path / "annotations" / "train.tsv"
+    cases = {
+        "\r\n".join([header, good, "", "", good, "1\t2\tb.jpg\tonly four"]): "line 6: 4 tab",
+        "\n".join([header, good, "2\t-1\tb.jpg\tt\tT"]): "line 3: label '-1'.*expected 0, 1",
+        "\n".join([header, good, "2\t3\tb.jpg\tt\tT"]): "line 3: label '3'",
+        "\n".join(["index\tLabel\tImage\tString", "0\t1\ta.jpg\tt"]): "line 1: column 'ImageID'",
+        header + "\n": "holds a header and no row",
+    }
+    for text, message in cases.items():
+        path.write_bytes(text.encode())
+        with pytest.raises(ValueError, match=f"{path} {message}"):
+            read_split("twitter2015", tmp_path, "train", official=official)
+    # TomBERT's test.tsv (4 names over 5 fields) with one short row: that row is named
+    tombert = "index\t#1 ImageID\t#2 String\t#2 String"
+    path.write_text("\n".join([tombert, good, good, "2\t1\tb.jpg\tno target"]))
+    with pytest.raises(ValueError, match=f"{path} line 4: 4 tab-separated fields, expected 5"):
+        read_split("twitter2015", tmp_path, "train", official=official)
+    path.write_bytes("\n".join([header, good.replace("rocks", "café")]).encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{path}: line 2 is not UTF-8"):
+        read_split("twitter2015", tmp_path, "train", official=official)
+    # a $T$ with no target to put back is read as "t": said, not silent
+    path.write_text("\n".join(["Label\tImageID\tString", "1\ta.jpg\t$T$ wins", "0\tb.jpg\tno"]))
+    with pytest.warns(UserWarning, match="1 of 2 tweets hold the \\$T\\$ placeholder with no"):
+        read_split("twitter2015", tmp_path, "train", official=official)
 
 
 @pytest.mark.parametrize("dataset", ["twitter2015", "sarcasm"])
@@ -186,3 +221,38 @@ def test_official_preset_end_to_end(roots: dict[str, Path], tmp_path: Path, data
     state = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
     shared = dataset == "sarcasm"
     assert torch.equal(state["heads.image.weight"], state["heads.text.weight"]) == shared
+
+
+def test_sarcasm_bad_files_name_the_file_and_entry(tmp_path: Path) -> None:
+    """A byte-order mark is skipped; an entry of another shape, a label other than 0/1, a file
+    that is not a JSON list and a missing image are refused naming the file (before: a bare
+    KeyError / JSONDecodeError / TypeError, a null text read as the word "none", an empty list
+    read as 0 pairs, a missing image found only when an epoch reads it)."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "1.jpg")
+    path = tmp_path / "annotations" / "train_data.json"
+    good = {"image": "dataset_image/1.jpg", "text": "so fun #not", "label": "1"}
+    entries = [good, {**good, "label": False}, {**good, "label": 1.0}]
+    path.write_text("\ufeff" + json.dumps(entries), "utf-8")
+    records = read_split("sarcasm", tmp_path, "train")
+    assert records is not None and [r.label for r in records] == [1, 0, 1]
+    cases = {
+        json.dumps([{**good, "text": None}]): "entry 0: .* expected a JSON list of",
+        json.dumps([good, {"img": "1.jpg", "text": "t", "label": 0}]): "entry 1: ",
+        json.dumps([{**good, "label": "sarcastic"}]): "entry 0: label 'sarcastic', expected 0 or 1",
+        json.dumps([{**good, "label": 2}]): "entry 0: label 2, expected 0 or 1",
+        json.dumps([{**good, "label": 0.5}]): "entry 0: label 0.5, expected 0 or 1",
+        json.dumps({"data": [good]}): "dict, expected a JSON list",
+        "[]": "an empty list, expected",
+        "['1', 'so fun', 1]": "not JSON .* must be converted",
+    }
+    for text, message in cases.items():
+        path.write_text(text, "utf-8")
+        with pytest.raises(ValueError, match=f"{path}:? {message}"):
+            read_split("sarcasm", tmp_path, "train")
+    path.write_text(json.dumps([good, {**good, "image": "dataset_image/2.jpg"}]), "utf-8")
+    records = read_split("sarcasm", tmp_path, "train")
+    assert records is not None
+    with pytest.raises(FileNotFoundError, match="1 of 2 images not found, e.g. .*images/2.jpg"):
+        ImageTextDataset("sarcasm", records, None)

@@ -135,6 +135,12 @@ def test_kinetics_sounds_reads_the_public_columns_and_the_released_class_ids(
         ValueError, match=r"test.csv: the header .* lacks the column\(s\) \['label'"
     ):
         kinetics_sounds(root, "test", **SMALL)
+    # a row too short for the columns (before: silently dropped) names its line
+    write_csv(
+        root / "annotations" / "test.csv", [["label", "youtube_id"], ["bowling", "t1"], ["x"]]
+    )
+    with pytest.raises(ValueError, match="test.csv line 3: 1 fields, expected the header's 2"):
+        kinetics_sounds(root, "test", **SMALL)
 
 
 # -- CREMA-D: 20 copies of a clip at most -----------------------------------------------------
@@ -253,3 +259,69 @@ def test_vggsound_official_test_item_equals_the_released_loader(tmp_path: Path) 
     ) / IMAGENET_STD
     assert item["visual"].shape == (1, 3, 384, 384)
     assert float((item["visual"][0] - frame).abs().max()) < 1.1 / 255 / 0.225  # PIL rounds
+
+
+def test_vggsound_rows_of_unknown_labels_are_refused_not_dropped(tmp_path: Path) -> None:
+    """A row whose label is not in label_encoding.json while its clip is on disk is refused
+    naming the line (the released loader's KeyError; before: the clip silently dropped); a
+    header row passes; a csv of another layout (the public vggsound.csv) names the layout
+    instead of "missing wav or frames?"."""
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0, "horn, car horn": 1}))
+    for vid in ("clip_a", "clip_b"):
+        write_clip(tmp_path / "AudioWAV" / f"{vid}.wav", tmp_path / "Image-01-FPS" / vid)
+    header = ["index", "label", "id"]
+    write_csv(
+        tmp_path / "test.csv",
+        [header, ["0", "rain", " clip_a"], ["1", "horn, car horn", " clip_b"]],
+    )
+    for opts in ({}, RELEASED["vggsound"].data):
+        assert vggsound(tmp_path, "test", **SMALL, **{**opts, "min_frames": 1}).targets == [0, 1]
+    write_csv(tmp_path / "test.csv", [header, ["0", "rain", " clip_a"], ["1", "horn", " clip_b"]])
+    with pytest.raises(ValueError, match="test.csv line 3: label 'horn' .* is not a key of"):
+        vggsound(tmp_path, "test", **SMALL)
+    write_csv(tmp_path / "test.csv", [["clip_a", "12", "rain", "test"]])
+    with pytest.raises(ValueError, match="no row has a label of .* \\(e.g. line 1: '12'\\)"):
+        vggsound(tmp_path, "test", **SMALL)
+
+
+def test_no_usable_clip_says_why(tmp_path: Path) -> None:
+    """Clips on disk with too few frames for ``min_frames`` are told apart from missing files
+    (before: "missing wav or frames?" for both)."""
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0}))
+    write_clip(tmp_path / "AudioWAV" / "clip_a.wav", tmp_path / "Image-01-FPS" / "clip_a")
+    write_csv(tmp_path / "test.csv", [["0", "rain", " clip_a"], ["1", "rain", " clip_b"]])
+    with pytest.raises(ValueError, match="of 2 listed, 1 have their wav and frame folder, none "):
+        vggsound(tmp_path, "test", **SMALL, min_frames=99)
+
+
+def test_cremad_row_of_one_field_names_its_line(cremad_root: Path) -> None:
+    """Before: "not enough values to unpack (expected at least 2, got 1)", no file named."""
+    write_csv(cremad_root / "test.csv", [["test_0", "NEU"], ["test_1"]])
+    with pytest.raises(
+        ValueError, match="test.csv line 2: \\['test_1'\\], expected 'clip_id,LABEL'"
+    ):
+        cremad(cremad_root, "test", **SMALL, spectrograms=None)
+
+
+def test_vggsound_csv_of_mixed_id_shapes_warns(tmp_path: Path) -> None:
+    """Ids with a leading apostrophe (a spreadsheet's) beside bare ones: ``auto`` reads the
+    larger group, the clips of the other are said to be left out (before: silently)."""
+    (tmp_path / "label_encoding.json").write_text(json.dumps({"rain": 0}))
+    for vid in ("clip_a", "clip_b", "clip_c"):
+        write_clip(tmp_path / "AudioWAV" / f"{vid}.wav", tmp_path / "Image-01-FPS" / vid)
+    rows = [["0", "rain", "'clip_a"], ["1", "rain", "'clip_b"], ["2", "rain", "clip_c"]]
+    write_csv(tmp_path / "test.csv", rows)
+    with pytest.warns(UserWarning, match="1 clips of .* only when .* read as 'written' .*'clip_c'"):
+        data = vggsound(tmp_path, "test", **SMALL)
+    assert [c.frames.name for c in data.clips] == ["clip_a", "clip_b"]
+
+
+def test_csv_in_another_encoding_names_the_file_and_line(cremad_root: Path) -> None:
+    """A UTF-16 (spreadsheet "Unicode text") or Latin-1 export: before, a bare
+    UnicodeDecodeError with no file named."""
+    (cremad_root / "test.csv").write_bytes("test_0,NEU\ntest_1,ANG\n".encode("utf-16"))
+    with pytest.raises(ValueError, match="test.csv: line 1 is not UTF-8 \\(byte 0xff"):
+        cremad(cremad_root, "test", **SMALL, spectrograms=None)
+    (cremad_root / "test.csv").write_bytes("test_0,NEU\ncafé,ANG\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="test.csv: line 2 is not UTF-8 \\(byte 0xe9"):
+        cremad(cremad_root, "test", **SMALL, spectrograms=None)

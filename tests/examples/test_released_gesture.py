@@ -252,7 +252,8 @@ def test_depth_first_convolution_stays_random_when_weights_load(
     released = I3D(1, **kwargs, weights=tmp_path / "rgb.pt", random_init=unloaded).state_dict()
     loaded = I3D(1, **kwargs, weights=tmp_path / "rgb.pt").state_dict()
     key = "Conv3d_1a_7x7.conv3d.weight"
-    assert f"I3D(1): {key} left at random initialisation" in capsys.readouterr().out  # loudly
+    err = capsys.readouterr().err  # as loud as an encoder at random weights, on stderr
+    assert f"WARNING: the depth I3D encoder's {key} starts from RANDOM weights" in err
     assert tuple(unloaded) == (key,)
     assert torch.equal(released[key], fresh[key])  # never loaded: its random initialisation
     assert torch.allclose(loaded[key], source.state_dict()[key].sum(1, keepdim=True), atol=1e-6)

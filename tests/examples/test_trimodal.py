@@ -66,6 +66,34 @@ def test_list_line_and_errors() -> None:
         parse_line("path:./V/x label:1")
 
 
+def test_list_files_name_the_file_and_line(tmp_path: Path) -> None:
+    """The public lists read with CRLF and a byte-order mark; a line that does not parse names
+    the file, the line and the shape expected (before: the BOM hid 'path', and a bare
+    "dictionary update sequence" or "not enough values to unpack"); an empty list is refused."""
+    good = (
+        "path:./Video_data/class_01/subject13_r0 depth:sk_depth:138:218 "
+        "color:sk_color:138:218 duo_left:duo_left:161:254 label:1"
+    )
+    path = tmp_path / "nvgesture_train_correct_v2.lst"
+    path.write_bytes(("\ufeff" + good + "\r\n" + good + "\r\n").encode())
+    assert [(c.color, c.label, c.position) for c in read_list(tmp_path, "train")] == [
+        ((138, 218), 0, 0),
+        ((138, 218), 0, 1),
+    ]
+    cases = {
+        good + " extra": "line 2: field 'extra' is not 'key:value'",
+        good.replace("sk_color:138:218", "sk_color:138"): "line 2: color:'sk_color:138' is not",
+        good.replace("label:1", "label:x"): "line 2: label must lie in \\[1, 25\\], got x",
+    }
+    for bad, message in cases.items():
+        path.write_text(good + "\n" + bad + "\n")
+        with pytest.raises(ValueError, match=f"{path} {message}"):
+            read_list(tmp_path, "train")
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="lists no clip"):
+        read_list(tmp_path, "train")
+
+
 def test_items_align_modalities_and_are_seeded(root: Path) -> None:
     clips = read_list(root, "train")
     assert [c.label for c in clips] == [0, 0, 1, 1, 2, 2]

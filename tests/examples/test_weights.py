@@ -51,9 +51,19 @@ def test_file_url_with_its_hash_loads(tmp_path: Path, torch_home: Path) -> None:
 def test_wrong_hash_is_refused_naming_both_hashes(tmp_path: Path, torch_home: Path) -> None:
     file, digest = hashed_copy({"w": torch.ones(3)}, tmp_path / "remote", "tiny")
     wrong = file.rename(file.with_name("tiny-deadbeef.pth"))
-    with pytest.raises(RuntimeError, match=f'expected "deadbeef", got "{digest}"'):
+    with pytest.raises(
+        RuntimeError, match=f'{wrong.as_uri()}.*expected "deadbeef", got "{digest}"'
+    ):
         resolve_weights(wrong.as_uri(), progress=False)
     assert not (torch_home / "hub" / "checkpoints" / wrong.name).exists()
+
+
+def test_an_unreachable_url_says_which_and_what_to_do(tmp_path: Path, torch_home: Path) -> None:
+    # no network here: a file:// URL whose file is absent fails the same way (urllib's URLError)
+    url = (tmp_path / "absent-12345678.pth").as_uri()
+    with pytest.raises(OSError, match=f"weights URL '{url}' could not be downloaded.*local path"):
+        resolve_weights(url, progress=False)
+    assert not (torch_home / "hub" / "checkpoints" / "absent-12345678.pth").exists()
 
 
 def test_a_tampered_cached_copy_is_refused(tmp_path: Path, torch_home: Path) -> None:
