@@ -183,28 +183,9 @@ def set_valuation(sampler: AnySampler, values: Tensor) -> Tensor:
     return sampler.set_scores(values)
 
 
-def make_any_sampler(
-    kind: str,
-    dataset: ToyAV,
-    *,
-    seed: int = 0,
-    num_replicas: int | None = None,
-    rank: int | None = None,
-    global_order: bool = False,
-) -> AnySampler:
+def make_any_sampler(kind: str, dataset: ToyAV, **shard: Any) -> AnySampler:
     """The sampler of ``kind`` (``"learned"``, ``"heuristic"`` or ``"smv"``, over
-    `make_train_set`'s set) with small-run settings.
-
-    Sharding as ``DistributedSampler``: by the process group unless ``num_replicas``/``rank``
-    are given; ``global_order=True`` yields the whole order on every rank (for Lightning's and
-    Accelerate's wrappers, which shard it themselves).
-    """
-    shard: dict[str, Any] = {
-        "seed": seed,
-        "num_replicas": num_replicas,
-        "rank": rank,
-        "global_order": global_order,
-    }
+    `make_train_set`'s set) with small-run settings; ``shard``: `make_sampler`'s keywords."""
     if kind == "smv":
         return SMVSampler(dataset, num_modalities=2, update_every=2, **shard)
     return make_sampler(kind, dataset, **shard)
@@ -219,8 +200,12 @@ def make_sampler(
     rank: int | None = None,
     global_order: bool = False,
 ) -> BSSSampler:
-    """The BSS sampler of ``kind`` (``"learned"`` or ``"heuristic"``) with small-run settings,
-    sharded as in `make_any_sampler`."""
+    """The BSS sampler of ``kind`` (``"learned"`` or ``"heuristic"``) with small-run settings.
+
+    Sharding as ``DistributedSampler``: by the process group unless ``num_replicas``/``rank``
+    are given; ``global_order=True`` yields the whole order on every rank (for Lightning's and
+    Accelerate's wrappers, which shard it themselves).
+    """
     shard: dict[str, Any] = {
         "seed": seed,
         "num_replicas": num_replicas,
