@@ -19,10 +19,8 @@ returns ``None``: the values are computed on the fly) otherwise.
 from __future__ import annotations
 
 import json
-import os
 import warnings
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,8 @@ import torch
 from torch import Tensor
 
 from examples.av.audio import AudioSpec, load_spectrogram
-from examples.common.runtime import progress as progress_bar
+from examples.common.atomic import atomic_file
+from examples.common.clipjobs import Outcome, run_clips
 
 __all__ = [
     "CACHE_DIR",
@@ -80,17 +79,6 @@ def _meta(spec: AudioSpec, dtype: str) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """``write(file object)`` into a temporary file beside ``path``, then rename it over."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _check_dtype(dtype: str) -> None:
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -107,16 +95,28 @@ def write_spectrogram(wav: str | Path, folder: str | Path, spec: AudioSpec, dtyp
     if out.exists():
         return False
     values = load_spectrogram(wav, spec)[0].numpy().astype(dtype)
-    _atomic_write(out, lambda fh: np.save(fh, values))
+    with atomic_file(out) as tmp, tmp.open("wb") as fh:
+        np.save(fh, values)
     return True
 
 
-def _write_one(job: tuple[Path, Path, AudioSpec, str]) -> tuple[str, bool, str | None]:
-    wav, folder, spec, dtype = job
-    try:
-        return wav.stem, write_spectrogram(wav, folder, spec, dtype), None
-    except Exception as exc:  # reported per clip; the caller decides (strict or not)
-        return wav.stem, False, f"{type(exc).__name__}: {exc}"
+@dataclass(frozen=True)
+class _Job:
+    """One clip's spectrogram to write (a task of `examples.common.clipjobs.run_clips`)."""
+
+    wav: Path
+    folder: Path
+    spec: AudioSpec
+    dtype: str
+
+    @property
+    def clip(self) -> str:
+        return self.wav.stem
+
+
+def _write_one(job: _Job) -> Outcome:
+    written = write_spectrogram(job.wav, job.folder, job.spec, job.dtype)
+    return Outcome(job.clip, "written" if written else "done")
 
 
 def write_spectrograms(
@@ -157,20 +157,15 @@ def write_spectrograms(
                 "folder or pass the same spec and dtype"
             )
     else:
-        _atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
-    jobs = [(p, folder, spec, dtype) for p in paths]
-    written, skipped, failed = 0, 0, {}
-    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-        results = pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
-        for name, done, error in progress_bar(
-            results, enabled=progress, desc="spectrograms", total=len(jobs)
-        ):
-            if error is not None:
-                failed[name] = error
-            elif done:
-                written += 1
-            else:
-                skipped += 1
+        with atomic_file(meta_path) as tmp:
+            tmp.write_text(json.dumps(meta, indent=1))
+    jobs = [_Job(p, folder, spec, dtype) for p in paths]
+    outcomes = run_clips(
+        _write_one, jobs, workers=workers, desc="spectrograms", show_progress=progress
+    )  # a clip that raises comes back "bad" with the reason; the others go on
+    failed = {o.clip: o.reason for o in outcomes if o.status == "bad"}
+    written = sum(o.status == "written" for o in outcomes)
+    skipped = sum(o.status == "done" for o in outcomes)
     if failed and strict:
         listing = "\n".join(f"  {k}: {v}" for k, v in sorted(failed.items()))
         raise RuntimeError(
@@ -178,19 +173,6 @@ def write_spectrograms(
             f"({written} written, {skipped} already there):\n{listing}"
         )
     return SpectrogramSummary(written, skipped, failed)
-
-
-class _Serial:
-    """``ProcessPoolExecutor``'s ``map`` in this process (``workers=1``)."""
-
-    def __enter__(self) -> _Serial:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, fn: Any, jobs: Sequence[Any], chunksize: int = 1) -> Iterable[Any]:
-        return map(fn, jobs)
 
 
 class SpectrogramCache:

@@ -185,7 +185,7 @@ def test_cache_equals_on_the_fly(clips: dict[str, Path], tmp_path: Path, dtype: 
     assert (first.written, first.skipped, first.failed) == (4, 0, {})
     meta = json.loads((tmp_path / CACHE_DIR / META_FILE).read_text())
     assert meta["dtype"] == dtype and meta["spec"]["sample_rate"] == 8_000
-    assert not list((tmp_path / CACHE_DIR).glob(".*.tmp"))  # written by rename, none left
+    assert not list((tmp_path / CACHE_DIR).glob(".*"))  # written by rename: no temporary left
     again = write_spectrograms(tmp_path / CACHE_DIR, wavs, SPEC, dtype)
     assert (again.written, again.skipped) == (0, 4)  # resumable: nothing rewritten
 
