@@ -15,6 +15,7 @@ from pathlib import Path
 
 from examples.av.datasets import CREMAD_CLASSES
 from examples.common.splits import stratified_split
+from examples.common.textfiles import read_utf8
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -54,9 +55,12 @@ def csv_text(rows: Iterable[Sequence[object]], header: Sequence[str] | None = No
 
 
 def _read(path: Path, encoding: str = "utf-8-sig") -> list[list[str]]:
-    """The rows of a csv file (a byte-order mark, as spreadsheet programs write, dropped)."""
+    """The rows of a csv file (by default a byte-order mark, as spreadsheet programs write,
+    dropped, and a file that is not UTF-8 refused naming its line: `read_utf8`)."""
     if not path.is_file():
         raise ValueError(f"{path} does not exist")
+    if encoding == "utf-8-sig":
+        return list(csv.reader(io.StringIO(read_utf8(path), newline="")))
     with path.open(newline="", encoding=encoding) as fh:
         return list(csv.reader(fh))
 
@@ -185,7 +189,7 @@ def read_vggsound_list(path: Path) -> dict[str, list[Row]]:
 
 def read_classes(path: Path) -> list[str]:
     """Class names, one per line (blank lines and ``#`` comments ignored)."""
-    names = [n.strip() for n in path.read_text(encoding="utf-8-sig").splitlines()]
+    names = [n.strip() for n in read_utf8(path).splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
         raise ValueError(f"{path} names no class")

@@ -10,6 +10,7 @@ that cannot be read makes the run fail before any list is written, unless ``skip
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from examples.av.lists import (
 from examples.av.spectrograms import CACHE_DIR, write_spectrograms
 from examples.common.atomic import remove_partials, write_if_changed
 from examples.common.clipjobs import Outcome, run_clips
+from examples.common.textfiles import read_utf8
 
 __all__ = ["MANIFEST", "Options", "Result", "prepare_cremad", "prepare_ks", "prepare_vggsound"]
 
@@ -114,11 +116,10 @@ def _bad(clip: str, reason: str) -> Outcome:
 
 # -- CREMA-D ---------------------------------------------------------------------------------------
 def _summary_clips(table: Path) -> set[str]:
-    with table.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "FileName" not in reader.fieldnames:
-            raise ValueError(f"{table}: no FileName column (got {reader.fieldnames})")
-        return {row["FileName"].strip() for row in reader if row["FileName"]}
+    reader = csv.DictReader(io.StringIO(read_utf8(table), newline=""))
+    if reader.fieldnames is None or "FileName" not in reader.fieldnames:
+        raise ValueError(f"{table}: no FileName column (got {reader.fieldnames})")
+    return {row["FileName"].strip() for row in reader if row["FileName"]}
 
 
 def _by_stem(folder: Path, suffix: str) -> dict[str, list[Path]]:
