@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from examples.av.audio import AudioSpec, fills, load_spectrogram
 from examples.av.spectrograms import CACHE_DIR, SpectrogramCache, open_cache
 from examples.common.frames import choose_frames, list_frames, load_frames, released_frames
-from examples.common.textfiles import read_utf8
+from examples.common.textfiles import numbered_rows, read_utf8
 
 __all__ = [
     "CLASS_ORDERS",
@@ -221,13 +221,7 @@ def _rows(path: Path) -> list[list[str]]:
 
 def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
     """``(line the row starts on, fields)`` of the non-empty rows of a csv file."""
-    out, last = [], 0
-    reader = csv.reader(io.StringIO(read_utf8(path), newline=""))
-    for row in reader:
-        if row:
-            out.append((last + 1, row))
-        last = reader.line_num
-    return out
+    return numbered_rows(csv.reader(io.StringIO(read_utf8(path), newline="")))
 
 
 def cremad(

@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["read_utf8"]
+__all__ = ["numbered_rows", "read_utf8"]
+
+
+class _Rows(Protocol):
+    """A ``csv.reader``: its rows, and the line it has read up to."""
+
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+    @property
+    def line_num(self) -> int: ...
+
+
+def numbered_rows(reader: _Rows) -> list[tuple[int, list[str]]]:
+    r"""``(line the row starts on, fields)`` of the non-empty rows of a ``csv.reader`` (a quoted
+    field may span lines, so the number is where the row starts, for messages).
+
+    >>> import csv, io
+    >>> numbered_rows(csv.reader(io.StringIO('a,b\n\n"c\nd",e\n', newline="")))
+    [(1, ['a', 'b']), (3, ['c\nd', 'e'])]
+    """
+    rows, last = [], 0
+    for row in reader:
+        if row:
+            rows.append((last + 1, row))
+        last = reader.line_num
+    return rows
 
 
 def read_utf8(path: str | Path) -> str:

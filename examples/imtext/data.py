@@ -42,7 +42,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from examples.common.textfiles import read_utf8
+from examples.common.textfiles import numbered_rows, read_utf8
 from examples.imtext.text import clean_text, pre_caption, released_twitter_text
 from examples.vision.randaugment import ReleasedRandAugment
 from examples.vision.transforms import CLIP, IMAGENET, EvalImage, Stats, TrainImage, item_generator
@@ -218,12 +218,7 @@ def _tsv_rows(path: Path, quoted: bool) -> list[tuple[int, list[str]]]:
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
     else:
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    rows, last = [], 0
-    for row in reader:
-        if row:
-            rows.append((last + 1, row))
-        last = reader.line_num
-    return rows
+    return numbered_rows(reader)
 
 
 def read_twitter2015(root: str | Path, file: str, *, quoted: bool = False) -> list[Record]:
