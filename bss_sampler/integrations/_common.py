@@ -23,10 +23,12 @@ __all__ = [
     "BSSSampler",
     "ValuationPass",
     "find_sampler",
+    "pass_settings",
     "report_metrics",
     "restore_at_epoch_start",
     "score_summary",
     "scoring_loader",
+    "state_at",
     "valuation_pass",
 ]
 
@@ -104,6 +106,21 @@ def _pass_method(sampler: BSSSampler) -> tuple[str, Callable[..., Tensor]]:
     return "update_values", sampler.update_values
 
 
+def pass_settings(
+    named: Mapping[str, Any], settings: Mapping[str, Any] | None, *, owner: str
+) -> dict[str, Any]:
+    """An integration's settings for the valuation pass: its ``named`` keywords (``alpha=``,
+    ``forward=``, ...) and the ``settings`` mapping of a new method's own, each given once
+    (``TypeError`` naming ``owner`` otherwise)."""
+    extra = dict(settings or {})
+    twice = sorted(key for key, value in named.items() if value is not None and key in extra)
+    if twice:
+        raise TypeError(
+            f"{owner} got {twice} both as arguments and in settings={extra!r}: give each once"
+        )
+    return {**extra, **named}
+
+
 def valuation_pass(
     sampler: BSSSampler, settings: Mapping[str, Any], *, owner: str
 ) -> ValuationPass:
@@ -172,6 +189,17 @@ def restore_at_epoch_start(sampler: BSSSampler, state: Mapping[str, Any], *, rem
         raise ValueError(f"{error}. Through this integration: {remedy}") from None
     if state["yielded"] != 0:
         sampler.load_state_dict({**state, "yielded": 0})
+
+
+def state_at(sampler: BSSSampler, taken: int) -> dict[str, Any]:
+    """The sampler's state ``taken`` samples into its current epoch's order (at most the
+    epoch's length), or where its pass started when that is later: what a framework that
+    counts the batches trained saves, so that a resume checks the epoch's order."""
+    at_start = sampler.state_dict(consumed=0)  # where this epoch's pass started
+    taken = min(taken, sampler.epoch_length())
+    if taken <= at_start["yielded"]:
+        return at_start
+    return sampler.state_dict(consumed=taken - at_start["yielded"])
 
 
 def report_metrics(report: object, names: Sequence[str] | None = None) -> dict[str, float]:

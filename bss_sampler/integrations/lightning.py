@@ -64,10 +64,12 @@ from ._common import (
     BSSSampler,
     ValuationPass,
     find_sampler,
+    pass_settings,
     report_metrics,
     restore_at_epoch_start,
     score_summary,
     scoring_loader,
+    state_at,
     valuation_pass,
 )
 
@@ -231,14 +233,7 @@ class BalanceSamplingCallback(pl.Callback):
         self.scoring_loader = scoring_loader
         self.forward = forward
         named = {"forward": forward, "alpha": alpha, "criteria": criteria, "train_mode": train_mode}
-        extra = dict(settings or {})
-        twice = sorted(key for key, value in named.items() if value is not None and key in extra)
-        if twice:
-            raise TypeError(
-                f"BalanceSamplingCallback got {twice} both as arguments and in settings="
-                f"{extra!r}: give each once"
-            )
-        self.settings: dict[str, Any] = {**extra, **named}
+        self.settings = pass_settings(named, settings, owner="BalanceSamplingCallback")
         self._pass: ValuationPass | None = None
         self.scoring_batch_size = (
             None
@@ -344,16 +339,13 @@ class BalanceSamplingCallback(pl.Callback):
         return {"sampler": self._sampler_state(self.sampler)}
 
     def _sampler_state(self, sampler: BSSSampler) -> dict[str, Any]:
-        at_start = sampler.state_dict(consumed=0)  # where this epoch's pass started
         trainer, loader = self._trainer, self._train_loader
         batch_size = getattr(loader, "batch_size", None)
         if trainer is None or trainer.current_epoch != sampler.epoch or not batch_size:
-            return at_start  # between epochs (the sampler has moved on), or not countable
+            # between epochs (the sampler has moved on), or not countable: the pass's start
+            return sampler.state_dict(consumed=0)
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-        taken = min(int(batches) * int(batch_size), sampler.epoch_length())
-        if taken <= at_start["yielded"]:
-            return at_start
-        return sampler.state_dict(consumed=taken - at_start["yielded"])
+        return state_at(sampler, int(batches) * int(batch_size))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning restores callbacks before on_fit_start, where the sampler is found.

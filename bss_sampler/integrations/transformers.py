@@ -51,8 +51,10 @@ from ..scoring import ForwardOutput, default_forward
 from ._common import (
     BSSSampler,
     ValuationPass,
+    pass_settings,
     restore_at_epoch_start,
     scoring_loader,
+    state_at,
     valuation_pass,
 )
 
@@ -142,12 +144,9 @@ class BalanceSamplingCallback(TrainerCallback):
             forward = trainer_forward
         self.forward = forward
         named = {"forward": forward, "alpha": alpha, "criteria": criteria, "train_mode": train_mode}
-        extra = dict(settings or {})
-        twice = sorted(key for key, value in named.items() if value is not None and key in extra)
-        if twice:
-            raise TypeError(f"got {twice} both as arguments and in settings={extra!r}")
+        owner = "BalanceSamplingCallback"
         self._pass: ValuationPass = valuation_pass(
-            sampler, {**extra, **named}, owner="BalanceSamplingCallback"
+            sampler, pass_settings(named, settings, owner=owner), owner=owner
         )
         self.scoring_batch_size = (
             None
@@ -225,18 +224,14 @@ class BalanceSamplingCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, loader: Any
     ) -> dict[str, Any]:
         """The sampler's state at the samples the processes have trained in its epoch."""
-        at_start = self.sampler.state_dict(consumed=0)
         progress = (state.epoch or 0.0) - self.sampler.epoch
         if loader is None or not 0.0 < progress < 1.0:
-            return at_start  # at an epoch's start or end
+            return self.sampler.state_dict(consumed=0)  # at an epoch's start or end
         batches = round(progress * len(loader))  # what the Trainer skips on resume
         per_batch = getattr(loader, "total_batch_size", None)
         if not isinstance(per_batch, int):
             per_batch = args.per_device_train_batch_size * args.world_size
-        taken = min(batches * per_batch, self.sampler.epoch_length())
-        if taken <= at_start["yielded"]:
-            return at_start
-        return self.sampler.state_dict(consumed=taken - at_start["yielded"])
+        return state_at(self.sampler, batches * per_batch)
 
     def load_checkpoint(
         self,
